@@ -1,0 +1,38 @@
+/* agent/cli.h: the subcommand table behind the one `shoal` binary, and small
+ * helpers the commands share for argument handling. Internal to agent/.
+ *
+ * A command gets argc/argv with argv[0] = its own name (so getopt_long works
+ * as usual) and returns the process exit status: 0 success, 1 failure (the
+ * command printed why), 2 usage error.
+ */
+#ifndef AGENT_CLI_H
+#define AGENT_CLI_H
+
+#include <stdbool.h>
+
+struct agent_cmd {
+    const char *name;
+    const char *summary; /* one line for `shoal help` */
+    const char *usage;   /* full text for `shoal CMD --help` */
+    int (*run)(int argc, char **argv);
+};
+
+#define AGENT_EXIT_OK    0
+#define AGENT_EXIT_FAIL  1
+#define AGENT_EXIT_USAGE 2
+
+/* Prints "shoal CMD: message" and a pointer to --help on stderr; returns 2. */
+int agent_usage_error(const struct agent_cmd *cmd, const char *fmt, ...)
+    __attribute__((format(printf, 2, 3)));
+
+/* Looks a command up by name; NULL if unknown. */
+const struct agent_cmd *agent_cmd_find(const char *name);
+
+/* The model directory a command uses when --model is not given: $SHOAL_MODEL
+ * if set, else the repository's demo model. */
+const char *agent_default_model(void);
+
+/* Command entry points (one file each, agent/cmd_<name>.c). */
+int agent_cmd_version(int argc, char **argv);
+
+#endif

@@ -1,0 +1,107 @@
+/* agent/main.c: the `shoal` binary: dispatch to a subcommand, `help`,
+ * `--version`. Each subcommand lives in its own agent/cmd_<name>.c. */
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "agent/cli.h"
+
+static int cmd_help(int argc, char **argv);
+
+static const struct agent_cmd commands[] = {
+    {"help", "list commands, or show one command's help", "usage: shoal help [COMMAND]\n",
+     cmd_help},
+    {"version", "print the version", "usage: shoal version\n", agent_cmd_version},
+};
+
+#define NCOMMANDS (sizeof commands / sizeof commands[0])
+
+const struct agent_cmd *agent_cmd_find(const char *name)
+{
+    for (size_t i = 0; i < NCOMMANDS; i++)
+        if (strcmp(commands[i].name, name) == 0)
+            return &commands[i];
+    return NULL;
+}
+
+const char *agent_default_model(void)
+{
+    const char *env = getenv("SHOAL_MODEL");
+    return env && *env ? env : SHOAL_DEMO_MODEL_DIR;
+}
+
+int agent_usage_error(const struct agent_cmd *cmd, const char *fmt, ...)
+{
+    va_list ap;
+    fprintf(stderr, "shoal %s: ", cmd->name);
+    va_start(ap, fmt);
+    vfprintf(stderr, fmt, ap);
+    va_end(ap);
+    fprintf(stderr, "\n(see `shoal %s --help`)\n", cmd->name);
+    return AGENT_EXIT_USAGE;
+}
+
+static void print_overview(FILE *out)
+{
+    fprintf(out, "shoal %s: several machines, one LLM server\n\n"
+                 "usage: shoal COMMAND [OPTIONS]\n\ncommands:\n",
+            SHOAL_VERSION);
+    for (size_t i = 0; i < NCOMMANDS; i++)
+        fprintf(out, "  %-12s %s\n", commands[i].name, commands[i].summary);
+    fprintf(out, "\n`shoal COMMAND --help` shows a command's options.\n");
+}
+
+static int cmd_help(int argc, char **argv)
+{
+    const struct agent_cmd *cmd;
+
+    if (argc < 2) {
+        print_overview(stdout);
+        return AGENT_EXIT_OK;
+    }
+    cmd = agent_cmd_find(argv[1]);
+    if (!cmd) {
+        fprintf(stderr, "shoal help: unknown command '%s'\n", argv[1]);
+        return AGENT_EXIT_USAGE;
+    }
+    fputs(cmd->usage, stdout);
+    return AGENT_EXIT_OK;
+}
+
+int agent_cmd_version(int argc, char **argv)
+{
+    (void)argc;
+    (void)argv;
+    printf("shoal %s\n", SHOAL_VERSION);
+    return AGENT_EXIT_OK;
+}
+
+int main(int argc, char **argv)
+{
+    const struct agent_cmd *cmd;
+
+    if (argc < 2) {
+        print_overview(stderr);
+        return AGENT_EXIT_USAGE;
+    }
+    if (strcmp(argv[1], "--help") == 0 || strcmp(argv[1], "-h") == 0)
+        return cmd_help(1, argv);
+    if (strcmp(argv[1], "--version") == 0)
+        return agent_cmd_version(1, argv);
+    cmd = agent_cmd_find(argv[1]);
+    if (!cmd) {
+        fprintf(stderr, "shoal: unknown command '%s' (try `shoal help`)\n", argv[1]);
+        return AGENT_EXIT_USAGE;
+    }
+    /* `shoal CMD --help` anywhere in the arguments prints the command's help. */
+    for (int i = 2; i < argc; i++) {
+        if (strcmp(argv[i], "--") == 0)
+            break;
+        if (strcmp(argv[i], "--help") == 0 || strcmp(argv[i], "-h") == 0) {
+            fputs(cmd->usage, stdout);
+            return AGENT_EXIT_OK;
+        }
+    }
+    return cmd->run(argc - 1, argv + 1);
+}

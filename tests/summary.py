@@ -1,0 +1,42 @@
+#!/usr/bin/env python3
+"""tests/summary.py LOG...: read meson testlog.json files and print the final
+line "N passed, N failed", counting TAP test points. A test whose process
+failed while all its points passed (a sanitizer report at exit, a timeout, a
+crash before the plan) counts as one more failure."""
+import json
+import re
+import sys
+
+
+def count(test):
+    out = test.get("stdout") or ""
+    ok = len(re.findall(r"^ok \d+", out, re.M))
+    bad = len(re.findall(r"^not ok \d+", out, re.M))
+    res = test.get("result", "")
+    if res not in ("OK", "EXPECTEDFAIL", "SKIP") and bad == 0:
+        bad = 1
+    if ok + bad == 0 and res == "OK":
+        ok = 1
+    return ok, bad, res
+
+
+def main(paths):
+    passed = failed = 0
+    for path in paths:
+        with open(path, encoding="utf-8", errors="replace") as f:
+            for line in f:
+                if not line.strip():
+                    continue
+                test = json.loads(line)
+                ok, bad, res = count(test)
+                passed += ok
+                failed += bad
+                if bad:
+                    print(f"FAILED: {test.get('suite')} {test.get('name')} ({res}): "
+                          f"{bad} failing point(s)")
+    print(f"{passed} passed, {failed} failed")
+    return 0 if failed == 0 else 1
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv[1:]))
