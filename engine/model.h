@@ -1,0 +1,140 @@
+/* engine/model.h: loading a Hugging Face model folder and running the
+ * transformer forward pass on the CPU.
+ *
+ * Three objects, as in llama2.c: the config (hyperparameters, never changes),
+ * the model (config + const weight views into the mmapped safetensors, shared
+ * read-only by every sequence and thread) and a context (one sequence's KV
+ * cache and activations). A thread pool is passed in so several contexts can
+ * share the machine's cores.
+ */
+#ifndef ENG_MODEL_H
+#define ENG_MODEL_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "common/err.h"
+
+enum eng_family {
+    ENG_FAMILY_LLAMA = 0,
+    ENG_FAMILY_MISTRAL = 1,
+    ENG_FAMILY_QWEN2 = 2,
+    ENG_FAMILY_QWEN3 = 3,
+    ENG_FAMILY_QWEN3_MOE = 4,
+};
+
+enum eng_rope_type {
+    ENG_ROPE_DEFAULT = 0,
+    ENG_ROPE_LLAMA3 = 1,
+};
+
+#define ENG_MAX_EOS 8
+
+struct eng_config {
+    enum eng_family family;
+    int n_layers;       /* num_hidden_layers */
+    int dim;            /* hidden_size */
+    int n_heads;        /* num_attention_heads */
+    int n_kv_heads;     /* num_key_value_heads (GQA) */
+    int head_dim;       /* head_dim, or dim / n_heads when absent */
+    int hidden_dim;     /* intermediate_size */
+    int vocab_size;
+    int max_pos;        /* max_position_embeddings */
+    float norm_eps;     /* rms_norm_eps */
+    float rope_theta;
+    enum eng_rope_type rope_type;
+    float rope_factor;            /* llama3 scaling */
+    float rope_low_freq_factor;   /* llama3 scaling */
+    float rope_high_freq_factor;  /* llama3 scaling */
+    int rope_orig_max_pos;        /* llama3 original_max_position_embeddings */
+    bool tie_embeddings;
+    bool attn_bias;     /* q/k/v biases (qwen2) */
+    bool qk_norm;       /* per-head RMSNorm on q and k before RoPE (qwen3) */
+    int sliding_window; /* 0 = full attention; else q attends keys k with q-w < k <= q */
+    /* mixture of experts (qwen3-moe); n_experts == 0 for dense models */
+    int n_experts;
+    int n_experts_per_tok;
+    int moe_hidden_dim;
+    bool norm_topk_prob;
+    /* from config.json / generation_config.json */
+    int32_t bos_id;               /* -1 if none */
+    int32_t eos_ids[ENG_MAX_EOS]; /* generation_config eos_token_id (or config's) */
+    int n_eos;
+};
+
+/* Sampling defaults from generation_config.json, when present. */
+struct eng_gen_defaults {
+    bool present;
+    bool do_sample;
+    float temperature; /* 1 if absent */
+    float top_p;       /* 1 if absent */
+    int top_k;         /* 0 if absent */
+    float repetition_penalty; /* 1 if absent */
+};
+
+struct eng_model;
+struct eng_pool;
+
+/* Reads config.json (both generations: torch_dtype/rope_theta/rope_scaling
+ * and dtype/rope_parameters), generation_config.json when present, and the
+ * safetensors (single file or sharded with model.safetensors.index.json),
+ * validating every header, offset, dtype and shape before any weight is
+ * trusted. *out is returned; free with eng_model_free.
+ * Errors: SH_ENOTFOUND (a missing file or tensor), SH_EMALFORMED (bad JSON,
+ * header, offsets, overlaps, shapes; the message names file and tensor),
+ * SH_EUNSUPPORTED (an architecture, dtype or option we do not run), SH_EIO,
+ * SH_ENOMEM. */
+int eng_model_load(const char *dir, struct eng_model **out, struct sh_err *err);
+void eng_model_free(struct eng_model *m);
+
+/* Borrowed views, valid while m lives. */
+const struct eng_config *eng_model_config(const struct eng_model *m);
+const struct eng_gen_defaults *eng_model_gen_defaults(const struct eng_model *m);
+
+/* Bytes of weights the model maps, and the number of parameters. */
+uint64_t eng_model_weight_bytes(const struct eng_model *m);
+uint64_t eng_model_n_params(const struct eng_model *m);
+/* A short name of the dominant weight dtype ("bf16", "f16", "f32", ...). */
+const char *eng_model_dtype_name(const struct eng_model *m);
+
+/* ---- thread pool: persistent workers with a barrier-style dispatch. */
+
+/* n_threads <= 0 means the number of physical cores. Errors: SH_ENOMEM,
+ * SH_EIO (thread creation). */
+int eng_pool_new(int n_threads, struct eng_pool **out, struct sh_err *err);
+void eng_pool_free(struct eng_pool *pool);
+int eng_pool_size(const struct eng_pool *pool);
+/* Runs fn(arg, i, n) for i in [0, n) on the pool's threads (the caller is
+ * thread 0) and returns when all have finished. Not reentrant. */
+void eng_pool_run(struct eng_pool *pool, void (*fn)(void *arg, int i, int n), void *arg);
+/* Number of physical cores (falls back to online CPUs). */
+int eng_physical_cores(void);
+
+/* ---- one sequence */
+struct eng_ctx;
+
+/* A context for up to n_ctx positions (<= 0: the model's max_pos). The model
+ * and pool are borrowed for the context's lifetime. Errors: SH_EINVAL
+ * (n_ctx larger than max_pos), SH_ENOMEM. */
+int eng_ctx_new(const struct eng_model *m, struct eng_pool *pool, int n_ctx,
+                struct eng_ctx **out, struct sh_err *err);
+void eng_ctx_free(struct eng_ctx *ctx);
+
+/* Positions already in the KV cache, and the capacity. */
+int eng_ctx_pos(const struct eng_ctx *ctx);
+int eng_ctx_capacity(const struct eng_ctx *ctx);
+/* Forgets positions >= pos (pos <= current position), e.g. to reuse a prompt
+ * prefix. */
+void eng_ctx_truncate(struct eng_ctx *ctx, int pos);
+
+/* Appends n tokens at the current position and computes their logits.
+ * all_logits: logits receives n x vocab floats (row i = prediction after
+ * token i); otherwise vocab floats for the last token only. logits may be
+ * NULL when the caller only fills the cache.
+ * Errors: SH_ERANGE (a token id outside the vocabulary, or the sequence would
+ * pass the context's capacity; nothing is appended then), SH_ENOMEM. */
+int eng_forward(struct eng_ctx *ctx, const int32_t *tokens, size_t n, bool all_logits,
+                float *logits, struct sh_err *err);
+
+#endif
