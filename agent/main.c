@@ -13,6 +13,8 @@ static const struct agent_cmd commands[] = {
     {"help", "list commands, or show one command's help", "usage: shoal help [COMMAND]\n",
      cmd_help},
     {"version", "print the version", "usage: shoal version\n", agent_cmd_version},
+    {"replay", "print a node's event log as a timeline and the state it folds to",
+     agent_replay_usage, agent_cmd_replay},
 };
 
 #define NCOMMANDS (sizeof commands / sizeof commands[0])
