@@ -289,7 +289,8 @@ struct state_store;
 #define STATE_STORE_SCHEMA_VERSION 1
 
 enum state_store_mode {
-    STATE_STORE_READONLY = 0, /* must exist; never writes */
+    STATE_STORE_READONLY = 0, /* must exist; never writes the log (SQLite may
+                                 create the -wal/-shm files it reads through) */
     STATE_STORE_WRITE = 1,    /* creates events.db if missing; one writer */
 };
 
@@ -321,13 +322,16 @@ int state_store_open(const char *data_dir,
 /* Closes (NULL allowed); cannot fail: committed data is already durable. */
 void state_store_close(struct state_store *s);
 
-/* Reads the scalars and validates the whole log (indexes contiguous from 1,
- * kinds known, members well formed). Errors: SH_EMALFORMED (names the row or
- * key), SH_EIO, SH_ENOMEM. */
+/* Reads the scalars and checks the log's shape without reading its rows:
+ * indexes contiguous from 1 (count == max, min == 1), commit_index <=
+ * last_index, every meta key present and well typed. One read snapshot.
+ * Errors: SH_EMALFORMED (names the key or the shape), SH_EIO, SH_ENOMEM. */
 int state_store_meta(struct state_store *s, struct state_store_meta *out, struct sh_err *err);
 
-/* Startup load: meta plus every row. *rows is returned (state_rows_free).
- * Errors: as state_store_meta. */
+/* Startup load: meta plus every row, both from one read snapshot, each row
+ * checked (kind known, members well formed, payload within bounds). *rows
+ * is returned (state_rows_free). Errors: as state_store_meta, and
+ * SH_EMALFORMED naming a bad row. */
 int state_store_load(struct state_store *s,
                      struct state_store_meta *meta,
                      struct state_row **rows,
@@ -344,10 +348,13 @@ int state_store_append(struct state_store *s,
                        size_t n,
                        struct sh_err *err);
 
-/* Moves rows with index >= from into the archive (with now_ms and reason),
- * in one transaction; lowers commit_index to from - 1 if it was higher.
+/* Moves rows with index >= from into the archive (with now_ms and reason,
+ * e.g. "conflict with leader X term T", "lost epoch merge to epoch N") in
+ * one transaction, and lowers commit_index to from - 1 if it was higher:
+ * whether committed rows may go is the caller's (Raft's) decision.
  * *archived (optional) gets the count; from > last_index archives nothing.
- * Errors: SH_EINVAL (from == 0, empty reason), SH_EIO. */
+ * Errors: SH_EINVAL (from == 0; reason empty, over 1024 bytes or not text;
+ * a READONLY handle), SH_EIO. */
 int state_store_truncate(struct state_store *s,
                          uint64_t from,
                          const char *reason,
@@ -381,16 +388,25 @@ int state_store_archived(struct state_store *s,
                          struct sh_err *err);
 
 /* ---- replay (pure over rows) ----------------------------------------------
- * Folds rows into a fresh state and formats the story:
- *   text: "log: DIR-independent header", then one line per row
- *     "#12  term 3  2026-11-22T21:11:00.123Z  node_joined        node 3fa1c2d4… (lab1,
- *      198.18.0.1:52416) joined: 2 cores, 3.8 GiB RAM (2.1 GiB free), models: kjv-llama-16m"
- *     (time: the event's "time", else the row's time_ms; a row that does not
- *     apply shows "REJECTED (<reason>)" and replay goes on), an "archived"
- *     section (with each truncation's reason), and the folded state.
- *   json: {"log":{..meta..},"entries":[ROW+{"type","summary","applied",
- *     "reject"?,"committed"}],"archived":[..],"state":STATE}
- * Rows past opts->to_index (0 = all) are neither shown nor folded. */
+ * Folds rows into a fresh state with state_apply_event, exactly as an agent
+ * does, and formats the story:
+ *   text: a header (entries, commit index, the node's term/vote/epoch when
+ *     meta is given), one line per row
+ *       #3     term 1    2026-11-22T21:11:00.123Z  node_joined        node
+ *       3fa1c2d4… (lab1, 198.18.0.1:52416) joined: 2 cores, 3.8 GiB RAM
+ *       (2.1 GiB free), models: kjv-llama-16m
+ *     (on one line; time: the event's "time", else the row's time_ms; a row
+ *     that does not apply ends in "REJECTED: <reason>" and replay goes on;
+ *     rows past a known commit index end in "[uncommitted]"), the archived
+ *     rows with each truncation's reason, then the folded state.
+ *   json: {"log":{last_index,last_term,commit_index,term,voted_for,epoch,
+ *     epoch_node,to_index},"entries":[ROW+{"type","summary","applied",
+ *     "reject"?,"committed"?}],"archived":[ROW+{"type","summary",
+ *     "archive_id","archived_at_ms","reason"}],"state":STATE}
+ *     (ROW = state_row_json, STATE = state_export_json).
+ * Rows past opts->to_index (0 = all) are neither shown nor folded; archived
+ * rows are shown, never folded. Untrusted text (names, reasons) is printed
+ * with control characters replaced, so a log cannot drive the terminal. */
 struct state_replay_opts {
     uint64_t to_index;
     bool json;

@@ -3,14 +3,17 @@
  * Holds the Raft log (which *is* the event log), the rows truncated out of it
  * (archived, never deleted) and the persistent scalars (term, vote, epoch,
  * commit index). It knows rows, not Raft: what a row means is apply.c's
- * business and when to write is the election driver's. The only file of
- * state/ that touches SQLite or the disk.
+ * business and when to write is the election driver's. This file opens,
+ * checks and writes; store_read.c reads back. Together they are the only
+ * code in shoal that touches SQLite.
  *
  * NOTES ON THE DESIGN
  *
  * (1) One database, journal_mode=WAL, synchronous=FULL. With FULL in WAL mode
- *     SQLite fsyncs the WAL at the end of every commit, so when the COMMIT
- *     step returns SQLITE_DONE the transaction is on disk. No function here
+ *     SQLite syncs the WAL (fdatasync) at the end of every commit, so when
+ *     the COMMIT step returns SQLITE_DONE the transaction is on disk. Both
+ *     pragmas are read back at open; a build or file system that refuses
+ *     them fails the open instead of passing as durable. No function here
  *     returns 0 before that point, and the caller acknowledges anything (a
  *     vote, an AppendEntries success) only after a 0: "persist before
  *     acknowledge" holds by construction.
@@ -47,7 +50,15 @@
  *
  * (7) The directory entries: after opening for WRITE (events.db and its
  *     -wal now exist), the data dir itself is fsynced once, so the files,
- *     not only their contents, survive a power loss.
+ *     not only their contents, survive a power loss. (A process crash is
+ *     what tests/state/test_store_kill.c checks; a power loss additionally
+ *     relies on the disk honouring flushes.)
+ *
+ * (8) A file from elsewhere is judged before anything is written to it: its
+ *     application_id (0x73686f6c, "shol") and tables are checked first, so a
+ *     foreign database is refused untouched (not even switched to WAL); the
+ *     schema is probed column by column; SQLite runs in defensive mode with
+ *     an untrusted schema, so a crafted file cannot run triggers in us.
  *
  * Handle states (transitions by the function named):
  *
@@ -74,19 +85,10 @@
 #include "common/json.h"
 #include "state/internal.h"
 #include "state/state.h"
+#include "state/store_int.h"
 
-#define APP_ID           0x73686f6c /* "shol" in the SQLite header: marks our files */
-#define BUSY_MS          5000       /* a reader may wait out a checkpoint */
-#define REASON_MAX       1024       /* bytes of a truncation reason */
-#define MEMBERS_TEXT_MAX (2 + STATE_MAX_NODES * (STATE_NODE_HEX_LEN + 3))
-
-struct state_store {
-    sqlite3 *db;
-    int lock_fd; /* -1 for READONLY */
-    bool readonly;
-    sqlite3_stmt *ins_log; /* cached: the append hot path */
-    char path[PATH_MAX];   /* DATA_DIR/events.db, for messages */
-};
+#define APP_ID  0x73686f6c /* "shol" in the SQLite header: marks our files */
+#define BUSY_MS 5000       /* a reader may wait out a checkpoint */
 
 static const char schema_sql[] =
     "CREATE TABLE schema_version(version INTEGER NOT NULL);"
@@ -124,27 +126,26 @@ static int code_of(int rc)
         return SH_EBUSY;
     case SQLITE_NOMEM:
         return SH_ENOMEM;
-    case SQLITE_CANTOPEN:
-        return SH_EIO;
     default:
         return SH_EIO;
     }
 }
 
-static int db_err(const struct state_store *s, int rc, const char *what, struct sh_err *err)
+int state_db_err(const struct state_store *s, int rc, const char *what, struct sh_err *err)
 {
     return sh_err_set(err, code_of(rc), "%s: %s: %s", s->path, what,
                       s->db ? sqlite3_errmsg(s->db) : sqlite3_errstr(rc));
 }
 
-static int exec(struct state_store *s, const char *sql, struct sh_err *err)
+int state_db_exec(struct state_store *s, const char *sql, struct sh_err *err)
 {
     int rc = sqlite3_exec(s->db, sql, NULL, NULL, NULL);
-    return rc == SQLITE_OK ? 0 : db_err(s, rc, sql, err);
+    return rc == SQLITE_OK ? 0 : state_db_err(s, rc, sql, err);
 }
 
-/* Ends a failed transaction; the caller's error already says what failed. */
-static void rollback(struct state_store *s)
+/* Ends the open transaction, if any: a failed write (the caller's error
+ * already says what failed) or a finished read snapshot. */
+void state_db_rollback(struct state_store *s)
 {
     if (!sqlite3_get_autocommit(s->db))
         sqlite3_exec(s->db, "ROLLBACK", NULL, NULL, NULL);
@@ -154,29 +155,29 @@ static int begin_write(struct state_store *s, const char *what, struct sh_err *e
 {
     if (s->readonly)
         return sh_err_set(err, SH_EINVAL, "%s: %s: store opened read-only", s->path, what);
-    return exec(s, "BEGIN IMMEDIATE", err);
+    return state_db_exec(s, "BEGIN IMMEDIATE", err);
 }
 
 /* COMMIT: returns 0 only once the transaction is durable (note 1). */
 static int commit(struct state_store *s, struct sh_err *err)
 {
-    int rc = exec(s, "COMMIT", err);
+    int rc = state_db_exec(s, "COMMIT", err);
     if (rc)
-        rollback(s);
+        state_db_rollback(s);
     return rc;
 }
 
-static int prepare(struct state_store *s, const char *sql, sqlite3_stmt **st, struct sh_err *err)
+int state_db_prepare(struct state_store *s, const char *sql, sqlite3_stmt **st, struct sh_err *err)
 {
     int rc = sqlite3_prepare_v2(s->db, sql, -1, st, NULL);
-    return rc == SQLITE_OK ? 0 : db_err(s, rc, sql, err);
+    return rc == SQLITE_OK ? 0 : state_db_err(s, rc, sql, err);
 }
 
 /* Steps a statement expected to finish without rows. */
 static int step_done(struct state_store *s, sqlite3_stmt *st, const char *what, struct sh_err *err)
 {
     int rc = sqlite3_step(st);
-    return rc == SQLITE_DONE ? 0 : db_err(s, rc, what, err);
+    return rc == SQLITE_DONE ? 0 : state_db_err(s, rc, what, err);
 }
 
 /* ---- open / close -------------------------------------------------------- */
@@ -214,10 +215,10 @@ static int take_lock(struct state_store *s, const char *dir, struct sh_err *err)
     return 0;
 }
 
-static int query_int(struct state_store *s, const char *sql, int64_t *out, struct sh_err *err)
+int state_db_query_int(struct state_store *s, const char *sql, int64_t *out, struct sh_err *err)
 {
     sqlite3_stmt *st = NULL;
-    int rc = prepare(s, sql, &st, err);
+    int rc = state_db_prepare(s, sql, &st, err);
     if (rc)
         return rc;
     rc = sqlite3_step(st);
@@ -225,7 +226,7 @@ static int query_int(struct state_store *s, const char *sql, int64_t *out, struc
         *out = sqlite3_column_int64(st, 0);
         rc = 0;
     } else {
-        rc = db_err(s, rc, sql, err);
+        rc = state_db_err(s, rc, sql, err);
     }
     sqlite3_finalize(st);
     return rc;
@@ -254,8 +255,8 @@ static int check_foreign(struct state_store *s, int64_t *tables, struct sh_err *
     int64_t app = 0;
     int rc;
 
-    if ((rc = query_int(s, "PRAGMA application_id", &app, err)) ||
-        (rc = query_int(s, "SELECT count(*) FROM sqlite_master", tables, err))) {
+    if ((rc = state_db_query_int(s, "PRAGMA application_id", &app, err)) ||
+        (rc = state_db_query_int(s, "SELECT count(*) FROM sqlite_master", tables, err))) {
         if (rc == SH_EMALFORMED)
             sh_err_set(err, rc, "%s: not a shoal event log: not an SQLite database (%s)", s->path,
                        sqlite3_errmsg(s->db));
@@ -283,8 +284,8 @@ static int check_schema(struct state_store *s, int64_t tables, struct sh_err *er
                               "%s: empty database, not yet initialised by a shoal agent", s->path);
         if ((rc = begin_write(s, "create schema", err)))
             return rc;
-        if ((rc = exec(s, schema_sql, err)) || (rc = commit(s, err))) {
-            rollback(s);
+        if ((rc = state_db_exec(s, schema_sql, err)) || (rc = commit(s, err))) {
+            state_db_rollback(s);
             return rc;
         }
     }
@@ -295,8 +296,8 @@ static int check_schema(struct state_store *s, int64_t tables, struct sh_err *er
                               sqlite3_errmsg(s->db));
         sqlite3_finalize(st);
     }
-    if ((rc = query_int(s, "SELECT count(*) FROM schema_version", &rows, err)) ||
-        (rc = query_int(s, "SELECT max(version) FROM schema_version", &version, err)))
+    if ((rc = state_db_query_int(s, "SELECT count(*) FROM schema_version", &rows, err)) ||
+        (rc = state_db_query_int(s, "SELECT max(version) FROM schema_version", &version, err)))
         return rc;
     if (rows != 1)
         return sh_err_set(err, SH_EMALFORMED, "%s: schema_version holds %lld rows, expected 1",
@@ -313,11 +314,11 @@ static int set_durable(struct state_store *s, struct sh_err *err)
     int64_t sync = 0;
     int rc;
 
-    if ((rc = prepare(s, "PRAGMA journal_mode=WAL", &jm, err)))
+    if ((rc = state_db_prepare(s, "PRAGMA journal_mode=WAL", &jm, err)))
         return rc;
     rc = sqlite3_step(jm);
     if (rc != SQLITE_ROW) {
-        rc = db_err(s, rc, "PRAGMA journal_mode", err);
+        rc = state_db_err(s, rc, "PRAGMA journal_mode", err);
         sqlite3_finalize(jm);
         return rc;
     }
@@ -326,8 +327,8 @@ static int set_durable(struct state_store *s, struct sh_err *err)
              ? 0
              : sh_err_set(err, SH_EIO, "%s: cannot switch to WAL mode", s->path);
     sqlite3_finalize(jm);
-    if (rc || (rc = exec(s, "PRAGMA synchronous=FULL", err)) ||
-        (rc = query_int(s, "PRAGMA synchronous", &sync, err)))
+    if (rc || (rc = state_db_exec(s, "PRAGMA synchronous=FULL", err)) ||
+        (rc = state_db_query_int(s, "PRAGMA synchronous", &sync, err)))
         return rc;
     if (sync != 2)
         return sh_err_set(err, SH_EIO, "%s: synchronous=FULL not in force (%lld)", s->path,
@@ -367,7 +368,7 @@ int state_store_open(const char *data_dir,
             SQLITE_OPEN_NOMUTEX;
     rc = sqlite3_open_v2(s->path, &s->db, flags, NULL);
     if (rc != SQLITE_OK) {
-        rc = db_err(s, rc, "open", err);
+        rc = state_db_err(s, rc, "open", err);
         goto fail;
     }
     sqlite3_extended_result_codes(s->db, 1);
@@ -382,10 +383,10 @@ int state_store_open(const char *data_dir,
     if (!s->readonly) {
         if ((rc = fsync_dir(data_dir, err)))
             goto fail;
-        if ((rc = prepare(s,
-                          "INSERT INTO log(idx, term, kind, members, payload, time_ms) "
-                          "VALUES(?, ?, ?, ?, ?, ?)",
-                          &s->ins_log, err)))
+        if ((rc = state_db_prepare(s,
+                                   "INSERT INTO log(idx, term, kind, members, payload, time_ms) "
+                                   "VALUES(?, ?, ?, ?, ?, ?)",
+                                   &s->ins_log, err)))
             goto fail;
     }
     *out = s;
@@ -406,31 +407,6 @@ void state_store_close(struct state_store *s)
     free(s);
 }
 
-/* ---- rows ---------------------------------------------------------------- */
-
-void state_rows_free(struct state_row *rows, size_t n)
-{
-    if (!rows)
-        return;
-    for (size_t i = 0; i < n; i++) {
-        free(rows[i].members);
-        free(rows[i].payload);
-    }
-    free(rows);
-}
-
-void state_archived_free(struct state_archived *rows, size_t n)
-{
-    if (!rows)
-        return;
-    for (size_t i = 0; i < n; i++) {
-        free(rows[i].reason);
-        free(rows[i].row.members);
-        free(rows[i].row.payload);
-    }
-    free(rows);
-}
-
 /* Members as stored: a JSON array of node-id strings ("[]" when none). */
 static int members_text(const uint64_t *ids, size_t n, char *out, size_t cap)
 {
@@ -445,312 +421,6 @@ static int members_text(const uint64_t *ids, size_t n, char *out, size_t cap)
     }
     out[o++] = ']';
     out[o] = '\0';
-    return 0;
-}
-
-static int parse_members(const char *text, int len, struct state_row *r)
-{
-    cJSON *arr = NULL;
-    const cJSON *m;
-    size_t n = 0;
-
-    if (len < 0 || len > MEMBERS_TEXT_MAX ||
-        sh_json_parse(text, (size_t)len, "members", &arr, NULL) || !cJSON_IsArray(arr) ||
-        cJSON_GetArraySize(arr) > STATE_MAX_NODES)
-        goto bad;
-    if (cJSON_GetArraySize(arr) > 0) {
-        r->members = calloc((size_t)cJSON_GetArraySize(arr), sizeof *r->members);
-        if (!r->members) {
-            cJSON_Delete(arr);
-            return SH_ENOMEM;
-        }
-    }
-    cJSON_ArrayForEach(m, arr)
-    {
-        if (!cJSON_IsString(m) || !state_node_id_parse(m->valuestring, &r->members[n]))
-            goto bad;
-        n++;
-    }
-    r->n_members = n;
-    cJSON_Delete(arr);
-    return 0;
-bad:
-    cJSON_Delete(arr);
-    return SH_EMALFORMED;
-}
-
-/* Reads columns col..col+5 (idx, term, kind, members, payload, time_ms) into
- * r, checking every value: the file may not be ours. On error r holds
- * nothing to free. */
-static int read_row(
-    const struct state_store *s, sqlite3_stmt *st, int col, struct state_row *r, struct sh_err *err)
-{
-    const char *payload;
-    int64_t idx, term, kind;
-    int len, rc;
-
-    memset(r, 0, sizeof *r);
-    idx = sqlite3_column_int64(st, col);
-    term = sqlite3_column_int64(st, col + 1);
-    kind = sqlite3_column_int64(st, col + 2);
-    if (sqlite3_column_type(st, col) != SQLITE_INTEGER || idx < 1)
-        return sh_err_set(err, SH_EMALFORMED, "%s: a row has a bad index", s->path);
-    if (sqlite3_column_type(st, col + 1) != SQLITE_INTEGER || term < 0 ||
-        sqlite3_column_type(st, col + 2) != SQLITE_INTEGER || kind < 0 ||
-        kind > STATE_ROW_KIND_MAX || sqlite3_column_type(st, col + 3) != SQLITE_TEXT ||
-        sqlite3_column_type(st, col + 4) != SQLITE_TEXT ||
-        sqlite3_column_type(st, col + 5) != SQLITE_INTEGER)
-        return sh_err_set(err, SH_EMALFORMED,
-                          "%s: row %lld: bad term, kind, members, payload or time_ms", s->path,
-                          (long long)idx);
-    r->index = (uint64_t)idx;
-    r->term = (uint64_t)term;
-    r->kind = (int)kind;
-    r->time_ms = sqlite3_column_int64(st, col + 5);
-    rc = parse_members((const char *)sqlite3_column_text(st, col + 3),
-                       sqlite3_column_bytes(st, col + 3), r);
-    if (rc) {
-        free(r->members);
-        r->members = NULL;
-        return rc == SH_ENOMEM ? sh_err_set(err, rc, "out of memory")
-                               : sh_err_set(err, SH_EMALFORMED, "%s: row %lld: bad members",
-                                            s->path, (long long)idx);
-    }
-    payload = (const char *)sqlite3_column_text(st, col + 4);
-    len = sqlite3_column_bytes(st, col + 4);
-    if (len < 0 || len > STATE_ROW_PAYLOAD_MAX) {
-        free(r->members);
-        r->members = NULL;
-        return sh_err_set(err, SH_EMALFORMED, "%s: row %lld: payload of %d bytes", s->path,
-                          (long long)idx, len);
-    }
-    r->payload = malloc((size_t)len + 1);
-    if (!r->payload) {
-        free(r->members);
-        r->members = NULL;
-        return sh_err_set(err, SH_ENOMEM, "out of memory");
-    }
-    if (len > 0)
-        memcpy(r->payload, payload, (size_t)len);
-    r->payload[len] = '\0';
-    r->payload_len = (size_t)len;
-    return 0;
-}
-
-/* Grows *arr (of elem-size items) to hold at least need; checked math. */
-static int grow(void **arr, size_t *cap, size_t need, size_t elem)
-{
-    size_t ncap = *cap ? *cap : 64, bytes;
-    void *p;
-    if (need <= *cap)
-        return 0;
-    while (ncap < need)
-        if (!sh_mul_size(ncap, 2, &ncap))
-            return SH_ENOMEM;
-    if (!sh_mul_size(ncap, elem, &bytes) || !(p = realloc(*arr, bytes)))
-        return SH_ENOMEM;
-    *arr = p;
-    *cap = ncap;
-    return 0;
-}
-
-int state_store_read(struct state_store *s,
-                     uint64_t from,
-                     size_t max,
-                     struct state_row **rows,
-                     size_t *n,
-                     struct sh_err *err)
-{
-    sqlite3_stmt *st = NULL;
-    struct state_row *arr = NULL;
-    size_t cnt = 0, cap = 0;
-    int rc;
-
-    if ((rc = prepare(s,
-                      "SELECT idx, term, kind, members, payload, time_ms FROM log "
-                      "WHERE idx >= ? ORDER BY idx LIMIT ?",
-                      &st, err)))
-        return rc;
-    sqlite3_bind_int64(st, 1, from > (uint64_t)INT64_MAX ? INT64_MAX : (int64_t)from);
-    sqlite3_bind_int64(st, 2, max == 0 || max > (size_t)INT64_MAX ? -1 : (int64_t)max);
-    while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
-        if (grow((void **)&arr, &cap, cnt + 1, sizeof *arr)) {
-            rc = sh_err_set(err, SH_ENOMEM, "out of memory reading %s", s->path);
-            goto fail;
-        }
-        if ((rc = read_row(s, st, 0, &arr[cnt], err)))
-            goto fail;
-        cnt++;
-        /* Contiguous within what we return (note 3). */
-        if (cnt > 1 && arr[cnt - 1].index != arr[cnt - 2].index + 1) {
-            rc = sh_err_set(err, SH_EMALFORMED, "%s: log has a gap after index %llu", s->path,
-                            (unsigned long long)arr[cnt - 2].index);
-            goto fail;
-        }
-    }
-    if (rc != SQLITE_DONE) {
-        rc = db_err(s, rc, "read log", err);
-        goto fail;
-    }
-    sqlite3_finalize(st);
-    *rows = arr;
-    *n = cnt;
-    return 0;
-fail:
-    sqlite3_finalize(st);
-    state_rows_free(arr, cnt);
-    return rc;
-}
-
-/* ---- meta ---------------------------------------------------------------- */
-
-static int meta_u64(const struct state_store *s,
-                    sqlite3_stmt *st,
-                    const char *key,
-                    uint64_t *out,
-                    struct sh_err *err)
-{
-    if (sqlite3_column_type(st, 1) != SQLITE_INTEGER || sqlite3_column_int64(st, 1) < 0)
-        return sh_err_set(err, SH_EMALFORMED, "%s: meta \"%s\": expected an integer >= 0", s->path,
-                          key);
-    *out = (uint64_t)sqlite3_column_int64(st, 1);
-    return 0;
-}
-
-static int meta_node(const struct state_store *s,
-                     sqlite3_stmt *st,
-                     const char *key,
-                     uint64_t *out,
-                     struct sh_err *err)
-{
-    if (sqlite3_column_type(st, 1) == SQLITE_NULL) {
-        *out = STATE_NODE_NONE;
-        return 0;
-    }
-    if (sqlite3_column_type(st, 1) != SQLITE_TEXT ||
-        !state_node_id_parse((const char *)sqlite3_column_text(st, 1), out))
-        return sh_err_set(err, SH_EMALFORMED, "%s: meta \"%s\": expected a node id or NULL",
-                          s->path, key);
-    return 0;
-}
-
-/* Reads meta in the caller's transaction (so it matches the rows read next). */
-static int read_meta(struct state_store *s, struct state_store_meta *m, struct sh_err *err)
-{
-    sqlite3_stmt *st = NULL;
-    unsigned seen = 0;
-    int64_t cnt = 0, min = 0, max = 0;
-    int rc;
-
-    memset(m, 0, sizeof *m);
-    if ((rc = prepare(s, "SELECT key, value FROM meta", &st, err)))
-        return rc;
-    while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
-        const char *k = (const char *)sqlite3_column_text(st, 0);
-        int r = 0;
-        if (!k)
-            continue;
-        if (strcmp(k, "term") == 0) {
-            r = meta_u64(s, st, k, &m->persist.term, err);
-            seen |= 1;
-        } else if (strcmp(k, "voted_for") == 0) {
-            r = meta_node(s, st, k, &m->persist.voted_for, err);
-            seen |= 2;
-        } else if (strcmp(k, "epoch") == 0) {
-            r = meta_u64(s, st, k, &m->persist.epoch, err);
-            seen |= 4;
-        } else if (strcmp(k, "epoch_node") == 0) {
-            r = meta_node(s, st, k, &m->persist.epoch_node, err);
-            seen |= 8;
-        } else if (strcmp(k, "commit_index") == 0) {
-            r = meta_u64(s, st, k, &m->commit_index, err);
-            seen |= 16;
-        }
-        if (r) {
-            sqlite3_finalize(st);
-            return r;
-        }
-    }
-    sqlite3_finalize(st);
-    if (rc != SQLITE_DONE)
-        return db_err(s, rc, "read meta", err);
-    if (seen != 31)
-        return sh_err_set(err, SH_EMALFORMED, "%s: meta table lacks a key (have mask %u of 31)",
-                          s->path, seen);
-    if ((rc = prepare(s, "SELECT count(*), coalesce(min(idx), 0), coalesce(max(idx), 0) FROM log",
-                      &st, err)))
-        return rc;
-    if ((rc = sqlite3_step(st)) != SQLITE_ROW) {
-        rc = db_err(s, rc, "count log", err);
-        sqlite3_finalize(st);
-        return rc;
-    }
-    cnt = sqlite3_column_int64(st, 0);
-    min = sqlite3_column_int64(st, 1);
-    max = sqlite3_column_int64(st, 2);
-    sqlite3_finalize(st);
-    /* With a unique integer key, count == max and min == 1 means 1..max. */
-    if (cnt != max || (cnt > 0 && min != 1))
-        return sh_err_set(err, SH_EMALFORMED,
-                          "%s: log indexes not contiguous from 1 (%lld rows, %lld..%lld)", s->path,
-                          (long long)cnt, (long long)min, (long long)max);
-    m->last_index = (uint64_t)max;
-    if (max > 0) {
-        int64_t t = 0;
-        if ((rc = query_int(s, "SELECT term FROM log ORDER BY idx DESC LIMIT 1", &t, err)))
-            return rc;
-        m->last_term = t < 0 ? 0 : (uint64_t)t;
-    }
-    if (m->commit_index > m->last_index)
-        return sh_err_set(err, SH_EMALFORMED, "%s: commit index %llu past the last index %llu",
-                          s->path, (unsigned long long)m->commit_index,
-                          (unsigned long long)m->last_index);
-    return 0;
-}
-
-int state_store_meta(struct state_store *s, struct state_store_meta *out, struct sh_err *err)
-{
-    struct state_store_meta m;
-    int rc;
-
-    if ((rc = exec(s, "BEGIN", err)))
-        return rc;
-    rc = read_meta(s, &m, err);
-    rollback(s); /* read-only transaction: nothing to keep */
-    if (rc == 0)
-        *out = m;
-    return rc;
-}
-
-int state_store_load(struct state_store *s,
-                     struct state_store_meta *meta,
-                     struct state_row **rows,
-                     size_t *n,
-                     struct sh_err *err)
-{
-    struct state_store_meta m;
-    struct state_row *arr = NULL;
-    size_t cnt = 0;
-    int rc;
-
-    /* One read transaction = one WAL snapshot: meta and rows agree even while
-     * a writer commits (note 6). */
-    if ((rc = exec(s, "BEGIN", err)))
-        return rc;
-    rc = read_meta(s, &m, err);
-    if (rc == 0)
-        rc = state_store_read(s, 1, 0, &arr, &cnt, err);
-    rollback(s);
-    if (rc)
-        return rc;
-    if (cnt != m.last_index) {
-        state_rows_free(arr, cnt);
-        return sh_err_set(err, SH_EMALFORMED, "%s: read %zu rows, expected %llu", s->path, cnt,
-                          (unsigned long long)m.last_index);
-    }
-    *meta = m;
-    *rows = arr;
-    *n = cnt;
     return 0;
 }
 
@@ -782,6 +452,9 @@ static int check_append(const struct state_store *s,
         if (r->n_members > STATE_MAX_NODES)
             return sh_err_set(err, SH_ETOOBIG, "%s: append: row %llu: %zu members, limit %d",
                               s->path, (unsigned long long)r->index, r->n_members, STATE_MAX_NODES);
+        if (r->n_members > 0 && !r->members)
+            return sh_err_set(err, SH_EINVAL, "%s: append: row %llu: NULL members", s->path,
+                              (unsigned long long)r->index);
         for (size_t k = 0; k < r->n_members; k++)
             if (r->members[k] == STATE_NODE_NONE)
                 return sh_err_set(err, SH_EINVAL, "%s: append: row %llu: member id 0", s->path,
@@ -803,7 +476,7 @@ int state_store_append(struct state_store *s,
         return 0;
     if ((rc = check_append(s, rows, n, err)) || (rc = begin_write(s, "append", err)))
         return rc;
-    if ((rc = query_int(s, "SELECT coalesce(max(idx), 0) FROM log", &last, err)))
+    if ((rc = state_db_query_int(s, "SELECT coalesce(max(idx), 0) FROM log", &last, err)))
         goto fail;
     if (rows[0].index != (uint64_t)last + 1) {
         rc = sh_err_set(err, SH_EINVAL,
@@ -832,7 +505,7 @@ int state_store_append(struct state_store *s,
         return rc;
     return 0;
 fail:
-    rollback(s);
+    state_db_rollback(s);
     return rc;
 }
 
@@ -857,11 +530,12 @@ int state_store_truncate(struct state_store *s,
     if ((rc = begin_write(s, "truncate", err)))
         return rc;
     /* Copy first, delete second, one transaction (note 4). */
-    if ((rc = prepare(s,
-                      "INSERT INTO archive(archived_at_ms, reason, idx, term, kind, members, "
-                      "payload, time_ms) SELECT ?, ?, idx, term, kind, members, payload, "
-                      "time_ms FROM log WHERE idx >= ? ORDER BY idx",
-                      &st, err)))
+    if ((rc = state_db_prepare(
+             s,
+             "INSERT INTO archive(archived_at_ms, reason, idx, term, kind, members, "
+             "payload, time_ms) SELECT ?, ?, idx, term, kind, members, payload, "
+             "time_ms FROM log WHERE idx >= ? ORDER BY idx",
+             &st, err)))
         goto fail;
     sqlite3_bind_int64(st, 1, now_ms);
     sqlite3_bind_text(st, 2, reason, -1, SQLITE_STATIC);
@@ -871,7 +545,7 @@ int state_store_truncate(struct state_store *s,
     moved = sqlite3_changes(s->db);
     sqlite3_finalize(st);
     st = NULL;
-    if ((rc = prepare(s, "DELETE FROM log WHERE idx >= ?", &st, err)))
+    if ((rc = state_db_prepare(s, "DELETE FROM log WHERE idx >= ?", &st, err)))
         goto fail;
     sqlite3_bind_int64(st, 1, from64);
     if ((rc = step_done(s, st, "truncate", err)))
@@ -884,8 +558,8 @@ int state_store_truncate(struct state_store *s,
     sqlite3_finalize(st);
     st = NULL;
     /* Note 5: the commit index never points past the log. */
-    if ((rc = prepare(s, "UPDATE meta SET value = ? WHERE key = 'commit_index' AND value >= ?", &st,
-                      err)))
+    if ((rc = state_db_prepare(
+             s, "UPDATE meta SET value = ? WHERE key = 'commit_index' AND value >= ?", &st, err)))
         goto fail;
     sqlite3_bind_int64(st, 1, from64 - 1);
     sqlite3_bind_int64(st, 2, from64);
@@ -900,7 +574,7 @@ int state_store_truncate(struct state_store *s,
     return 0;
 fail:
     sqlite3_finalize(st);
-    rollback(s);
+    state_db_rollback(s);
     return rc;
 }
 
@@ -911,7 +585,7 @@ put_meta(struct state_store *s, const char *key, bool is_node, uint64_t v, struc
     char hex[STATE_NODE_HEX_LEN + 1];
     int rc;
 
-    if ((rc = prepare(s, "REPLACE INTO meta(key, value) VALUES(?, ?)", &st, err)))
+    if ((rc = state_db_prepare(s, "REPLACE INTO meta(key, value) VALUES(?, ?)", &st, err)))
         return rc;
     sqlite3_bind_text(st, 1, key, -1, SQLITE_STATIC);
     if (is_node && v == STATE_NODE_NONE) {
@@ -941,7 +615,7 @@ int state_store_set_persist(struct state_store *s,
         (rc = put_meta(s, "voted_for", true, p->voted_for, err)) ||
         (rc = put_meta(s, "epoch", false, p->epoch, err)) ||
         (rc = put_meta(s, "epoch_node", true, p->epoch_node, err))) {
-        rollback(s);
+        state_db_rollback(s);
         return rc;
     }
     return commit(s, err);
@@ -954,7 +628,7 @@ int state_store_set_commit(struct state_store *s, uint64_t commit_index, struct 
 
     if ((rc = begin_write(s, "set commit index", err)))
         return rc;
-    if ((rc = query_int(s, "SELECT coalesce(max(idx), 0) FROM log", &last, err)))
+    if ((rc = state_db_query_int(s, "SELECT coalesce(max(idx), 0) FROM log", &last, err)))
         goto fail;
     if (commit_index > (uint64_t)last) {
         rc = sh_err_set(err, SH_EINVAL, "%s: commit index %llu past the last index %lld", s->path,
@@ -965,62 +639,6 @@ int state_store_set_commit(struct state_store *s, uint64_t commit_index, struct 
         goto fail;
     return commit(s, err);
 fail:
-    rollback(s);
-    return rc;
-}
-
-/* ---- archive ------------------------------------------------------------- */
-
-int state_store_archived(struct state_store *s,
-                         struct state_archived **rows,
-                         size_t *n,
-                         struct sh_err *err)
-{
-    sqlite3_stmt *st = NULL;
-    struct state_archived *arr = NULL;
-    size_t cnt = 0, cap = 0;
-    int rc;
-
-    if ((rc = prepare(s,
-                      "SELECT id, archived_at_ms, reason, idx, term, kind, members, payload, "
-                      "time_ms FROM archive ORDER BY id",
-                      &st, err)))
-        return rc;
-    while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
-        struct state_archived *a;
-        const char *reason = (const char *)sqlite3_column_text(st, 2);
-        if (grow((void **)&arr, &cap, cnt + 1, sizeof *arr)) {
-            rc = sh_err_set(err, SH_ENOMEM, "out of memory reading %s", s->path);
-            goto fail;
-        }
-        a = &arr[cnt];
-        memset(a, 0, sizeof *a);
-        if (!reason || sqlite3_column_bytes(st, 2) > REASON_MAX) {
-            rc = sh_err_set(err, SH_EMALFORMED, "%s: archive row %lld: bad reason", s->path,
-                            (long long)sqlite3_column_int64(st, 0));
-            goto fail;
-        }
-        if ((rc = read_row(s, st, 3, &a->row, err)))
-            goto fail;
-        a->id = sqlite3_column_int64(st, 0);
-        a->archived_at_ms = sqlite3_column_int64(st, 1);
-        a->reason = strdup(reason);
-        cnt++;
-        if (!a->reason) {
-            rc = sh_err_set(err, SH_ENOMEM, "out of memory reading %s", s->path);
-            goto fail;
-        }
-    }
-    if (rc != SQLITE_DONE) {
-        rc = db_err(s, rc, "read archive", err);
-        goto fail;
-    }
-    sqlite3_finalize(st);
-    *rows = arr;
-    *n = cnt;
-    return 0;
-fail:
-    sqlite3_finalize(st);
-    state_archived_free(arr, cnt);
+    state_db_rollback(s);
     return rc;
 }
