@@ -48,6 +48,10 @@ out=$(env XDG_DATA_HOME="$T/xdg" HOME=/nonexistent "$SHOAL_BIN" replay 2>&1); rc
 tap_check "default data dir from XDG_DATA_HOME" test $rc -eq 0 -a -n "$(printf '%s' "$out" | grep 'state at index 10')"
 out=$(env -u XDG_DATA_HOME HOME="$T/home" "$SHOAL_BIN" replay 2>&1); rc=$?
 tap_check "default data dir from HOME" test $rc -eq 0 -a -n "$(printf '%s' "$out" | grep 'state at index 10')"
+out=$(env XDG_DATA_HOME=relative/dir HOME="$T/home" "$SHOAL_BIN" replay 2>&1); rc=$?
+tap_check "a relative XDG_DATA_HOME is ignored (XDG spec)" test $rc -eq 0 -a -n "$(printf '%s' "$out" | grep 'state at index 10')"
+out=$(env -u XDG_DATA_HOME -u HOME "$SHOAL_BIN" replay 2>&1); rc=$?
+tap_check "no HOME, no XDG_DATA_HOME: exit 1, says --data-dir" test $rc -eq 1 -a -n "$(printf '%s' "$out" | grep 'use --data-dir')"
 
 # a log being written while replay reads it (WAL reader beside the writer)
 mkdir "$T/live"
