@@ -49,9 +49,11 @@ struct eng_config {
     float rope_high_freq_factor;  /* llama3 scaling */
     int rope_orig_max_pos;        /* llama3 original_max_position_embeddings */
     bool tie_embeddings;
-    bool attn_bias;     /* q/k/v biases (qwen2) */
-    bool qk_norm;       /* per-head RMSNorm on q and k before RoPE (qwen3) */
-    int sliding_window; /* 0 = full attention; else q attends keys k with q-w < k <= q */
+    bool attn_bias;      /* q/k/v biases (qwen2; llama/qwen3 attention_bias) */
+    bool attn_out_bias;  /* o_proj bias (llama/qwen3 attention_bias; never qwen2) */
+    bool qk_norm;        /* per-head RMSNorm on q and k before RoPE (qwen3) */
+    int sliding_window;  /* 0 = full attention; else q attends keys k with q-w < k <= q */
+    int swa_first_layer; /* layers >= this use sliding_window (qwen2/3 max_window_layers) */
     /* mixture of experts (qwen3-moe); n_experts == 0 for dense models */
     int n_experts;
     int n_experts_per_tok;
