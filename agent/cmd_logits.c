@@ -51,12 +51,13 @@ static int parse_ids(const char *s, int32_t **ids, size_t *n)
         if (comma)
             *comma = '\0';
         if (!sh_parse_i64(tok, 0, INT32_MAX, &id)) {
+            int rc = agent_usage_error(self(),
+                                       "--ids: \"%s\" is not a token id (ids are non-negative "
+                                       "integers separated by commas)",
+                                       tok);
             free(copy);
             free(v);
-            return agent_usage_error(self(),
-                                     "--ids: \"%s\" is not a token id (ids are "
-                                     "non-negative integers separated by commas)",
-                                     tok);
+            return rc;
         }
         v[count++] = (int32_t)id;
         if (!comma)

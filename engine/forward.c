@@ -25,6 +25,8 @@
 /* Prompt tokens per chunk: large enough that SGEMM amortizes converting a
  * weight tile, small enough that the activations stay a few MiB. */
 #define ENG_CHUNK 64
+/* Attention multiply-adds below which the pool is not woken. */
+#define ATTN_PAR_MIN (1 << 15)
 
 struct eng_ctx {
     const struct eng_model *m; /* borrowed */
@@ -287,8 +289,12 @@ static void attention(struct eng_ctx *ctx, int l, int n)
     /* append k and v to the cache */
     memcpy(ctx->key_cache + cache_off, ctx->k, (size_t)n * kv_dim * sizeof(float));
     memcpy(ctx->value_cache + cache_off, ctx->v, (size_t)n * kv_dim * sizeof(float));
-    /* att_out = softmax(q k^T / sqrt(d)) v per head, causal (and windowed) */
-    eng_pool_run(ctx->pool, attn_worker, &job);
+    /* att_out = softmax(q k^T / sqrt(d)) v per head, causal (and windowed);
+     * short work stays on this thread (see PAR_MIN_MACS in matmul.c) */
+    if ((int64_t)n * (ctx->pos + n) * (int64_t)q_dim < ATTN_PAR_MIN)
+        attn_worker(&job, 0, 1);
+    else
+        eng_pool_run(ctx->pool, attn_worker, &job);
     /* x += att_out Wo^T (+ bias) */
     eng_linear_run(ctx->pool, &ctx->scratch, &o, 1, ctx->att_out, q_dim, n);
     if (L->bo)

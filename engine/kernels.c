@@ -50,7 +50,8 @@ static inline float f16_to_f32(uint16_t h)
     uint32_t two_w = w + w;
     float normal = f32_from_bits((two_w >> 4) + (0xE0u << 23)) * 0x1.0p-112f;
     float denormal = f32_from_bits((two_w >> 17) | (126u << 23)) - 0.5f;
-    uint32_t bits = two_w < (1u << 27) ? f32_to_bits(denormal) : f32_to_bits(normal);
+    uint32_t is_denormal = -(uint32_t)(two_w < (1u << 27)); /* all ones or zero */
+    uint32_t bits = (f32_to_bits(denormal) & is_denormal) | (f32_to_bits(normal) & ~is_denormal);
     return f32_from_bits(sign | bits);
 }
 

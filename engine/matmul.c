@@ -19,6 +19,10 @@
 /* Rows per thread range are multiples of this (cache lines of outputs,
  * and room for block-quantized formats). */
 #define ROW_ALIGN 16
+/* Below this many multiply-adds a layer runs on the calling thread alone:
+ * waking the pool costs microseconds (much more when a worker has gone to
+ * sleep or the machine is oversubscribed), more than small layers take. */
+#define PAR_MIN_MACS (1 << 16)
 /* Target floats per converted tile: 64 Ki floats = 256 KiB, about L2. */
 #define TILE_FLOATS (64 * 1024)
 
@@ -111,7 +115,14 @@ void eng_linear_run(struct eng_pool *pool,
 {
     struct linear_job job = {out, n_out, x, ldx, n, 0, scratch};
 
-    for (int j = 0; j < n_out; j++)
+    int64_t macs = 0;
+
+    for (int j = 0; j < n_out; j++) {
         job.total_rows += out[j].w->rows;
-    eng_pool_run(pool, linear_worker, &job);
+        macs += out[j].w->rows * out[j].w->cols * n;
+    }
+    if (macs < PAR_MIN_MACS)
+        linear_worker(&job, 0, 1);
+    else
+        eng_pool_run(pool, linear_worker, &job);
 }

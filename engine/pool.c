@@ -24,7 +24,7 @@
 #include "engine/model.h"
 
 /* Spin iterations before sleeping: with a pause each, about 50-100 us. */
-#define SPIN_ITERS  20000
+#define SPIN_ITERS  2000
 #define MAX_THREADS 512
 
 struct eng_pool {
@@ -55,8 +55,15 @@ static void futex_wake(atomic_uint *addr, int n)
     syscall(SYS_futex, (unsigned *)addr, FUTEX_WAKE_PRIVATE, n, NULL, NULL, 0);
 }
 
-static inline void cpu_relax(void)
+/* One step of a spin-wait: a pause, and every YIELD_EVERY steps a yield,
+ * which lets a thread we wait for run if it is queued on this core. */
+#define YIELD_EVERY 64
+static inline void spin_step(int i)
 {
+    if (i % YIELD_EVERY == YIELD_EVERY - 1) {
+        sched_yield();
+        return;
+    }
 #if defined(__x86_64__) || defined(__i386__)
     __builtin_ia32_pause();
 #elif defined(__aarch64__)
@@ -73,7 +80,7 @@ static unsigned wait_change(atomic_uint *addr, unsigned value, atomic_int *sleep
         v = atomic_load_explicit(addr, memory_order_acquire);
         if (v != value)
             return v;
-        cpu_relax();
+        spin_step(i);
     }
     for (;;) {
         atomic_fetch_add(sleepers, 1);
@@ -212,7 +219,7 @@ void eng_pool_run(struct eng_pool *pool, void (*fn)(void *arg, int i, int n), vo
     fn(arg, 0, pool->n);
     left = atomic_load_explicit(&pool->pending, memory_order_acquire);
     for (int i = 0; left != 0 && i < SPIN_ITERS; i++) {
-        cpu_relax();
+        spin_step(i);
         left = atomic_load_explicit(&pool->pending, memory_order_acquire);
     }
     while (left != 0) {
