@@ -190,13 +190,11 @@ int eng_st_parse(const void *data,
         rc = sh_err_set(err, SH_EMALFORMED, "%s: header is not a JSON object", what);
         goto out;
     }
-    cJSON_ArrayForEach(e, root) cap++;
-    if (cap && !(loc = calloc(cap, sizeof *loc))) {
-        rc = sh_err_set(err, SH_ENOMEM, "%s: out of memory for %zu tensors", what, cap);
-        goto out;
-    }
+    /* The array grows with the entries that parse (doubling), so a header
+     * of a million junk members costs nothing before the first is refused. */
     cJSON_ArrayForEach(e, root)
     {
+        struct eng_tensor t = {0};
         if (strcmp(e->string, "__metadata__") == 0) {
             if (!cJSON_IsObject(e)) {
                 rc = sh_err_set(err, SH_EMALFORMED, "%s: __metadata__ is not an object", what);
@@ -204,17 +202,28 @@ int eng_st_parse(const void *data,
             }
             continue;
         }
-        if ((rc = parse_entry(e, what, base + 8 + hlen, data_size, &loc[count], err)))
+        if ((rc = parse_entry(e, what, base + 8 + hlen, data_size, &t, err)))
             goto out;
-        loc[count].file = file;
-        if (!(loc[count].name = strdup(e->string))) {
+        if (count == cap) {
+            size_t ncap = cap ? 2 * cap : 64;
+            struct eng_tensor *bigger = realloc(loc, ncap * sizeof *loc);
+            if (!bigger) {
+                rc = sh_err_set(err, SH_ENOMEM, "%s: out of memory for %zu tensors", what, ncap);
+                goto out;
+            }
+            loc = bigger;
+            cap = ncap;
+        }
+        t.file = file;
+        if (!(t.name = strdup(e->string))) {
             rc = sh_err_set(err, SH_ENOMEM, "%s: out of memory", what);
             goto out;
         }
-        count++;
+        loc[count++] = t;
     }
     /* No byte may belong to two tensors (empty tensors own no bytes). */
-    qsort(loc, count, sizeof *loc, cmp_offset);
+    if (count > 1)
+        qsort(loc, count, sizeof *loc, cmp_offset);
     for (size_t i = 1, last = 0; i < count; i++) {
         if (loc[i].nbytes == 0)
             continue;
@@ -226,7 +235,8 @@ int eng_st_parse(const void *data,
         }
         last = i;
     }
-    qsort(loc, count, sizeof *loc, cmp_name);
+    if (count > 1)
+        qsort(loc, count, sizeof *loc, cmp_name);
     for (size_t i = 1; i < count; i++) {
         if (strcmp(loc[i - 1].name, loc[i].name) == 0) {
             rc = sh_err_set(err, SH_EMALFORMED, "%s: tensor %s is listed twice", what, loc[i].name);
@@ -357,7 +367,8 @@ open_sharded(const char *dir, const char *index_path, struct eng_st *st, struct 
             goto out;
         }
     }
-    qsort(all, n_all, sizeof *all, cmp_file_name);
+    if (n_all > 1)
+        qsort(all, n_all, sizeof *all, cmp_file_name);
     /* The table is the index: each entry must be in the shard it names. */
     if (!(st->tensors = calloc(n_map ? n_map : 1, sizeof *st->tensors))) {
         rc = sh_err_set(err, SH_ENOMEM, "out of memory");
@@ -382,7 +393,8 @@ open_sharded(const char *dir, const char *index_path, struct eng_st *st, struct 
         }
         st->tensors[st->n_tensors++] = copy;
     }
-    qsort(st->tensors, st->n_tensors, sizeof *st->tensors, cmp_name);
+    if (st->n_tensors > 1)
+        qsort(st->tensors, st->n_tensors, sizeof *st->tensors, cmp_name);
     for (size_t i = 1; i < st->n_tensors; i++) {
         if (strcmp(st->tensors[i - 1].name, st->tensors[i].name) == 0) {
             rc = sh_err_set(err, SH_EMALFORMED, "%s: tensor %s is listed twice", index_path,

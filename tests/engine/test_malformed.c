@@ -209,6 +209,18 @@ static void mk_not_object(const char *dir)
     raw_header(dir, "[1, 2, 3]", 8, 0);
 }
 
+static void mk_metadata_only(const char *dir)
+{
+    raw_header(dir, "{\"__metadata__\": {\"format\": \"pt\"}}", 8, 0);
+}
+
+static void mk_index_empty(const char *dir)
+{
+    config_plain(dir);
+    write_st(dir, "model.safetensors", base.hdr);
+    write_text(dir, "model.safetensors.index.json", "{\"weight_map\": {}}");
+}
+
 static void mk_misaligned(const char *dir)
 {
     char *text = cJSON_PrintUnformatted(base.hdr);
@@ -419,6 +431,10 @@ static const struct mcase cases[] = {
     {"header length 2^63", mk_hlen_2_63, SH_EMALFORMED, {"model.safetensors", "exceeds"}},
     {"header JSON invalid", mk_bad_json, SH_EMALFORMED, {"model.safetensors", "invalid JSON"}},
     {"header not an object", mk_not_object, SH_EMALFORMED, {"model.safetensors", "not a JSON"}},
+    {"header with no tensors", mk_metadata_only, SH_EMALFORMED,
+     {"safetensors files hold (0 tensors", "config.json"}},
+    {"index with an empty weight_map", mk_index_empty, SH_EMALFORMED,
+     {"files hold (0 tensors", "config.json"}},
     {"data misaligned", mk_misaligned, SH_EMALFORMED, {"model.safetensors", "not aligned"}},
     {"offsets out of range",
      mk_offsets_past_end,
