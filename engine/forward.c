@@ -226,10 +226,7 @@ static void attn_worker(void *arg, int t, int nt)
         /* scores = q . k_s / sqrt(head_dim) over the visible positions s */
         for (int s = lo; s <= p; s++) {
             const float *k = ctx->key_cache + kv_off + (size_t)s * kv_dim;
-            float dot = 0.0f;
-            for (int d = 0; d < hd; d++)
-                dot += q[d] * k[d];
-            att[s - lo] = dot * scale;
+            att[s - lo] = eng_dot(q, k, hd) * scale;
         }
         eng_softmax(att, p - lo + 1);
         /* out = sum_s att_s v_s */

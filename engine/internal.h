@@ -80,6 +80,7 @@ void eng_rmsnorm(float *out, const float *x, const float *w, int n, float eps);
 void eng_softmax(float *x, int n);
 void eng_swiglu(float *gate, const float *up, size_t n); /* gate = silu(gate) * up */
 void eng_add(float *y, const float *x, size_t n);        /* y += x */
+float eng_dot(const float *a, const float *b, int n);    /* vectorized a . b */
 /* Rotates each of n_heads heads of head_dim in place, HF rotate_half style:
  * element i pairs with i + head_dim/2, by angle with cos[i], sin[i]. */
 void eng_rope(float *v, int n_heads, int head_dim, const float *cos, const float *sin);

@@ -180,6 +180,11 @@ void eng_swiglu(float *gate, const float *up, size_t n)
         gate[i] = gate[i] / (1.0f + expf(-gate[i])) * up[i];
 }
 
+float eng_dot(const float *a, const float *b, int n)
+{
+    return dot_f32(a, b, n);
+}
+
 void eng_add(float *y, const float *x, size_t n)
 {
     for (size_t i = 0; i < n; i++)
