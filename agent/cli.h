@@ -36,5 +36,6 @@ const char *agent_default_model(void);
 int agent_cmd_version(int argc, char **argv);
 int agent_cmd_replay(int argc, char **argv);
 extern const char agent_replay_usage[];
+int agent_cmd_logits(int argc, char **argv);
 
 #endif

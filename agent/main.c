@@ -15,6 +15,18 @@ static const struct agent_cmd commands[] = {
     {"version", "print the version", "usage: shoal version\n", agent_cmd_version},
     {"replay", "print a node's event log as a timeline and the state it folds to",
      agent_replay_usage, agent_cmd_replay},
+    {"logits", "evaluate token ids with a model and print the top logits",
+     "usage: shoal logits [--model DIR] --ids ID,ID,... [--top K] [--out FILE] [--threads N]\n"
+     "\n"
+     "Runs the prompt through the model and prints one JSON line per position:\n"
+     "  {\"pos\":I,\"top\":[[ID,LOGIT],...]}  (the K largest logits, best first)\n"
+     "\n"
+     "  --model DIR    Hugging Face model folder (default: $SHOAL_MODEL or the demo model)\n"
+     "  --ids LIST     token ids, comma-separated\n"
+     "  --top K        logits per position (default 5)\n"
+     "  --out FILE     write the last position's logits as float32 little-endian\n"
+     "  --threads N    compute threads (default: physical cores)\n",
+     agent_cmd_logits},
 };
 
 #define NCOMMANDS (sizeof commands / sizeof commands[0])

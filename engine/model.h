@@ -6,6 +6,19 @@
  * read-only by every sequence and thread) and a context (one sequence's KV
  * cache and activations). A thread pool is passed in so several contexts can
  * share the machine's cores.
+ *
+ * A generation loop:
+ *     eng_model_load(dir, &m, &err);
+ *     eng_pool_new(0, &pool, &err);                      0: one thread per core
+ *     eng_ctx_new(m, pool, n_ctx, &ctx, &err);
+ *     eng_forward(ctx, prompt, n, false, logits, &err);  prefill
+ *     loop: tok = sample(logits); eng_forward(ctx, &tok, 1, false, logits, &err);
+ *     eng_ctx_truncate(ctx, keep) reuses a prefix; then eng_ctx_free,
+ *     eng_pool_free, eng_model_free.
+ *
+ * Threads: a model is immutable once loaded and may be shared by any number
+ * of contexts and threads. A pool runs one job at a time, so contexts that
+ * share a pool must call eng_forward one after another (one driver thread).
  */
 #ifndef ENG_MODEL_H
 #define ENG_MODEL_H
@@ -49,9 +62,11 @@ struct eng_config {
     float rope_high_freq_factor;  /* llama3 scaling */
     int rope_orig_max_pos;        /* llama3 original_max_position_embeddings */
     bool tie_embeddings;
-    bool attn_bias;     /* q/k/v biases (qwen2) */
-    bool qk_norm;       /* per-head RMSNorm on q and k before RoPE (qwen3) */
-    int sliding_window; /* 0 = full attention; else q attends keys k with q-w < k <= q */
+    bool attn_bias;      /* q/k/v biases (qwen2; llama/qwen3 attention_bias) */
+    bool attn_out_bias;  /* o_proj bias (llama/qwen3 attention_bias; never qwen2) */
+    bool qk_norm;        /* per-head RMSNorm on q and k before RoPE (qwen3) */
+    int sliding_window;  /* 0 = full attention; else q attends keys k with q-w < k <= q */
+    int swa_first_layer; /* layers >= this use sliding_window (qwen2/3 max_window_layers) */
     /* mixture of experts (qwen3-moe); n_experts == 0 for dense models */
     int n_experts;
     int n_experts_per_tok;
@@ -100,13 +115,14 @@ const char *eng_model_dtype_name(const struct eng_model *m);
 
 /* ---- thread pool: persistent workers with a barrier-style dispatch. */
 
-/* n_threads <= 0 means the number of physical cores. Errors: SH_ENOMEM,
- * SH_EIO (thread creation). */
+/* n_threads <= 0 means the number of physical cores. Errors: SH_EINVAL
+ * (more than 512 threads), SH_ENOMEM, SH_EIO (thread creation). */
 int eng_pool_new(int n_threads, struct eng_pool **out, struct sh_err *err);
 void eng_pool_free(struct eng_pool *pool);
 int eng_pool_size(const struct eng_pool *pool);
 /* Runs fn(arg, i, n) for i in [0, n) on the pool's threads (the caller is
- * thread 0) and returns when all have finished. Not reentrant. */
+ * thread 0) and returns when all have finished. Not reentrant, and one
+ * caller at a time. Idle workers spin briefly, then sleep on a futex. */
 void eng_pool_run(struct eng_pool *pool, void (*fn)(void *arg, int i, int n), void *arg);
 /* Number of physical cores (falls back to online CPUs). */
 int eng_physical_cores(void);
@@ -115,7 +131,10 @@ int eng_physical_cores(void);
 struct eng_ctx;
 
 /* A context for up to n_ctx positions (<= 0: the model's max_pos). The model
- * and pool are borrowed for the context's lifetime. Errors: SH_EINVAL
+ * and pool are borrowed for the context's lifetime. The f32 KV cache takes
+ * 2 x n_layers x n_ctx x n_kv_heads x head_dim x 4 bytes, allocated up front
+ * but touched only as positions fill. Sets OpenBLAS to one thread per call
+ * (process-wide): prompt SGEMMs run one per pool thread. Errors: SH_EINVAL
  * (n_ctx larger than max_pos), SH_ENOMEM. */
 int eng_ctx_new(const struct eng_model *m, struct eng_pool *pool, int n_ctx,
                 struct eng_ctx **out, struct sh_err *err);
@@ -129,11 +148,13 @@ int eng_ctx_capacity(const struct eng_ctx *ctx);
 void eng_ctx_truncate(struct eng_ctx *ctx, int pos);
 
 /* Appends n tokens at the current position and computes their logits.
- * all_logits: logits receives n x vocab floats (row i = prediction after
- * token i); otherwise vocab floats for the last token only. logits may be
- * NULL when the caller only fills the cache.
- * Errors: SH_ERANGE (a token id outside the vocabulary, or the sequence would
- * pass the context's capacity; nothing is appended then), SH_ENOMEM. */
+ * all_logits: logits (borrowed for the call) receives n x vocab floats (row i
+ * = prediction after token i); otherwise vocab floats for the last token
+ * only. logits may be NULL when the caller only fills the cache. Allocates
+ * nothing: long prompts run in chunks through buffers made by eng_ctx_new.
+ * Errors: SH_EINVAL (n == 0), SH_ERANGE (a token id outside the vocabulary,
+ * or the sequence would pass the context's capacity; nothing is appended
+ * then). */
 int eng_forward(struct eng_ctx *ctx, const int32_t *tokens, size_t n, bool all_logits,
                 float *logits, struct sh_err *err);
 

@@ -1,0 +1,486 @@
+/* engine/forward.c: one sequence's state (KV cache, activations) and the
+ * transformer forward pass over it.
+ *
+ * The structure follows llama2.c's forward(): embed, then per layer
+ * attention (RMSNorm, q/k/v, RoPE, causal GQA attention over the cache, o)
+ * and MLP (RMSNorm, SwiGLU or a mixture of SwiGLU experts), each added to
+ * the residual stream; then the final norm and the LM head. Activations are
+ * f32; weights are read in their stored dtype through eng_linear_run.
+ *
+ * A prompt is processed in chunks of up to ENG_CHUNK tokens: the linear
+ * layers of a chunk are matrix-matrix products (SGEMM), attention runs per
+ * (token, head) over the pool. A single token (decode) takes the
+ * matrix-vector path. All buffers are sized in eng_ctx_new: eng_forward
+ * allocates nothing.
+ */
+#include <math.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <cblas.h>
+
+#include "common/util.h"
+#include "engine/internal.h"
+
+/* Prompt tokens per chunk: large enough that SGEMM amortizes converting a
+ * weight tile, small enough that the activations stay a few MiB. */
+#define ENG_CHUNK 64
+/* Attention multiply-adds below which the pool is not woken. */
+#define ATTN_PAR_MIN (1 << 15)
+
+struct eng_ctx {
+    const struct eng_model *m; /* borrowed */
+    struct eng_pool *pool;     /* borrowed */
+    int n_ctx;                 /* capacity in positions */
+    int pos;                   /* positions in the cache */
+    int n_threads;
+    /* KV cache; a position's keys are after RoPE */
+    float *key_cache;   /* (n_layers, n_ctx, kv_dim) */
+    float *value_cache; /* (n_layers, n_ctx, kv_dim) */
+    /* activations of one chunk of up to ENG_CHUNK tokens */
+    float *x;        /* (chunk, dim) residual stream */
+    float *xb;       /* (chunk, dim) normalized input of a block */
+    float *q;        /* (chunk, q_dim) */
+    float *k;        /* (chunk, kv_dim) */
+    float *v;        /* (chunk, kv_dim) */
+    float *att_out;  /* (chunk, q_dim) attention output, heads side by side */
+    float *proj;     /* (chunk, dim) output of o_proj / down_proj */
+    float *hb;       /* (chunk, ffn_dim) gate, then silu(gate) * up */
+    float *hb2;      /* (chunk, ffn_dim) up */
+    float *rope_cos; /* (chunk, head_dim / 2) */
+    float *rope_sin; /* (chunk, head_dim / 2) */
+    float *scores;   /* (n_threads, n_ctx) attention weights, one row per thread */
+    /* mixture of experts */
+    float *ffn_out; /* (chunk, dim) sum of the experts' outputs */
+    float *probs;   /* (chunk, n_experts) routing probabilities */
+    int *sel;       /* (chunk, n_experts_per_tok) chosen experts */
+    float *sel_w;   /* (chunk, n_experts_per_tok) their weights */
+    int *rows;      /* (chunk) tokens routed to the current expert */
+    float *rows_w;  /* (chunk) their weights */
+    float *xe;      /* (chunk, dim) inputs of the current expert */
+    struct eng_gemm_scratch scratch;
+};
+
+/* ---- context */
+
+/* *out = a * b * c floats, or false on overflow. */
+static bool floats3(size_t a, size_t b, size_t c, size_t *out)
+{
+    size_t ab;
+    return sh_mul_size(a, b, &ab) && sh_mul_size(ab, c, out) &&
+           sh_mul_size(*out, sizeof(float), &ab);
+}
+
+int eng_ctx_new(const struct eng_model *m,
+                struct eng_pool *pool,
+                int n_ctx,
+                struct eng_ctx **out,
+                struct sh_err *err)
+{
+    const struct eng_config *c = &m->cfg;
+    size_t q_dim = (size_t)c->n_heads * (size_t)c->head_dim;
+    size_t kv_dim = (size_t)c->n_kv_heads * (size_t)c->head_dim;
+    size_t ffn = (size_t)(c->hidden_dim > c->moe_hidden_dim ? c->hidden_dim : c->moe_hidden_dim);
+    size_t dim = (size_t)c->dim, nb, kv_floats, max_cols;
+    size_t half = (size_t)c->head_dim / 2, ne = (size_t)c->n_experts;
+    size_t topk = (size_t)c->n_experts_per_tok;
+    struct eng_ctx *ctx;
+
+    if (n_ctx <= 0)
+        n_ctx = c->max_pos;
+    if (n_ctx > c->max_pos)
+        return sh_err_set(err, SH_EINVAL, "context of %d positions exceeds the model's %d", n_ctx,
+                          c->max_pos);
+    if (!floats3((size_t)c->n_layers, (size_t)n_ctx, kv_dim, &kv_floats))
+        return sh_err_set(err, SH_ENOMEM, "a KV cache of %d positions does not fit in memory",
+                          n_ctx);
+    nb = (size_t)(n_ctx < ENG_CHUNK ? n_ctx : ENG_CHUNK);
+    max_cols = dim > q_dim ? dim : q_dim;
+    max_cols = max_cols > ffn ? max_cols : ffn;
+    ctx = calloc(1, sizeof *ctx);
+    if (!ctx)
+        return sh_err_set(err, SH_ENOMEM, "out of memory");
+    ctx->m = m;
+    ctx->pool = pool;
+    ctx->n_ctx = n_ctx;
+    ctx->n_threads = eng_pool_size(pool);
+    /* calloc: pages of a large cache are only touched as positions fill. */
+    ctx->key_cache = calloc(kv_floats, sizeof(float));
+    ctx->value_cache = calloc(kv_floats, sizeof(float));
+    ctx->x = malloc(nb * dim * sizeof(float));
+    ctx->xb = malloc(nb * dim * sizeof(float));
+    ctx->q = malloc(nb * q_dim * sizeof(float));
+    ctx->k = malloc(nb * kv_dim * sizeof(float));
+    ctx->v = malloc(nb * kv_dim * sizeof(float));
+    ctx->att_out = malloc(nb * q_dim * sizeof(float));
+    ctx->proj = malloc(nb * dim * sizeof(float));
+    ctx->hb = malloc(nb * ffn * sizeof(float));
+    ctx->hb2 = malloc(nb * ffn * sizeof(float));
+    ctx->rope_cos = malloc(nb * half * sizeof(float));
+    ctx->rope_sin = malloc(nb * half * sizeof(float));
+    ctx->scores = malloc((size_t)ctx->n_threads * (size_t)n_ctx * sizeof(float));
+    ctx->scratch.per_thread = eng_gemm_scratch_floats((int64_t)max_cols);
+    ctx->scratch.buf = malloc((size_t)ctx->n_threads * ctx->scratch.per_thread * sizeof(float));
+    if (ne) {
+        ctx->ffn_out = malloc(nb * dim * sizeof(float));
+        ctx->probs = malloc(nb * ne * sizeof(float));
+        ctx->sel = malloc(nb * topk * sizeof(int));
+        ctx->sel_w = malloc(nb * topk * sizeof(float));
+        ctx->rows = malloc(nb * sizeof(int));
+        ctx->rows_w = malloc(nb * sizeof(float));
+        ctx->xe = malloc(nb * dim * sizeof(float));
+    }
+    if (!ctx->key_cache || !ctx->value_cache || !ctx->x || !ctx->xb || !ctx->q || !ctx->k ||
+        !ctx->v || !ctx->att_out || !ctx->proj || !ctx->hb || !ctx->hb2 || !ctx->rope_cos ||
+        !ctx->rope_sin || !ctx->scores || !ctx->scratch.buf ||
+        (ne && (!ctx->ffn_out || !ctx->probs || !ctx->sel || !ctx->sel_w || !ctx->rows ||
+                !ctx->rows_w || !ctx->xe))) {
+        eng_ctx_free(ctx);
+        return sh_err_set(err, SH_ENOMEM, "out of memory for a context of %d positions", n_ctx);
+    }
+    /* Prompt SGEMMs run one per pool thread: OpenBLAS must not start
+     * threads of its own inside them (process-wide setting). */
+    openblas_set_num_threads(1);
+    *out = ctx;
+    return 0;
+}
+
+void eng_ctx_free(struct eng_ctx *ctx)
+{
+    if (!ctx)
+        return;
+    free(ctx->key_cache);
+    free(ctx->value_cache);
+    free(ctx->x);
+    free(ctx->xb);
+    free(ctx->q);
+    free(ctx->k);
+    free(ctx->v);
+    free(ctx->att_out);
+    free(ctx->proj);
+    free(ctx->hb);
+    free(ctx->hb2);
+    free(ctx->rope_cos);
+    free(ctx->rope_sin);
+    free(ctx->scores);
+    free(ctx->scratch.buf);
+    free(ctx->ffn_out);
+    free(ctx->probs);
+    free(ctx->sel);
+    free(ctx->sel_w);
+    free(ctx->rows);
+    free(ctx->rows_w);
+    free(ctx->xe);
+    free(ctx);
+}
+
+int eng_ctx_pos(const struct eng_ctx *ctx)
+{
+    return ctx->pos;
+}
+
+int eng_ctx_capacity(const struct eng_ctx *ctx)
+{
+    return ctx->n_ctx;
+}
+
+void eng_ctx_truncate(struct eng_ctx *ctx, int pos)
+{
+    if (pos >= 0 && pos < ctx->pos)
+        ctx->pos = pos;
+}
+
+/* ---- attention */
+
+struct attn_job {
+    struct eng_ctx *ctx;
+    int layer;
+    int n;  /* tokens in the chunk */
+    int p0; /* position of the first */
+};
+
+/* Causal attention of every (token, head) pair of the chunk, split over
+ * the pool; keys and values of the chunk are already in the cache. */
+static void attn_worker(void *arg, int t, int nt)
+{
+    const struct attn_job *job = arg;
+    struct eng_ctx *ctx = job->ctx;
+    const struct eng_config *c = &ctx->m->cfg;
+    int hd = c->head_dim, group = c->n_heads / c->n_kv_heads;
+    size_t q_dim = (size_t)c->n_heads * (size_t)hd;
+    size_t kv_dim = (size_t)c->n_kv_heads * (size_t)hd;
+    size_t layer_off = (size_t)job->layer * (size_t)ctx->n_ctx * kv_dim;
+    bool window = c->sliding_window > 0 && job->layer >= c->swa_first_layer;
+    float scale = (float)(1.0 / sqrt((double)hd));
+    float *att = ctx->scores + (size_t)t * (size_t)ctx->n_ctx;
+    long total = (long)job->n * c->n_heads;
+
+    for (long j = total * t / nt; j < total * (t + 1) / nt; j++) {
+        int i = (int)(j / c->n_heads), h = (int)(j % c->n_heads);
+        int p = job->p0 + i;
+        int lo = window && p - c->sliding_window + 1 > 0 ? p - c->sliding_window + 1 : 0;
+        size_t kv_off = layer_off + (size_t)(h / group) * (size_t)hd;
+        const float *q = ctx->q + (size_t)i * q_dim + (size_t)h * (size_t)hd;
+        float *out = ctx->att_out + (size_t)i * q_dim + (size_t)h * (size_t)hd;
+
+        /* scores = q . k_s / sqrt(head_dim) over the visible positions s */
+        for (int s = lo; s <= p; s++) {
+            const float *k = ctx->key_cache + kv_off + (size_t)s * kv_dim;
+            att[s - lo] = eng_dot(q, k, hd) * scale;
+        }
+        eng_softmax(att, p - lo + 1);
+        /* out = sum_s att_s v_s */
+        memset(out, 0, (size_t)hd * sizeof *out);
+        for (int s = lo; s <= p; s++) {
+            const float *v = ctx->value_cache + kv_off + (size_t)s * kv_dim;
+            float a = att[s - lo];
+            for (int d = 0; d < hd; d++)
+                out[d] += a * v[d];
+        }
+    }
+}
+
+static void add_bias(float *y, const float *b, int n, size_t width)
+{
+    for (int i = 0; i < n; i++)
+        eng_add(y + (size_t)i * width, b, width);
+}
+
+static void attention(struct eng_ctx *ctx, int l, int n)
+{
+    const struct eng_model *m = ctx->m;
+    const struct eng_config *c = &m->cfg;
+    const struct eng_layer *L = &m->layers[l];
+    size_t dim = (size_t)c->dim, hd = (size_t)c->head_dim;
+    size_t q_dim = (size_t)c->n_heads * hd, kv_dim = (size_t)c->n_kv_heads * hd;
+    size_t half = hd / 2;
+    size_t cache_off = ((size_t)l * (size_t)ctx->n_ctx + (size_t)ctx->pos) * kv_dim;
+    struct eng_linear qkv[3] = {
+        {&L->wq, ctx->q, q_dim}, {&L->wk, ctx->k, kv_dim}, {&L->wv, ctx->v, kv_dim}};
+    struct eng_linear o = {&L->wo, ctx->proj, dim};
+    struct attn_job job = {ctx, l, n, ctx->pos};
+
+    /* xb = rmsnorm(x) */
+    for (int i = 0; i < n; i++)
+        eng_rmsnorm(ctx->xb + i * dim, ctx->x + i * dim, L->attn_norm, c->dim, c->norm_eps);
+    /* q, k, v = xb Wq^T, xb Wk^T, xb Wv^T (+ biases) */
+    eng_linear_run(ctx->pool, &ctx->scratch, qkv, 3, ctx->xb, dim, n);
+    if (L->bq) {
+        add_bias(ctx->q, L->bq, n, q_dim);
+        add_bias(ctx->k, L->bk, n, kv_dim);
+        add_bias(ctx->v, L->bv, n, kv_dim);
+    }
+    for (int i = 0; i < n; i++) {
+        float *q = ctx->q + i * q_dim, *k = ctx->k + i * kv_dim;
+        /* qwen3: RMSNorm of each head of q and k, before RoPE */
+        if (L->q_norm) {
+            for (int h = 0; h < c->n_heads; h++)
+                eng_rmsnorm(q + h * hd, q + h * hd, L->q_norm, c->head_dim, c->norm_eps);
+            for (int h = 0; h < c->n_kv_heads; h++)
+                eng_rmsnorm(k + h * hd, k + h * hd, L->k_norm, c->head_dim, c->norm_eps);
+        }
+        /* RoPE on q and k at this token's position */
+        eng_rope(q, c->n_heads, c->head_dim, ctx->rope_cos + i * half, ctx->rope_sin + i * half);
+        eng_rope(k, c->n_kv_heads, c->head_dim, ctx->rope_cos + i * half, ctx->rope_sin + i * half);
+    }
+    /* append k and v to the cache */
+    memcpy(ctx->key_cache + cache_off, ctx->k, (size_t)n * kv_dim * sizeof(float));
+    memcpy(ctx->value_cache + cache_off, ctx->v, (size_t)n * kv_dim * sizeof(float));
+    /* att_out = softmax(q k^T / sqrt(d)) v per head, causal (and windowed);
+     * short work stays on this thread (see PAR_MIN_MACS in matmul.c) */
+    if ((int64_t)n * (ctx->pos + n) * (int64_t)q_dim < ATTN_PAR_MIN)
+        attn_worker(&job, 0, 1);
+    else
+        eng_pool_run(ctx->pool, attn_worker, &job);
+    /* x += att_out Wo^T (+ bias) */
+    eng_linear_run(ctx->pool, &ctx->scratch, &o, 1, ctx->att_out, q_dim, n);
+    if (L->bo)
+        add_bias(ctx->proj, L->bo, n, dim);
+    eng_add(ctx->x, ctx->proj, (size_t)n * dim);
+}
+
+/* ---- MLP */
+
+/* out (n, dim) = down(silu(gate(in)) * up(in)) for one set of SwiGLU
+ * weights; in (n, dim). */
+static void swiglu_mlp(struct eng_ctx *ctx,
+                       const struct eng_mat *gate,
+                       const struct eng_mat *up,
+                       const struct eng_mat *down,
+                       const float *in,
+                       int n,
+                       float *out)
+{
+    size_t dim = (size_t)ctx->m->cfg.dim, hidden = (size_t)gate->rows;
+    struct eng_linear gu[2] = {{gate, ctx->hb, hidden}, {up, ctx->hb2, hidden}};
+    struct eng_linear d = {down, out, dim};
+
+    eng_linear_run(ctx->pool, &ctx->scratch, gu, 2, in, dim, n);
+    eng_swiglu(ctx->hb, ctx->hb2, (size_t)n * hidden);
+    eng_linear_run(ctx->pool, &ctx->scratch, &d, 1, ctx->hb, hidden, n);
+}
+
+/* Routing of token i: softmax over all experts in f32, the top k (ties to
+ * the lower index), renormalized when norm_topk_prob. */
+static void route(struct eng_ctx *ctx, int i)
+{
+    const struct eng_config *c = &ctx->m->cfg;
+    float *p = ctx->probs + (size_t)i * (size_t)c->n_experts;
+    int *sel = ctx->sel + (size_t)i * (size_t)c->n_experts_per_tok;
+    float *w = ctx->sel_w + (size_t)i * (size_t)c->n_experts_per_tok;
+    float sum = 0.0f;
+
+    eng_softmax(p, c->n_experts);
+    for (int j = 0; j < c->n_experts_per_tok; j++) {
+        int best = -1;
+        for (int e = 0; e < c->n_experts; e++) {
+            bool taken = false;
+            for (int q = 0; q < j; q++)
+                taken |= sel[q] == e;
+            if (!taken && (best < 0 || p[e] > p[best]))
+                best = e;
+        }
+        sel[j] = best;
+        w[j] = p[best];
+        sum += p[best];
+    }
+    if (c->norm_topk_prob)
+        for (int j = 0; j < c->n_experts_per_tok; j++)
+            w[j] /= sum;
+}
+
+/* ffn_out = sum over each token's chosen experts of weight x expert(xb);
+ * the experts run in index order, each on the tokens routed to it. */
+static void moe(struct eng_ctx *ctx, const struct eng_layer *L, int n)
+{
+    const struct eng_config *c = &ctx->m->cfg;
+    size_t dim = (size_t)c->dim, k = (size_t)c->n_experts_per_tok;
+    struct eng_linear r = {&L->router, ctx->probs, (size_t)c->n_experts};
+
+    /* probs = xb Wrouter^T, then top-k per token */
+    eng_linear_run(ctx->pool, &ctx->scratch, &r, 1, ctx->xb, dim, n);
+    for (int i = 0; i < n; i++)
+        route(ctx, i);
+    memset(ctx->ffn_out, 0, (size_t)n * dim * sizeof(float));
+    for (int e = 0; e < c->n_experts; e++) {
+        const struct eng_expert *E = &L->experts[e];
+        int cnt = 0;
+        /* gather the tokens routed to e */
+        for (int i = 0; i < n; i++) {
+            for (size_t j = 0; j < k; j++) {
+                if (ctx->sel[(size_t)i * k + j] == e) {
+                    ctx->rows[cnt] = i;
+                    ctx->rows_w[cnt] = ctx->sel_w[(size_t)i * k + j];
+                    memcpy(ctx->xe + (size_t)cnt * dim, ctx->xb + (size_t)i * dim,
+                           dim * sizeof(float));
+                    cnt++;
+                }
+            }
+        }
+        if (cnt == 0)
+            continue;
+        swiglu_mlp(ctx, &E->gate, &E->up, &E->down, ctx->xe, cnt, ctx->proj);
+        /* scatter-add weighted outputs */
+        for (int q = 0; q < cnt; q++) {
+            float *dst = ctx->ffn_out + (size_t)ctx->rows[q] * dim;
+            const float *src = ctx->proj + (size_t)q * dim;
+            for (size_t d = 0; d < dim; d++)
+                dst[d] += ctx->rows_w[q] * src[d];
+        }
+    }
+}
+
+static void mlp(struct eng_ctx *ctx, int l, int n)
+{
+    const struct eng_config *c = &ctx->m->cfg;
+    const struct eng_layer *L = &ctx->m->layers[l];
+    size_t dim = (size_t)c->dim;
+
+    /* xb = rmsnorm(x) */
+    for (int i = 0; i < n; i++)
+        eng_rmsnorm(ctx->xb + i * dim, ctx->x + i * dim, L->ffn_norm, c->dim, c->norm_eps);
+    /* x += down(silu(gate(xb)) * up(xb)), or the experts' weighted sum */
+    if (c->n_experts == 0) {
+        swiglu_mlp(ctx, &L->w_gate, &L->w_up, &L->w_down, ctx->xb, n, ctx->proj);
+        eng_add(ctx->x, ctx->proj, (size_t)n * dim);
+    } else {
+        moe(ctx, L, n);
+        eng_add(ctx->x, ctx->ffn_out, (size_t)n * dim);
+    }
+}
+
+/* ---- the forward pass of one chunk */
+
+/* logits: NULL, (n, vocab) when all, else (vocab) for the last token. */
+static void
+forward_chunk(struct eng_ctx *ctx, const int32_t *tokens, int n, bool all, float *logits)
+{
+    const struct eng_model *m = ctx->m;
+    const struct eng_config *c = &m->cfg;
+    const struct eng_mat_ops *emb = eng_mat_ops(m->embed.dtype);
+    size_t dim = (size_t)c->dim, half = (size_t)c->head_dim / 2;
+
+    /* x = embedding rows of the tokens */
+    for (int i = 0; i < n; i++)
+        emb->rows_to_f32(&m->embed, tokens[i], tokens[i] + 1, ctx->x + i * dim);
+    /* RoPE angles pos * inv_freq, in f32 as transformers computes them */
+    for (int i = 0; i < n; i++) {
+        float pos = (float)(ctx->pos + i);
+        for (size_t j = 0; j < half; j++) {
+            float a = pos * m->rope_inv_freq[j];
+            ctx->rope_cos[i * half + j] = cosf(a);
+            ctx->rope_sin[i * half + j] = sinf(a);
+        }
+    }
+    for (int l = 0; l < c->n_layers; l++) {
+        attention(ctx, l, n);
+        mlp(ctx, l, n);
+    }
+    ctx->pos += n;
+    if (!logits)
+        return;
+    /* logits = rmsnorm(x) W_lm^T, for every token or the last */
+    if (all) {
+        struct eng_linear head = {&m->lm_head, logits, (size_t)c->vocab_size};
+        for (int i = 0; i < n; i++)
+            eng_rmsnorm(ctx->xb + i * dim, ctx->x + i * dim, m->final_norm, c->dim, c->norm_eps);
+        eng_linear_run(ctx->pool, &ctx->scratch, &head, 1, ctx->xb, dim, n);
+    } else {
+        struct eng_linear head = {&m->lm_head, logits, (size_t)c->vocab_size};
+        eng_rmsnorm(ctx->xb, ctx->x + (size_t)(n - 1) * dim, m->final_norm, c->dim, c->norm_eps);
+        eng_linear_run(ctx->pool, &ctx->scratch, &head, 1, ctx->xb, dim, 1);
+    }
+}
+
+int eng_forward(struct eng_ctx *ctx,
+                const int32_t *tokens,
+                size_t n,
+                bool all_logits,
+                float *logits,
+                struct sh_err *err)
+{
+    const struct eng_config *c = &ctx->m->cfg;
+    size_t vocab = (size_t)c->vocab_size;
+
+    if (n == 0)
+        return sh_err_set(err, SH_EINVAL, "no tokens to evaluate");
+    if (n > (size_t)(ctx->n_ctx - ctx->pos))
+        return sh_err_set(err, SH_ERANGE,
+                          "%zu tokens at position %d pass the context's %d positions", n, ctx->pos,
+                          ctx->n_ctx);
+    for (size_t i = 0; i < n; i++)
+        if (tokens[i] < 0 || tokens[i] >= c->vocab_size)
+            return sh_err_set(err, SH_ERANGE, "token %zu: id %d is outside the vocabulary [0, %d)",
+                              i, (int)tokens[i], c->vocab_size);
+    for (size_t s = 0; s < n; s += ENG_CHUNK) {
+        int cn = (int)(n - s < ENG_CHUNK ? n - s : ENG_CHUNK);
+        bool last = s + (size_t)cn == n;
+        float *out = NULL;
+        if (logits && all_logits)
+            out = logits + s * vocab;
+        else if (logits && last)
+            out = logits;
+        forward_chunk(ctx, tokens + s, cn, all_logits, out);
+    }
+    return 0;
+}

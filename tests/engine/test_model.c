@@ -1,0 +1,417 @@
+/* tests/engine/test_model.c: the forward pass against transformers'
+ * reference logits (tests/fixtures/logits/), for every family we run and
+ * the demo model: last-position and all-position logits, top-5 ids, greedy
+ * continuations through the KV cache; then properties of our own:
+ * prefill == token by token, 1 thread == 2 threads, truncation, errors. */
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "common/file.h"
+#include "common/json.h"
+#include "engine/model.h"
+#include "tests/lib/test.h"
+
+#define LOGIT_TOL 1e-3f /* against the reference (tests/fixtures/README.md) */
+#define SELF_TOL  1e-4f /* between two ways of computing the same thing */
+
+struct fixture {
+    const char *name;
+    const char *model_dir;
+    const char *ref_dir;
+};
+
+static const struct fixture fixtures[] = {
+    {"llama", FIXTURES_DIR "/logits/llama", FIXTURES_DIR "/logits/llama"},
+    {"llama3-rope", FIXTURES_DIR "/logits/llama3-rope", FIXTURES_DIR "/logits/llama3-rope"},
+    {"qwen2", FIXTURES_DIR "/logits/qwen2", FIXTURES_DIR "/logits/qwen2"},
+    {"qwen3", FIXTURES_DIR "/logits/qwen3", FIXTURES_DIR "/logits/qwen3"},
+    {"mistral", FIXTURES_DIR "/logits/mistral", FIXTURES_DIR "/logits/mistral"},
+    {"qwen3-moe", FIXTURES_DIR "/logits/qwen3-moe", FIXTURES_DIR "/logits/qwen3-moe"},
+    {"kjv-llama-16m", DEMO_MODEL_DIR, FIXTURES_DIR "/logits/kjv-llama-16m"},
+};
+
+#define NFIXTURES (sizeof fixtures / sizeof fixtures[0])
+
+/* ---- helpers */
+
+static struct eng_model *load(const char *dir)
+{
+    struct eng_model *m = NULL;
+    struct sh_err err = {0};
+    int rc = eng_model_load(dir, &m, &err);
+    if (rc)
+        fail_msg("load %s: %s", dir, sh_err_msg(&err));
+    return m;
+}
+
+static struct eng_pool *pool_of(int n)
+{
+    struct eng_pool *p = NULL;
+    struct sh_err err = {0};
+    if (eng_pool_new(n, &p, &err))
+        fail_msg("pool: %s", sh_err_msg(&err));
+    return p;
+}
+
+static struct eng_ctx *ctx_of(struct eng_model *m, struct eng_pool *p, int n_ctx)
+{
+    struct eng_ctx *c = NULL;
+    struct sh_err err = {0};
+    if (eng_ctx_new(m, p, n_ctx, &c, &err))
+        fail_msg("ctx: %s", sh_err_msg(&err));
+    return c;
+}
+
+static void forward(struct eng_ctx *c, const int32_t *ids, size_t n, bool all, float *logits)
+{
+    struct sh_err err = {0};
+    int rc = eng_forward(c, ids, n, all, logits, &err);
+    if (rc)
+        fail_msg("forward: %s", sh_err_msg(&err));
+}
+
+static cJSON *read_reference(const struct fixture *f)
+{
+    char path[512];
+    cJSON *root = NULL;
+    struct sh_err err = {0};
+    snprintf(path, sizeof path, "%s/reference.json", f->ref_dir);
+    if (sh_json_parse_file(path, 1 << 24, &root, &err))
+        fail_msg("%s", sh_err_msg(&err));
+    return root;
+}
+
+/* Reads a raw float32 file of exactly n floats (little-endian host). */
+static float *read_f32(const char *dir, const char *name, size_t n)
+{
+    char path[512];
+    char *buf = NULL;
+    size_t len = 0;
+    struct sh_err err = {0};
+    float *out;
+    snprintf(path, sizeof path, "%s/%s", dir, name);
+    if (sh_read_file(path, 1 << 28, &buf, &len, &err))
+        fail_msg("%s", sh_err_msg(&err));
+    assert_int_equal(len, n * sizeof(float));
+    out = malloc(len);
+    assert_non_null(out);
+    memcpy(out, buf, len);
+    free(buf);
+    return out;
+}
+
+static int32_t *json_ids(const cJSON *arr, size_t *n)
+{
+    const cJSON *e;
+    int32_t *ids = calloc((size_t)cJSON_GetArraySize(arr) + 1, sizeof *ids);
+    size_t i = 0;
+    assert_non_null(ids);
+    cJSON_ArrayForEach(e, arr) ids[i++] = (int32_t)e->valueint;
+    *n = i;
+    return ids;
+}
+
+static float max_abs_diff(const float *a, const float *b, size_t n)
+{
+    float d = 0.0f;
+    for (size_t i = 0; i < n; i++) {
+        float x = fabsf(a[i] - b[i]);
+        if (!(x <= d))
+            d = x; /* NaN propagates as a failure */
+    }
+    return d;
+}
+
+static int argmax(const float *v, int n)
+{
+    int best = 0;
+    for (int i = 1; i < n; i++)
+        if (v[i] > v[best])
+            best = i;
+    return best;
+}
+
+/* Our top-5 must equal the reference's in order, except that two ids may
+ * swap where their reference logits are within LOGIT_TOL. */
+static void check_top5(const char *what,
+                       int pos,
+                       const float *logits,
+                       int vocab,
+                       const cJSON *ref_ids,
+                       const cJSON *ref_logits)
+{
+    int top[5];
+    for (int j = 0; j < 5; j++) {
+        top[j] = -1;
+        for (int id = 0; id < vocab; id++) {
+            bool taken = false;
+            for (int q = 0; q < j; q++)
+                taken |= top[q] == id;
+            if (!taken && (top[j] < 0 || logits[id] > logits[top[j]]))
+                top[j] = id;
+        }
+    }
+    for (int j = 0; j < 5; j++) {
+        int want = cJSON_GetArrayItem(ref_ids, j)->valueint;
+        bool ok = top[j] == want;
+        for (int adj = j - 1; !ok && adj <= j + 1; adj += 2) {
+            if (adj < 0 || adj > 4)
+                continue;
+            ok = top[j] == cJSON_GetArrayItem(ref_ids, adj)->valueint &&
+                 fabs(cJSON_GetArrayItem(ref_logits, j)->valuedouble -
+                      cJSON_GetArrayItem(ref_logits, adj)->valuedouble) <= LOGIT_TOL;
+        }
+        if (!ok)
+            fail_msg("%s: position %d: top-5[%d] is %d, reference %d", what, pos, j, top[j], want);
+    }
+}
+
+/* ---- against the reference */
+
+static void test_reference(void **state)
+{
+    const struct fixture *f = *state;
+    cJSON *ref = read_reference(f);
+    struct eng_model *m = load(f->model_dir);
+    struct eng_pool *pool = pool_of(1); /* 2 threads: the next test */
+    int vocab = eng_model_config(m)->vocab_size;
+    const cJSON *p;
+
+    assert_int_equal(vocab, cJSON_GetObjectItem(ref, "vocab_size")->valueint);
+    cJSON_ArrayForEach(p, cJSON_GetObjectItem(ref, "prompts"))
+    {
+        const char *pname = cJSON_GetObjectItem(p, "name")->valuestring;
+        const cJSON *all_file = cJSON_GetObjectItem(p, "all_logits_file");
+        const cJSON *greedy = cJSON_GetObjectItem(p, "greedy_ids");
+        const cJSON *top_ids = cJSON_GetObjectItem(p, "top5_ids");
+        const cJSON *top_logits = cJSON_GetObjectItem(p, "top5_logits");
+        size_t n, n_greedy = (size_t)cJSON_GetArraySize(greedy);
+        int32_t *ids = json_ids(cJSON_GetObjectItem(p, "ids"), &n);
+        float *logits = malloc(n * (size_t)vocab * sizeof *logits);
+        float *last_ref = read_f32(
+            f->ref_dir, cJSON_GetObjectItem(p, "last_logits_file")->valuestring, (size_t)vocab);
+        struct eng_ctx *ctx = ctx_of(m, pool, (int)(n + n_greedy));
+        char what[128];
+        float d;
+
+        snprintf(what, sizeof what, "%s %s", f->name, pname);
+        assert_non_null(logits);
+        /* prefill, every position's logits */
+        forward(ctx, ids, n, true, logits);
+        d = max_abs_diff(logits + (n - 1) * (size_t)vocab, last_ref, (size_t)vocab);
+        if (d > LOGIT_TOL)
+            fail_msg("%s: last logits differ by %g", what, (double)d);
+        if (cJSON_IsString(all_file)) {
+            float *all_ref = read_f32(f->ref_dir, all_file->valuestring, n * (size_t)vocab);
+            d = max_abs_diff(logits, all_ref, n * (size_t)vocab);
+            if (d > LOGIT_TOL)
+                fail_msg("%s: all-position logits differ by %g", what, (double)d);
+            free(all_ref);
+        }
+        for (size_t i = 0; i < n; i++)
+            check_top5(what, (int)i, logits + i * (size_t)vocab, vocab,
+                       cJSON_GetArrayItem(top_ids, (int)i), cJSON_GetArrayItem(top_logits, (int)i));
+        /* greedy: argmax, then one token at a time through the cache */
+        for (size_t s = 0; s < n_greedy; s++) {
+            const float *last = s == 0 ? logits + (n - 1) * (size_t)vocab : logits;
+            int32_t next = (int32_t)argmax(last, vocab);
+            if (next != cJSON_GetArrayItem(greedy, (int)s)->valueint)
+                fail_msg("%s: greedy step %zu: %d, reference %d", what, s, (int)next,
+                         cJSON_GetArrayItem(greedy, (int)s)->valueint);
+            if (s + 1 < n_greedy)
+                forward(ctx, &next, 1, false, logits);
+        }
+        eng_ctx_free(ctx);
+        free(last_ref);
+        free(logits);
+        free(ids);
+    }
+    eng_pool_free(pool);
+    eng_model_free(m);
+    cJSON_Delete(ref);
+}
+
+/* ---- self-consistency */
+
+/* A prompt longer than one prompt chunk (64) and than mistral's window. */
+static int32_t *long_prompt(int vocab, size_t n)
+{
+    int32_t *ids = malloc(n * sizeof *ids);
+    assert_non_null(ids);
+    for (size_t i = 0; i < n; i++)
+        ids[i] = (int32_t)((i * 7919 + 13) % (size_t)vocab);
+    return ids;
+}
+
+/* all-at-once prefill (SGEMM, chunks) == token by token (dot products),
+ * and == the same with a pool of 1 thread. */
+static void test_prefill_stepwise_threads(void **state)
+{
+    const struct fixture *f = *state;
+    const size_t n = 80;
+    struct eng_model *m = load(f->model_dir);
+    int vocab = eng_model_config(m)->vocab_size;
+    struct eng_pool *p1 = pool_of(1), *p2 = pool_of(2);
+    struct eng_ctx *a = ctx_of(m, p2, (int)n), *b = ctx_of(m, p2, (int)n),
+                   *c = ctx_of(m, p1, (int)n);
+    int32_t *ids = long_prompt(vocab, n);
+    float *all_a = malloc(n * (size_t)vocab * sizeof(float));
+    float *all_c = malloc(n * (size_t)vocab * sizeof(float));
+    float *step = malloc((size_t)vocab * sizeof(float));
+    float d;
+
+    assert_non_null(all_a);
+    assert_non_null(all_c);
+    assert_non_null(step);
+    forward(a, ids, n, true, all_a);
+    forward(c, ids, n, true, all_c);
+    for (size_t i = 0; i < n; i++) {
+        forward(b, &ids[i], 1, false, step);
+        d = max_abs_diff(step, all_a + i * (size_t)vocab, (size_t)vocab);
+        if (d > SELF_TOL)
+            fail_msg("%s: position %zu: prefill and stepwise differ by %g", f->name, i, (double)d);
+    }
+    d = max_abs_diff(all_a, all_c, n * (size_t)vocab);
+    if (d > SELF_TOL)
+        fail_msg("%s: 1 and 2 threads differ by %g", f->name, (double)d);
+    assert_int_equal(eng_ctx_pos(a), n);
+    assert_int_equal(eng_ctx_pos(b), n);
+    free(step);
+    free(all_c);
+    free(all_a);
+    free(ids);
+    eng_ctx_free(c);
+    eng_ctx_free(b);
+    eng_ctx_free(a);
+    eng_pool_free(p2);
+    eng_pool_free(p1);
+    eng_model_free(m);
+}
+
+/* Truncating the cache and continuing equals a fresh run, and
+ * last-position-only logits equal the last row of all logits. */
+static void test_truncate_and_last_only(void **state)
+{
+    const struct fixture *f = *state;
+    const size_t n = 40;
+    struct eng_model *m = load(f->model_dir);
+    int vocab = eng_model_config(m)->vocab_size;
+    struct eng_pool *p = pool_of(2);
+    struct eng_ctx *a = ctx_of(m, p, 64), *b = ctx_of(m, p, 64);
+    int32_t *ids = long_prompt(vocab, n), *tail = long_prompt(vocab, n + 5);
+    float *fresh = malloc((size_t)vocab * sizeof(float));
+    float *reused = malloc((size_t)vocab * sizeof(float));
+    float *all = malloc(n * (size_t)vocab * sizeof(float));
+
+    assert_non_null(fresh);
+    assert_non_null(reused);
+    assert_non_null(all);
+    forward(a, ids, n, false, fresh);
+    forward(b, ids, n, true, all);
+    assert_true(max_abs_diff(fresh, all + (n - 1) * (size_t)vocab, (size_t)vocab) <= SELF_TOL);
+    /* b: keep the first 20 positions, then append a different tail */
+    eng_ctx_truncate(b, 20);
+    assert_int_equal(eng_ctx_pos(b), 20);
+    forward(b, tail + 25, n - 20, false, reused);
+    eng_ctx_truncate(a, 0);
+    forward(a, ids, 20, false, NULL); /* fill the cache only */
+    forward(a, tail + 25, n - 20, false, fresh);
+    assert_true(max_abs_diff(fresh, reused, (size_t)vocab) <= SELF_TOL);
+    free(all);
+    free(reused);
+    free(fresh);
+    free(tail);
+    free(ids);
+    eng_ctx_free(b);
+    eng_ctx_free(a);
+    eng_pool_free(p);
+    eng_model_free(m);
+}
+
+/* ---- errors */
+
+static void test_forward_errors(void **state)
+{
+    struct eng_model *m = load(fixtures[0].model_dir);
+    struct eng_pool *p = pool_of(2);
+    struct eng_ctx *c = ctx_of(m, p, 8), *big = NULL;
+    int vocab = eng_model_config(m)->vocab_size;
+    int32_t ids[9] = {1, 2, 3, 4, 5, 6, 7, 8, 9};
+    float *logits = malloc((size_t)vocab * sizeof(float));
+    struct sh_err err = {0};
+
+    (void)state;
+    assert_non_null(logits);
+    ids[2] = vocab;
+    assert_int_equal(eng_forward(c, ids, 3, false, logits, &err), SH_ERANGE);
+    assert_non_null(strstr(err.msg, "outside the vocabulary"));
+    ids[2] = -1;
+    assert_int_equal(eng_forward(c, ids, 3, false, logits, &err), SH_ERANGE);
+    ids[2] = 3;
+    assert_int_equal(eng_ctx_pos(c), 0);
+    assert_int_equal(eng_forward(c, ids, 9, false, logits, &err), SH_ERANGE);
+    assert_non_null(strstr(err.msg, "pass the context"));
+    assert_int_equal(eng_ctx_pos(c), 0);
+    assert_int_equal(eng_forward(c, ids, 0, false, logits, &err), SH_EINVAL);
+    forward(c, ids, 8, false, logits);
+    assert_int_equal(eng_forward(c, ids, 1, false, logits, &err), SH_ERANGE);
+    assert_int_equal(eng_ctx_capacity(c), 8);
+    assert_int_equal(eng_ctx_new(m, p, eng_model_config(m)->max_pos + 1, &big, &err), SH_EINVAL);
+    assert_null(big);
+    free(logits);
+    eng_ctx_free(c);
+    eng_pool_free(p);
+    eng_model_free(m);
+}
+
+static void test_model_info(void **state)
+{
+    struct eng_model *m = load(DEMO_MODEL_DIR);
+    const struct eng_config *c = eng_model_config(m);
+    const struct eng_gen_defaults *g = eng_model_gen_defaults(m);
+
+    (void)state;
+    assert_int_equal(c->family, ENG_FAMILY_LLAMA);
+    assert_int_equal(c->n_layers, 8);
+    assert_int_equal(c->dim, 384);
+    assert_true(c->tie_embeddings);
+    /* generation_config's eos list wins over config.json's single id */
+    assert_int_equal(c->n_eos, 2);
+    assert_int_equal(c->eos_ids[0], 2);
+    assert_int_equal(c->eos_ids[1], 0);
+    assert_true(g->present && g->do_sample);
+    assert_int_equal(g->top_k, 40);
+    assert_true(fabsf(g->temperature - 0.7f) < 1e-6f);
+    /* index metadata: total_parameters 15735168, total_size 31470336 */
+    assert_int_equal(eng_model_n_params(m), 15735168);
+    assert_int_equal(eng_model_weight_bytes(m), 31470336);
+    assert_string_equal(eng_model_dtype_name(m), "bf16");
+    eng_model_free(m);
+    assert_true(eng_physical_cores() >= 1);
+}
+
+int main(void)
+{
+    static char names[3 * NFIXTURES][80];
+    struct CMUnitTest tests[3 * NFIXTURES + 2];
+    size_t n = 0;
+
+    for (size_t i = 0; i < NFIXTURES; i++) {
+        void *f = (void *)&fixtures[i];
+        snprintf(names[n], sizeof names[n], "reference %s", fixtures[i].name);
+        tests[n] = (struct CMUnitTest){names[n], test_reference, NULL, NULL, f};
+        n++;
+        snprintf(names[n], sizeof names[n], "prefill == stepwise, 1 == 2 threads %s",
+                 fixtures[i].name);
+        tests[n] = (struct CMUnitTest){names[n], test_prefill_stepwise_threads, NULL, NULL, f};
+        n++;
+        snprintf(names[n], sizeof names[n], "truncate, last-only %s", fixtures[i].name);
+        tests[n] = (struct CMUnitTest){names[n], test_truncate_and_last_only, NULL, NULL, f};
+        n++;
+    }
+    tests[n++] = (struct CMUnitTest){"forward errors", test_forward_errors, NULL, NULL, NULL};
+    tests[n++] = (struct CMUnitTest){"model info", test_model_info, NULL, NULL, NULL};
+    return _cmocka_run_group_tests("engine_model", tests, n, NULL, NULL);
+}
