@@ -255,6 +255,7 @@ static int load_model(struct eng_tokenizer *tok, const cJSON *model, struct sh_e
 
 static int load_added(struct eng_tokenizer *tok, const cJSON *added, struct sh_err *err)
 {
+    int32_t next_id = (int32_t)tok->n_vocab, max_added = -1;
     const cJSON *v;
     size_t i = 0;
     int rc;
@@ -285,13 +286,21 @@ static int load_added(struct eng_tokenizer *tok, const cJSON *added, struct sh_e
         a->content = strdup(c->valuestring);
         if (!a->content)
             return sh_err_set(err, SH_ENOMEM, "added_tokens: out of memory");
-        /* tokenizers maps a token the vocabulary already has to the
-         * vocabulary's id; a file that says otherwise is inconsistent. */
+        /* tokenizers does not take the ids from the file: it gives a token
+         * the vocabulary has the vocabulary's id, and any other the next id
+         * after the vocabulary and the added tokens so far
+         * (AddedVocabulary::add_tokens). A file whose ids differ from that
+         * would mean different ids there than here: refuse it. */
         vid = tok_vocab_find(tok, a->content, a->len);
-        if (vid >= 0 && vid != a->id)
+        if (vid < 0)
+            vid = next_id;
+        if (vid != a->id)
             return sh_err_set(err, SH_EMALFORMED,
-                              "added_tokens[%zu] \"%.64s\": id %d, but the vocabulary has it as %d",
+                              "added_tokens[%zu] \"%.64s\": id %d, but tokenizers would give it %d",
                               i, a->content, a->id, vid);
+        if (a->id > max_added)
+            max_added = a->id;
+        next_id = (size_t)max_added >= tok->n_vocab ? max_added + 1 : (int32_t)tok->n_vocab;
         if (tok->flags[a->id] & TOK_F_ADDED)
             return sh_err_set(err, SH_EMALFORMED, "added_tokens[%zu]: id %d given twice", i, a->id);
         tok->flags[a->id] |= TOK_F_ADDED | TOK_F_PRESENT | (a->special ? TOK_F_SPECIAL : 0);
