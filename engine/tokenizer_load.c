@@ -171,7 +171,7 @@ static int size_ids(struct eng_tokenizer *tok,
             return sh_err_set(err, SH_EMALFORMED, "added_tokens: entry without an \"id\"");
         if (!sh_json_is_int(id, 0, (int64_t)limit - 1))
             return sh_err_set(err, SH_EMALFORMED,
-                              "added_tokens: id %.0f out of range [0, %zu) (vocab %zu + %zu added)",
+                              "added_tokens: id %g out of range [0, %zu) (vocab %zu + %zu added)",
                               cJSON_IsNumber(id) ? id->valuedouble : -1.0, limit, tok->n_vocab,
                               tok->n_added);
         if ((size_t)id->valuedouble > max_id)
