@@ -93,8 +93,8 @@ static int load_merges(struct eng_tokenizer *tok, const cJSON *merges, struct sh
         return sh_err_set(err, SH_ENOMEM, "model.merges: out of memory");
     cJSON_ArrayForEach(m, merges)
     {
-        const char *a, *b;
-        size_t alen, blen, need;
+        const char *a = NULL, *b = NULL;
+        size_t alen = 0, blen = 0, need;
         int32_t ida, idb, idm;
 
         if ((rc = merge_parts(m, rank, &a, &alen, &b, &blen, err)))

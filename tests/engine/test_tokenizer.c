@@ -366,12 +366,61 @@ static void decode_invalid_utf8(void **state)
     cJSON_Delete(root);
 }
 
+/* One loaded tokenizer, several threads encoding and decoding at once: every
+ * thread must still get the reference ids (run under ASan/UBSan, and TSan
+ * when built with it). */
+struct thread_arg {
+    const struct eng_tokenizer *tok;
+    const cJSON *cases;
+    int bad;
+};
+
+static void *encode_all(void *p)
+{
+    struct thread_arg *a = p;
+    for (int round = 0; round < 3; round++) {
+        const cJSON *c;
+        size_t idx = 0;
+        cJSON_ArrayForEach(c, a->cases) a->bad += check_case(a->tok, c, idx++);
+    }
+    return NULL;
+}
+
+static void concurrent_use(void **state)
+{
+    char fx[512], path[512];
+    struct thread_arg args[4];
+    pthread_t th[4];
+    struct eng_tokenizer *tok = NULL;
+    struct sh_err err = {0};
+    cJSON *root;
+
+    (void)state;
+    snprintf(fx, sizeof fx, "%s/tokenizer/qwen3.json", FIXTURES_DIR);
+    root = load_json(fx);
+    if (eng_tokenizer_load(tok_path("qwen3", path, sizeof path), &tok, &err))
+        fail_msg("%s", sh_err_msg(&err));
+    for (int i = 0; i < 4; i++) {
+        args[i].tok = tok;
+        args[i].cases = cJSON_GetObjectItemCaseSensitive(root, "cases");
+        args[i].bad = 0;
+        assert_int_equal(pthread_create(&th[i], NULL, encode_all, &args[i]), 0);
+    }
+    for (int i = 0; i < 4; i++) {
+        assert_int_equal(pthread_join(th[i], NULL), 0);
+        assert_int_equal(args[i].bad, 0);
+    }
+    eng_tokenizer_free(tok);
+    cJSON_Delete(root);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(fixture_qwen3),       cmocka_unit_test(fixture_llama3_1),
         cmocka_unit_test(fixture_deepseek_v3), cmocka_unit_test(fixture_demo),
         cmocka_unit_test(edge_variants),       cmocka_unit_test(decode_invalid_utf8),
+        cmocka_unit_test(concurrent_use),
     };
     if (sodium_init() < 0)
         return 1;
