@@ -298,18 +298,149 @@ static float weight(float l, float max, float inv_t)
     return expf((l - max) * inv_t);
 }
 
+/* The candidates the draw chooses from. */
+struct pool {
+    struct cand *c; /* best first when sorted, else in id order */
+    size_t n;
+    double total; /* sum of their weights */
+    bool sorted;
+};
+
+/* top-k: the k best, weighted, best first. */
+static void
+pool_top_k(struct eng_sampler *s, const float *logits, float max, float inv_t, struct pool *pl)
+{
+    pl->c = s->cand;
+    pl->n = select_top_k(logits, s->vocab, (size_t)s->p.top_k, pl->c);
+    pl->total = 0.0;
+    pl->sorted = true;
+    for (size_t i = 0; i < pl->n; i++) {
+        pl->c[i].v = weight(pl->c[i].v, max, inv_t);
+        pl->total += pl->c[i].v;
+    }
+}
+
+/* top-p over the whole vocabulary: the nucleus, best first, found without
+ * sorting the vocabulary (see the top of the file). */
+static void pool_nucleus(struct eng_sampler *s,
+                         const float *logits,
+                         float max,
+                         float inv_t,
+                         int32_t best,
+                         struct pool *pl)
+{
+    struct cand *c = s->cand;
+    size_t vocab = s->vocab, m = 0, n = 0;
+    double total = 0.0, cum = 0.0, cutoff;
+
+    for (size_t i = 0; i < vocab; i++)
+        total += weight(logits[i], max, inv_t);
+    cutoff = (1.0 - (double)s->p.top_p) / (double)(vocab > 1 ? vocab - 1 : 1) * total;
+    /* The argmax is always in the nucleus; with it kept, at most V - 1
+     * tokens fall under the cutoff and they weigh < (1 - top_p). */
+    for (size_t i = 0; i < vocab; i++) {
+        float w = weight(logits[i], max, inv_t);
+        if ((w > 0.0f && (double)w >= cutoff) || (int32_t)i == best)
+            c[m++] = (struct cand){w, (int32_t)i};
+    }
+    /* Heap-pop the best until the nucleus is complete; popped entries
+     * collect at the end, best last. */
+    for (size_t i = m / 2; i-- > 0;)
+        sift(c, m, i, false);
+    while (n < m && cum < (double)s->p.top_p * total) {
+        struct cand t = c[0];
+        cum += t.v;
+        c[0] = c[m - n - 1];
+        c[m - n - 1] = t;
+        n++;
+        sift(c, m - n, 0, false);
+    }
+    c += m - n;
+    for (size_t i = 0; i < n / 2; i++) {
+        struct cand t = c[i];
+        c[i] = c[n - 1 - i];
+        c[n - 1 - i] = t;
+    }
+    pl->c = c;
+    pl->n = n;
+    pl->total = cum; /* renormalised over the nucleus */
+    pl->sorted = true;
+}
+
+/* Neither top-k nor top-p: every token, in id order. */
+static void
+pool_all(struct eng_sampler *s, const float *logits, float max, float inv_t, struct pool *pl)
+{
+    pl->c = s->cand;
+    pl->n = s->vocab;
+    pl->total = 0.0;
+    pl->sorted = false;
+    for (size_t i = 0; i < s->vocab; i++) {
+        pl->c[i] = (struct cand){weight(logits[i], max, inv_t), (int32_t)i};
+        pl->total += pl->c[i].v;
+    }
+}
+
+/* top-p on a sorted pool: the smallest prefix with cumulative prob >= top_p. */
+static void cut_top_p(struct pool *pl, float top_p)
+{
+    size_t m = 0;
+    double cum = 0.0;
+
+    while (m < pl->n && cum < (double)top_p * pl->total)
+        cum += pl->c[m++].v;
+    pl->n = m;
+    pl->total = cum;
+}
+
+/* min-p: the most likely token has weight 1, so the bar is min_p itself. */
+static void cut_min_p(struct pool *pl, float min_p)
+{
+    pl->total = 0.0;
+    if (pl->sorted) {
+        size_t m = 0;
+        while (m < pl->n && pl->c[m].v >= min_p)
+            pl->total += pl->c[m++].v;
+        pl->n = m;
+        return;
+    }
+    for (size_t i = 0; i < pl->n; i++) {
+        if (pl->c[i].v < min_p)
+            pl->c[i].v = 0.0f;
+        pl->total += pl->c[i].v;
+    }
+}
+
+/* The first candidate whose cumulative weight passes u * total. */
+static int32_t draw(const struct pool *pl, double u, float *prob)
+{
+    double r = u * pl->total, cum = 0.0;
+    size_t last = 0;
+
+    for (size_t i = 0; i < pl->n; i++) {
+        if (pl->c[i].v <= 0.0f)
+            continue;
+        cum += pl->c[i].v;
+        last = i;
+        if (r < cum)
+            break;
+    }
+    /* (If rounding left r past the end, the last candidate with weight.) */
+    if (prob)
+        *prob = pl->total > 0.0 ? (float)(pl->c[last].v / pl->total) : 1.0f;
+    return pl->c[last].id;
+}
+
 int32_t eng_sampler_sample(struct eng_sampler *s, float *logits, float *prob)
 {
     const struct eng_sampler_params *p = &s->p;
-    struct cand *kept = s->cand;
-    size_t vocab = s->vocab, n;
-    bool sorted = true;
-    double total = 0.0, cum, r;
+    bool top_k = p->top_k > 0 && (size_t)p->top_k < s->vocab;
+    struct pool pl;
     float max, inv_t;
     int32_t id;
 
     apply_penalties(s, logits);
-    id = argmax(logits, vocab);
+    id = argmax(logits, s->vocab);
     max = logits[id];
     /* Greedy, or nothing to sample from (all -inf or NaN). */
     if (p->temperature == 0.0f || isnan(max) || max == -INFINITY) {
@@ -319,104 +450,17 @@ int32_t eng_sampler_sample(struct eng_sampler *s, float *logits, float *prob)
         return id;
     }
     inv_t = 1.0f / p->temperature;
-
-    if (p->top_k > 0 && (size_t)p->top_k < vocab) {
-        n = select_top_k(logits, vocab, (size_t)p->top_k, kept);
-        for (size_t i = 0; i < n; i++) {
-            kept[i].v = weight(kept[i].v, max, inv_t);
-            total += kept[i].v;
-        }
-    } else if (p->top_p < 1.0f) {
-        double cutoff;
-        size_t m = 0;
-        for (size_t i = 0; i < vocab; i++)
-            total += weight(logits[i], max, inv_t);
-        cutoff = (1.0 - (double)p->top_p) / (double)(vocab > 1 ? vocab - 1 : 1) * total;
-        /* The argmax is always in the nucleus; with it kept, at most V - 1
-         * tokens fall under the cutoff and they weigh < (1 - top_p). */
-        for (size_t i = 0; i < vocab; i++) {
-            float w = weight(logits[i], max, inv_t);
-            if ((w > 0.0f && (double)w >= cutoff) || (int32_t)i == id)
-                kept[m++] = (struct cand){w, (int32_t)i};
-        }
-        /* Heap-pop the best until the nucleus is complete; popped entries
-         * collect at the end, best last. */
-        for (size_t i = m / 2; i-- > 0;)
-            sift(kept, m, i, false);
-        n = 0;
-        cum = 0.0;
-        while (n < m && cum < (double)p->top_p * total) {
-            struct cand t = kept[0];
-            cum += t.v;
-            kept[0] = kept[m - n - 1];
-            kept[m - n - 1] = t;
-            n++;
-            sift(kept, m - n, 0, false);
-        }
-        kept += m - n;
-        for (size_t i = 0; i < n / 2; i++) {
-            struct cand t = kept[i];
-            kept[i] = kept[n - 1 - i];
-            kept[n - 1 - i] = t;
-        }
-        total = cum; /* renormalise over the nucleus */
-    } else {
-        for (size_t i = 0; i < vocab; i++) {
-            kept[i] = (struct cand){weight(logits[i], max, inv_t), (int32_t)i};
-            total += kept[i].v;
-        }
-        n = vocab;
-        sorted = false;
-    }
-
-    /* top-p after top-k: the smallest prefix with cumulative prob >= top_p. */
-    if (p->top_k > 0 && (size_t)p->top_k < vocab && p->top_p < 1.0f) {
-        size_t m = 0;
-        cum = 0.0;
-        while (m < n && cum < (double)p->top_p * total)
-            cum += kept[m++].v;
-        n = m;
-        total = cum;
-    }
-    /* min-p: the most likely token has weight 1, so the bar is min_p. */
-    if (p->min_p > 0.0f) {
-        if (sorted) {
-            size_t m = 0;
-            total = 0.0;
-            while (m < n && kept[m].v >= p->min_p)
-                total += kept[m++].v;
-            n = m;
-        } else {
-            total = 0.0;
-            for (size_t i = 0; i < n; i++) {
-                if (kept[i].v < p->min_p)
-                    kept[i].v = 0.0f;
-                total += kept[i].v;
-            }
-        }
-    }
-
-    /* The draw: the first candidate whose cumulative weight passes r. */
-    r = eng_rng_uniform(&s->rng) * total;
-    cum = 0.0;
-    id = -1;
-    for (size_t i = 0; i < n; i++) {
-        if (kept[i].v <= 0.0f)
-            continue;
-        cum += kept[i].v;
-        id = kept[i].id;
-        if (r < cum) {
-            if (prob)
-                *prob = (float)(kept[i].v / total);
-            record(s, id);
-            return id;
-        }
-    }
-    /* Rounding left r at the very end: the last candidate with weight. */
-    if (id < 0)
-        id = kept[0].id;
-    if (prob)
-        *prob = total > 0.0 ? (float)(weight(logits[id], max, inv_t) / total) : 1.0f;
+    if (top_k)
+        pool_top_k(s, logits, max, inv_t, &pl);
+    else if (p->top_p < 1.0f)
+        pool_nucleus(s, logits, max, inv_t, id, &pl);
+    else
+        pool_all(s, logits, max, inv_t, &pl);
+    if (top_k && p->top_p < 1.0f)
+        cut_top_p(&pl, p->top_p);
+    if (p->min_p > 0.0f)
+        cut_min_p(&pl, p->min_p);
+    id = draw(&pl, eng_rng_uniform(&s->rng), prob);
     record(s, id);
     return id;
 }

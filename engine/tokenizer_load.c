@@ -27,12 +27,13 @@ static int check_model_options(const cJSON *model, struct sh_err *err)
     static const char *const empty_ok[] = {"continuing_subword_prefix", "end_of_word_suffix"};
     const cJSON *v;
     bool b = false;
+    int rc;
 
     v = cJSON_GetObjectItemCaseSensitive(model, "dropout");
     if (v && !cJSON_IsNull(v) && !(cJSON_IsNumber(v) && v->valuedouble == 0.0))
         return sh_err_set(err, SH_EUNSUPPORTED, "model.dropout: BPE dropout is not supported");
-    if (tok_json_bool(model, "byte_fallback", false, &b, "model", err))
-        return err ? err->code : SH_EMALFORMED;
+    if ((rc = tok_json_bool(model, "byte_fallback", false, &b, "model", err)))
+        return rc;
     if (b)
         return sh_err_set(err, SH_EUNSUPPORTED,
                           "model.byte_fallback: true is not supported (byte-level BPE only)");
@@ -140,11 +141,8 @@ static int load_merges(struct eng_tokenizer *tok, const cJSON *merges, struct sh
 /* Counts the vocab and added tokens and sizes the per-id arrays: every id
  * must be below n_vocab + n_added (tokenizers gives added tokens the ids
  * after the vocabulary, so a real file never needs more). */
-static int size_ids(struct eng_tokenizer *tok,
-                    const cJSON *vocab,
-                    const cJSON *added,
-                    size_t *arena_len,
-                    struct sh_err *err)
+static int
+size_ids(struct eng_tokenizer *tok, const cJSON *vocab, const cJSON *added, struct sh_err *err)
 {
     size_t limit, max_id = 0, total = 0;
     const cJSON *v;
@@ -182,7 +180,6 @@ static int size_ids(struct eng_tokenizer *tok,
     if (total >= UINT32_MAX / 2)
         return sh_err_set(err, SH_ETOOBIG, "model.vocab: %zu bytes of token text", total);
     tok->n_ids = max_id + 1;
-    *arena_len = total;
     tok->vocab_str = malloc(tok->n_ids * sizeof *tok->vocab_str);
     tok->piece = calloc(tok->n_ids, sizeof *tok->piece);
     tok->flags = calloc(tok->n_ids, 1);
@@ -384,9 +381,8 @@ out:
 static int load_root(struct eng_tokenizer *tok, const cJSON *root, struct sh_err *err)
 {
     static const char *const unsupported_if_set[] = {"truncation", "padding"};
-    const cJSON *model, *vocab, *added;
+    const cJSON *model, *vocab, *added, *pretok;
     const char *type;
-    size_t arena_len;
     bool have_bl = false;
     int rc;
 
@@ -416,25 +412,21 @@ static int load_root(struct eng_tokenizer *tok, const cJSON *root, struct sh_err
     if (added && cJSON_IsNull(added))
         added = NULL;
 
-    if ((rc = size_ids(tok, vocab, added, &arena_len, err)) || (rc = load_vocab(tok, vocab, err)) ||
+    if ((rc = size_ids(tok, vocab, added, err)) || (rc = load_vocab(tok, vocab, err)) ||
         (rc = load_model(tok, model, err)) || (rc = load_added(tok, added, err)) ||
         (rc =
              tok_load_normalizer(tok, cJSON_GetObjectItemCaseSensitive(root, "normalizer"), err)) ||
         (rc = tok_added_build(tok, err)) || (rc = build_pieces(tok, err)))
         return rc;
-    (void)arena_len;
-    {
-        const cJSON *pt = cJSON_GetObjectItemCaseSensitive(root, "pre_tokenizer");
-        if (!pt || cJSON_IsNull(pt))
-            return sh_err_set(err, SH_EUNSUPPORTED,
-                              "pre_tokenizer: none given (byte-level BPE needs ByteLevel)");
-        if ((rc = tok_load_pretok(tok, pt, &have_bl, err)))
-            return rc;
-        if (!have_bl)
-            return sh_err_set(
-                err, SH_EUNSUPPORTED,
-                "pre_tokenizer: no ByteLevel step (only byte-level BPE is supported)");
-    }
+    pretok = cJSON_GetObjectItemCaseSensitive(root, "pre_tokenizer");
+    if (!pretok || cJSON_IsNull(pretok))
+        return sh_err_set(err, SH_EUNSUPPORTED,
+                          "pre_tokenizer: none given (byte-level BPE needs ByteLevel)");
+    if ((rc = tok_load_pretok(tok, pretok, &have_bl, err)))
+        return rc;
+    if (!have_bl)
+        return sh_err_set(err, SH_EUNSUPPORTED,
+                          "pre_tokenizer: no ByteLevel step (only byte-level BPE is supported)");
     if ((rc = tok_load_post(tok, cJSON_GetObjectItemCaseSensitive(root, "post_processor"), err)))
         return rc;
     return tok_load_decoder(cJSON_GetObjectItemCaseSensitive(root, "decoder"), err);
