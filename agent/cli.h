@@ -37,5 +37,12 @@ int agent_cmd_version(int argc, char **argv);
 int agent_cmd_replay(int argc, char **argv);
 extern const char agent_replay_usage[];
 int agent_cmd_logits(int argc, char **argv);
+int agent_cmd_tokenize(int argc, char **argv);
+int agent_cmd_detokenize(int argc, char **argv);
+
+/* Loads DIR/tokenizer.json into *tok (free with eng_tokenizer_free); on
+ * failure prints "shoal CMD: why" and returns AGENT_EXIT_FAIL. */
+struct eng_tokenizer;
+int agent_load_tokenizer(const char *cmd, const char *dir, struct eng_tokenizer **tok);
 
 #endif

@@ -27,6 +27,22 @@ static const struct agent_cmd commands[] = {
      "  --out FILE     write the last position's logits as float32 little-endian\n"
      "  --threads N    compute threads (default: physical cores)\n",
      agent_cmd_logits},
+    {"tokenize", "token ids of a text (JSON array)",
+     "usage: shoal tokenize [--model DIR] --text TEXT [--special]\n"
+     "Encodes TEXT with DIR/tokenizer.json and prints the ids as a JSON array.\n"
+     "  --model DIR   model directory (default: $SHOAL_MODEL, else the demo model)\n"
+     "  --text TEXT   the text to encode (UTF-8)\n"
+     "  --special     add the special tokens the tokenizer's post-processor adds\n"
+     "                (e.g. Llama 3's <|begin_of_text|>)\n",
+     agent_cmd_tokenize},
+    {"detokenize", "text of token ids",
+     "usage: shoal detokenize [--model DIR] --ids 1,2,3 [--skip-special]\n"
+     "Decodes the ids with DIR/tokenizer.json and prints the text exactly (no\n"
+     "newline is added).\n"
+     "  --model DIR      model directory (default: $SHOAL_MODEL, else the demo model)\n"
+     "  --ids LIST       comma-separated ids; \"[1, 2, 3]\" as tokenize prints works too\n"
+     "  --skip-special   leave out tokens flagged special\n",
+     agent_cmd_detokenize},
 };
 
 #define NCOMMANDS (sizeof commands / sizeof commands[0])
@@ -58,8 +74,9 @@ int agent_usage_error(const struct agent_cmd *cmd, const char *fmt, ...)
 
 static void print_overview(FILE *out)
 {
-    fprintf(out, "shoal %s: several machines, one LLM server\n\n"
-                 "usage: shoal COMMAND [OPTIONS]\n\ncommands:\n",
+    fprintf(out,
+            "shoal %s: several machines, one LLM server\n\n"
+            "usage: shoal COMMAND [OPTIONS]\n\ncommands:\n",
             SHOAL_VERSION);
     for (size_t i = 0; i < NCOMMANDS; i++)
         fprintf(out, "  %-12s %s\n", commands[i].name, commands[i].summary);

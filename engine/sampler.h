@@ -52,17 +52,22 @@ struct eng_sampler;
 
 /* *out is returned; free with eng_sampler_free. Errors: SH_EINVAL (params),
  * SH_ENOMEM. */
-int eng_sampler_new(const struct eng_sampler_params *p, size_t vocab, struct eng_sampler **out,
+int eng_sampler_new(const struct eng_sampler_params *p,
+                    size_t vocab,
+                    struct eng_sampler **out,
                     struct sh_err *err);
 void eng_sampler_free(struct eng_sampler *s);
 
-/* Records prompt tokens (they count for the repetition penalty only). */
+/* Records prompt tokens (they count for the repetition penalty only). Ids
+ * outside [0, vocab) are ignored. */
 void eng_sampler_add_prompt(struct eng_sampler *s, const int32_t *ids, size_t n);
 
-/* Picks the next token. logits (vocab floats) are modified in place. The
- * chosen token is recorded as generated (penalties see it next time).
- * If prob is non-NULL it receives the chosen token's probability under the
- * final distribution (1 for greedy). */
+/* Picks the next token. logits (vocab floats) are modified in place (the
+ * penalties are applied to them). The chosen token is recorded as generated
+ * (penalties see it next time). If prob is non-NULL it receives the chosen
+ * token's probability under the final distribution (1 for greedy). NaN
+ * logits are never chosen; if every logit is NaN or -inf the result is the
+ * greedy one (id 0 when all are NaN). Never allocates. */
 int32_t eng_sampler_sample(struct eng_sampler *s, float *logits, float *prob);
 
 /* ---- stop strings -------------------------------------------------------
@@ -75,14 +80,22 @@ struct eng_stop;
 int eng_stop_new(const char *const *stops, size_t n, struct eng_stop **out, struct sh_err *err);
 void eng_stop_free(struct eng_stop *st);
 
-/* Appends len bytes. Sets *emit/*emit_len to the bytes now safe to output
+/* Appends len bytes. Sets *emit and *emit_len to the bytes now safe to output
  * (a view valid until the next call) and returns true when a stop string
  * has been completed (emit then ends just before it; later feeds emit
- * nothing). */
-bool eng_stop_feed(struct eng_stop *st, const char *text, size_t len, const char **emit,
-                   size_t *emit_len);
+ * nothing). A stop counts where it is completed first (earliest end; the
+ * longest of those ending together), so the output does not depend on how
+ * the text is cut into pieces. Feeds of token pieces (up to 4 KiB) never
+ * allocate; a larger feed that cannot grow the buffer ends the stream as if
+ * stopped, and eng_stop_failed then says so. */
+bool eng_stop_feed(
+    struct eng_stop *st, const char *text, size_t len, const char **emit, size_t *emit_len);
 
-/* At the end of generation: the held-back tail (no stop matched). */
+/* At the end of generation: the held-back tail (no stop matched); nothing
+ * after a stop. The view is valid until the next call. */
 void eng_stop_flush(struct eng_stop *st, const char **emit, size_t *emit_len);
+
+/* True if a feed ended the stream for lack of memory rather than a stop. */
+bool eng_stop_failed(const struct eng_stop *st);
 
 #endif
