@@ -43,33 +43,41 @@ struct event_base;
 struct api_backend;
 
 struct api_config {
-    const char *address;  /* "0.0.0.0", "127.0.0.1", "::"; NULL = "0.0.0.0" */
-    uint16_t port;        /* 0 = any free port (tests); see api_server_port */
-    size_t max_body;      /* 0 = API_DEFAULT_MAX_BODY. Bodies above it get 413
-                           * in the endpoint's dialect. libevent 2.1 has no
-                           * hook for its own limit, so it is set at twice
-                           * this (bounding memory) and a body above that gets
-                           * libevent's own 413 page instead. */
-    size_t max_headers;   /* 0 = API_DEFAULT_MAX_HEADERS; above: libevent 400 */
-    int idle_timeout_s;   /* 0 = API_DEFAULT_IDLE_S */
-    const char *api_key;  /* NULL/"" = none; else every route but those added
-                           * with API_ROUTE_NO_AUTH (/health) needs
-                           * "Authorization: Bearer KEY" (401 otherwise) */
+    const char *address;     /* "0.0.0.0", "127.0.0.1", "::"; NULL = "0.0.0.0" */
+    uint16_t port;           /* 0 = any free port (tests); see api_server_port */
+    size_t max_body;         /* 0 = API_DEFAULT_MAX_BODY. Bodies above it get 413
+                              * in the endpoint's dialect. libevent 2.1 has no
+                              * hook for its own limit, so it is set at twice
+                              * this (bounding memory) and a body above that gets
+                              * libevent's own 413 page instead. */
+    size_t max_headers;      /* 0 = API_DEFAULT_MAX_HEADERS; above: libevent 400 */
+    int idle_timeout_s;      /* 0 = API_DEFAULT_IDLE_S */
+    const char *api_key;     /* NULL/"" = none; else every route but those added
+                              * with API_ROUTE_NO_AUTH (/health) needs
+                              * "Authorization: Bearer KEY" (401 otherwise) */
     const char *cors_origin; /* NULL = CORS off; "*" or one origin
                               * ("https://app.example") to allow */
-    const char *version;  /* reported by /api/version; NULL = SHOAL_VERSION */
+    const char *version;     /* reported by /api/version; NULL = SHOAL_VERSION */
 };
 
 struct api_server;
 
 /* Binds cfg->address:cfg->port on base and, when backend is non-NULL,
- * registers the OpenAI and Ollama routes (see README's API section). cfg is
- * copied (strings too); backend is borrowed until api_server_free. *out is
- * returned; free with api_server_free.
+ * registers the generation routes:
+ *   OpenAI  POST /v1/chat/completions, POST /v1/completions, GET /v1/models,
+ *           GET /v1/models/{id}; answers name the model by its shoal id.
+ *   Ollama  GET|HEAD /, GET /api/version, GET /api/tags, GET /api/ps,
+ *           POST /api/show, POST /api/chat, POST /api/generate; answers echo
+ *           the name the client sent, as Ollama does.
+ * cfg is copied (strings too); backend is borrowed until api_server_free.
+ * *out is returned; free with api_server_free.
  * Errors: SH_EIO (bind failed: address in use, permission), SH_EINVAL (bad
  * config), SH_ENOMEM. */
-int api_server_new(struct event_base *base, const struct api_config *cfg,
-                   const struct api_backend *backend, struct api_server **out, struct sh_err *err);
+int api_server_new(struct event_base *base,
+                   const struct api_config *cfg,
+                   const struct api_backend *backend,
+                   struct api_server **out,
+                   struct sh_err *err);
 
 /* Closes the listener and every connection: generations in flight are
  * cancelled through their close callbacks. Accepts NULL. Call on the loop's
@@ -109,14 +117,14 @@ struct api_request;
 typedef void (*api_handler_fn)(struct api_request *r, void *arg);
 
 struct api_route {
-    unsigned methods;        /* API_GET | API_POST ... */
-    const char *path;        /* exact ("/v1/models"), or ending in "{id}"
-                              * ("/v1/models/{id}"): the rest of the path,
-                              * '/' included, URI-decoded, is the parameter */
+    unsigned methods; /* API_GET | API_POST ... */
+    const char *path; /* exact ("/v1/models"), or ending in "{id}"
+                       * ("/v1/models/{id}"): the rest of the path,
+                       * '/' included, URI-decoded, is the parameter */
     enum api_dialect dialect;
-    unsigned flags;          /* API_ROUTE_NO_AUTH */
+    unsigned flags; /* API_ROUTE_NO_AUTH */
     api_handler_fn fn;
-    void *arg;               /* borrowed until api_server_free */
+    void *arg; /* borrowed until api_server_free */
 };
 
 /* Adds a route (copied). An exact path wins over a "{id}" prefix; a path
@@ -146,22 +154,23 @@ uint64_t api_request_start_ns(const struct api_request *r);
 /* An error to send: status plus, for OpenAI, type/code/param. */
 #define API_PARAM_LEN 96
 struct api_error {
-    int status;               /* HTTP status (400, 404, 413, 503...) */
-    const char *type;         /* OpenAI "type"; NULL = from status */
-    const char *code;         /* OpenAI "code" (static string); NULL = null */
+    int status;                /* HTTP status (400, 404, 413, 503...) */
+    const char *type;          /* OpenAI "type"; NULL = from status */
+    const char *code;          /* OpenAI "code" (static string); NULL = null */
     char param[API_PARAM_LEN]; /* OpenAI "param"; "" = null */
-    int retry_after_s;        /* > 0: a Retry-After header */
+    int retry_after_s;         /* > 0: a Retry-After header */
     char message[SH_ERR_MSG_LEN];
 };
 
 /* Fills e and returns status (for `return api_error_set(...)`). */
-int api_error_set(struct api_error *e, int status, const char *code, const char *param,
-                  const char *fmt, ...) __attribute__((format(printf, 5, 6)));
+int api_error_set(
+    struct api_error *e, int status, const char *code, const char *param, const char *fmt, ...)
+    __attribute__((format(printf, 5, 6)));
 
 /* Final replies. The body is serialized (json borrowed for the call). */
 void api_reply_json(struct api_request *r, int status, const cJSON *json);
-void api_reply_data(struct api_request *r, int status, const char *content_type,
-                    const void *data, size_t len);
+void api_reply_data(
+    struct api_request *r, int status, const char *content_type, const void *data, size_t len);
 /* The error in r's dialect (with Retry-After when e->retry_after_s > 0). */
 void api_reply_error(struct api_request *r, const struct api_error *e);
 
@@ -219,28 +228,28 @@ struct api_sampling {
 
 /* One model the backend serves. Strings are borrowed (see list_models). */
 struct api_model_info {
-    const char *id;              /* shoal id: folder name or HF repo id */
-    const char *const *aliases;  /* more names (Ollama-style "qwen3:0.6b"); may be NULL */
+    const char *id;             /* shoal id: folder name or HF repo id */
+    const char *const *aliases; /* more names (Ollama-style "qwen3:0.6b"); may be NULL */
     size_t n_aliases;
-    const char *family;          /* "llama", "qwen3" ...; NULL = "" */
-    const char *format;          /* "safetensors"; NULL = "" */
-    const char *quantization;    /* "BF16", "F32", "MLX-4BIT" ...; NULL = "" */
-    const char *digest;          /* sha256 hex of the weights' index; NULL = "" */
-    const char *chat_template;   /* Jinja source; NULL = "" */
+    const char *family;                  /* "llama", "qwen3" ...; NULL = "" */
+    const char *format;                  /* "safetensors"; NULL = "" */
+    const char *quantization;            /* "BF16", "F32", "MLX-4BIT" ...; NULL = "" */
+    const char *digest;                  /* sha256 hex of the weights' index; NULL = "" */
+    const char *chat_template;           /* Jinja source; NULL = "" */
     const struct api_sampling *defaults; /* generation_config; may be NULL */
-    uint64_t size_bytes;         /* weight bytes */
+    uint64_t size_bytes;                 /* weight bytes */
     uint64_t n_params;
-    int64_t modified_unix;       /* seconds */
-    int context_length;          /* tokens the runner's context holds */
-    int embedding_length;        /* 0 = unknown, likewise below */
+    int64_t modified_unix; /* seconds */
+    int context_length;    /* tokens the runner's context holds */
+    int embedding_length;  /* 0 = unknown, likewise below */
     int n_layers;
     int n_heads;
     int n_kv_heads;
     int vocab_size;
-    unsigned caps;               /* API_CAP_* */
-    bool loaded;                 /* a runner holds it now (/api/ps) */
-    int64_t expires_unix;        /* 0 = stays loaded (reported as year 9999) */
-    uint64_t size_vram;          /* 0 on CPU */
+    unsigned caps;        /* API_CAP_* */
+    bool loaded;          /* a runner holds it now (/api/ps) */
+    int64_t expires_unix; /* 0 = stays loaded (reported as year 9999) */
+    uint64_t size_vram;   /* 0 on CPU */
 };
 
 /* ---- the validated generation request ---------------------------------- */
@@ -271,12 +280,13 @@ enum api_think {
 
 /* max_tokens values besides a count >= 0. */
 #define API_MAX_TOKENS_UNSET (-1) /* until a stop or the context is full */
-#define API_MAX_TOKENS_FILL  (-2) /* Ollama num_predict -2: fill the context
-                                   * (the same as UNSET for shoal) */
+#define API_MAX_TOKENS_FILL                                                                        \
+    (-2) /* Ollama num_predict -2: fill the context                                                \
+          * (the same as UNSET for shoal) */
 
-#define API_MAX_STOP     16  /* stop strings per request */
-#define API_MAX_STOP_LEN 512 /* bytes per stop string */
-#define API_MAX_TOOLS    128 /* tools per request (OpenAI's limit) */
+#define API_MAX_STOP         16  /* stop strings per request */
+#define API_MAX_STOP_LEN     512 /* bytes per stop string */
+#define API_MAX_TOOLS        128 /* tools per request (OpenAI's limit) */
 #define API_MAX_TOP_LOGPROBS 20
 
 /* Parameters a dialect accepts but shoal does not act on; the routes log
@@ -306,30 +316,30 @@ enum api_think {
 struct api_gen_request {
     enum api_dialect dialect; /* who asked (logs) */
     enum api_gen_kind kind;
-    const char *model;        /* the name the client sent */
-    const char *model_id;     /* the resolved shoal id (set by the routes) */
-    cJSON *messages;          /* API_GEN_CHAT: normalized, see above */
-    const char *prompt;       /* API_GEN_COMPLETION */
-    const cJSON *tools;       /* NULL when none */
+    const char *model;    /* the name the client sent */
+    const char *model_id; /* the resolved shoal id (set by the routes) */
+    cJSON *messages;      /* API_GEN_CHAT: normalized, see above */
+    const char *prompt;   /* API_GEN_COMPLETION */
+    const cJSON *tools;   /* NULL when none */
     enum api_tool_choice tool_choice;
     const char *tool_choice_name; /* API_TOOL_CHOICE_FUNCTION */
     bool parallel_tool_calls;     /* default true */
     struct api_sampling sampling;
-    int64_t max_tokens;           /* >= 0, or API_MAX_TOKENS_UNSET/_FILL */
+    int64_t max_tokens;             /* >= 0, or API_MAX_TOKENS_UNSET/_FILL */
     const char *stop[API_MAX_STOP]; /* non-empty, <= API_MAX_STOP_LEN bytes */
     size_t n_stop;
-    bool logprobs;                /* per-token logprobs wanted */
-    int top_logprobs;             /* 0..API_MAX_TOP_LOGPROBS alternatives */
+    bool logprobs;    /* per-token logprobs wanted */
+    int top_logprobs; /* 0..API_MAX_TOP_LOGPROBS alternatives */
     enum api_format format;
-    const cJSON *json_schema;     /* API_FORMAT_JSON_SCHEMA */
+    const cJSON *json_schema; /* API_FORMAT_JSON_SCHEMA */
     enum api_think think;
-    const char *think_level;      /* "low", "medium", "high", "max" or NULL */
+    const char *think_level; /* "low", "medium", "high", "max" or NULL */
     bool stream;
-    bool include_usage;           /* OpenAI stream_options.include_usage */
-    int64_t num_ctx;              /* Ollama num_ctx; 0 = unset. A hint: the
-                                   * backend may refuse one above the model's */
-    unsigned ignored;             /* API_IGNORED_* seen in the request */
-    cJSON *root;                  /* the parsed body; owns the strings above */
+    bool include_usage; /* OpenAI stream_options.include_usage */
+    int64_t num_ctx;    /* Ollama num_ctx; 0 = unset. A hint: the
+                         * backend may refuse one above the model's */
+    unsigned ignored;   /* API_IGNORED_* seen in the request */
+    cJSON *root;        /* the parsed body; owns the strings above */
 };
 
 /* ---- what a generation reports ---------------------------------------- */
@@ -337,7 +347,7 @@ struct api_gen_request {
 /* A complete tool call (the backend parses the model's tool syntax and
  * reports each call once, whole). */
 struct api_tool_call {
-    const char *id;        /* NULL: the HTTP layer makes "call_..." */
+    const char *id; /* NULL: the HTTP layer makes "call_..." */
     const char *name;
     const char *arguments; /* a JSON object, as text */
 };
@@ -357,7 +367,9 @@ struct api_token_logprob {
 };
 
 /* One step of output. Text is UTF-8; the HTTP layer replaces invalid
- * sequences and NUL bytes with U+FFFD. Everything is borrowed for the call. */
+ * sequences and NUL bytes with U+FFFD. Everything is borrowed for the call.
+ * For API_GEN_COMPLETION all text goes in content (a raw completion has no
+ * reasoning field; reasoning there is dropped). */
 struct api_gen_delta {
     const char *content; /* visible text; NULL or "" when none */
     size_t content_len;
@@ -411,7 +423,9 @@ struct api_backend {
 
     /* The served models: *models is borrowed until control returns to the
      * event loop. Errors: any SH_E* (the routes answer 500). */
-    int (*list_models)(void *ctx, const struct api_model_info **models, size_t *n,
+    int (*list_models)(void *ctx,
+                       const struct api_model_info **models,
+                       size_t *n,
                        struct sh_err *err);
 
     /* Starts (or queues) a generation of req->model_id. On success *out is
@@ -422,12 +436,18 @@ struct api_backend {
      *   SH_ERANGE       prompt longer than the context (400)
      *   SH_EINVAL, SH_EUNSUPPORTED  a parameter the model cannot take (400)
      *   others          500 */
-    int (*generate)(void *ctx, const struct api_gen_request *req,
-                    const struct api_gen_callbacks *cb, void *cb_arg,
-                    struct api_gen_handle **out, int *retry_after_s, struct sh_err *err);
+    int (*generate)(void *ctx,
+                    const struct api_gen_request *req,
+                    const struct api_gen_callbacks *cb,
+                    void *cb_arg,
+                    struct api_gen_handle **out,
+                    int *retry_after_s,
+                    struct sh_err *err);
 
     /* Stops a generation (the runner stops at its next token); no callback
-     * follows. Must not be called after the final callback. */
+     * follows. May be called from inside on_delta (the HTTP layer does when
+     * the client stopped reading); must not be called after the final
+     * callback. */
     void (*cancel)(void *ctx, struct api_gen_handle *h);
 };
 
@@ -442,7 +462,9 @@ struct api_backend {
  * Errors: SH_EINVAL (empty, longer than API_MAX_MODEL_NAME, or a character
  * outside [A-Za-z0-9._:/@+-]), SH_ENOTFOUND. */
 #define API_MAX_MODEL_NAME 256
-int api_model_resolve(const struct api_model_info *models, size_t n, const char *name,
+int api_model_resolve(const struct api_model_info *models,
+                      size_t n,
+                      const char *name,
                       size_t *index);
 
 /* SH_E* -> HTTP status (the one place it is decided). */

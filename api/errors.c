@@ -53,8 +53,8 @@ cJSON *api_error_body(enum api_dialect d, const struct api_error *e)
     }
     if (!(err = cJSON_AddObjectToObject(root, "error")) ||
         !cJSON_AddStringToObject(err, "message", e->message) ||
-        !cJSON_AddStringToObject(err, "type", e->type ? e->type
-                                                      : api_openai_error_type(e->status)) ||
+        !cJSON_AddStringToObject(err, "type",
+                                 e->type ? e->type : api_openai_error_type(e->status)) ||
         !(e->param[0] ? cJSON_AddStringToObject(err, "param", e->param)
                       : cJSON_AddNullToObject(err, "param")) ||
         !(e->code ? cJSON_AddStringToObject(err, "code", e->code)

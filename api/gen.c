@@ -30,11 +30,11 @@ struct gen_call {
     char id[48];
     int64_t created;
     bool role_sent;
-    size_t n_tool_calls; /* index of the next tool call */
-    uint64_t text_offset; /* completions logprobs */
+    size_t n_tool_calls;                 /* index of the next tool call */
+    uint64_t text_offset;                /* completions logprobs */
     struct sh_strbuf content, reasoning; /* gathered raw bytes */
-    cJSON *tool_calls;                    /* gathered, dialect-shaped */
-    cJSON *logprobs;                      /* gathered, dialect-shaped */
+    cJSON *tool_calls;                   /* gathered, dialect-shaped */
+    cJSON *logprobs;                     /* gathered, dialect-shaped */
 };
 
 void api_random_id(const char *prefix, char *out, size_t cap)
@@ -124,8 +124,8 @@ static void abandon(struct gen_call *c, int code)
         call_free(c);
         return;
     }
-    api_error_set(&e, 500, NULL, NULL, "%s", code == SH_ETOOBIG ? "response too large"
-                                                                 : "out of memory");
+    api_error_set(&e, 500, NULL, NULL, "%s",
+                  code == SH_ETOOBIG ? "response too large" : "out of memory");
     fail(c, &e);
 }
 
@@ -151,8 +151,7 @@ static int send_obj(struct gen_call *c, cJSON *obj)
     if (!obj)
         return SH_ENOMEM;
     if (!api_stream_started(c->r))
-        api_stream_start(c->r, 200,
-                         is_openai(c) ? "text/event-stream" : "application/x-ndjson");
+        api_stream_start(c->r, 200, is_openai(c) ? "text/event-stream" : "application/x-ndjson");
     sh_strbuf_init(&sb, GATHER_MAX);
     rc = is_openai(c) ? api_sse_frame(&sb, obj) : api_ndjson_line(&sb, obj);
     if (!rc)
@@ -168,15 +167,24 @@ static cJSON *tool_calls_of(struct gen_call *c, const struct api_gen_delta *d, b
     cJSON *arr = cJSON_CreateArray();
 
     for (size_t i = 0; arr && i < d->n_tool_calls; i++) {
-        struct api_tool_call tc = d->tool_calls[i];
-        char id[40];
-        cJSON *o;
-        if (!tc.id) {
+        const struct api_tool_call *in = &d->tool_calls[i];
+        char id[40], *s[3] = {NULL, NULL, NULL};
+        struct api_tool_call tc;
+        cJSON *o = NULL;
+        if (!in->id)
             api_random_id("call_", id, sizeof id);
-            tc.id = id;
-        }
-        o = is_openai(c) ? api_oai_tool_call(&tc, c->n_tool_calls + i, with_index)
-                         : api_oll_tool_call(&tc, c->n_tool_calls + i);
+        /* the model wrote these: clean them like any output text */
+        s[0] = api_utf8_clean(in->id ? in->id : id, strlen(in->id ? in->id : id));
+        s[1] = api_utf8_clean(in->name ? in->name : "", in->name ? strlen(in->name) : 0);
+        s[2] = api_utf8_clean(in->arguments ? in->arguments : "{}",
+                              in->arguments ? strlen(in->arguments) : 2);
+        tc = (struct api_tool_call){s[0], s[1], s[2]};
+        if (s[0] && s[1] && s[2])
+            o = is_openai(c) ? api_oai_tool_call(&tc, c->n_tool_calls + i, with_index)
+                             : api_oll_tool_call(&tc, c->n_tool_calls + i);
+        free(s[0]);
+        free(s[1]);
+        free(s[2]);
         if (!o) {
             cJSON_Delete(arr);
             return NULL;
@@ -213,8 +221,12 @@ static cJSON *logprobs_of(struct gen_call *c, const struct api_gen_delta *d)
     return arr;
 }
 
-static cJSON *stream_obj(struct gen_call *c, const struct api_gen_delta *d, const char *text,
-                         const char *think, cJSON *tools, cJSON *lps)
+static cJSON *stream_obj(struct gen_call *c,
+                         const struct api_gen_delta *d,
+                         const char *text,
+                         const char *think,
+                         cJSON *tools,
+                         cJSON *lps)
 {
     struct api_resp_meta m;
     char when[API_RFC3339_LEN];
@@ -224,8 +236,7 @@ static cJSON *stream_obj(struct gen_call *c, const struct api_gen_delta *d, cons
     case API_SHAPE_OAI_CHAT: {
         struct api_oai_delta od = {!c->role_sent, text, think, d->n_tool_calls ? tools : NULL};
         c->role_sent = true;
-        return api_oai_chat_chunk(&m, &od, d->n_logprobs ? lps : NULL, NULL,
-                                  c->req.include_usage);
+        return api_oai_chat_chunk(&m, &od, d->n_logprobs ? lps : NULL, NULL, c->req.include_usage);
     }
     case API_SHAPE_OAI_COMPLETION:
         return api_oai_text_chunk(&m, text ? text : "", d->n_logprobs ? lps : NULL, NULL,
@@ -446,8 +457,8 @@ static void on_done(void *arg, const struct api_gen_result *res)
 }
 
 /* SH_E* from the backend -> the error a client sees. */
-static void error_for(const struct gen_call *c, int code, int retry_after, const char *msg,
-                      struct api_error *e)
+static void
+error_for(const struct gen_call *c, int code, int retry_after, const char *msg, struct api_error *e)
 {
     int status = api_status_for_code(code);
     const char *ocode = NULL, *param = NULL;
@@ -486,8 +497,11 @@ static void on_error(void *arg, const struct api_gen_error *ge)
 
 static const struct api_gen_callbacks callbacks = {on_delta, on_done, on_error};
 
-void api_gen_run(struct api_request *r, const struct api_backend *be, struct api_gen_request *req,
-                 const char *model_id, enum api_gen_shape shape)
+void api_gen_run(struct api_request *r,
+                 const struct api_backend *be,
+                 struct api_gen_request *req,
+                 const char *model_id,
+                 enum api_gen_shape shape)
 {
     struct gen_call *c = calloc(1, sizeof *c);
     struct api_error e;
@@ -510,11 +524,15 @@ void api_gen_run(struct api_request *r, const struct api_backend *be, struct api
     c->shape = shape;
     sh_strbuf_init(&c->content, GATHER_MAX);
     sh_strbuf_init(&c->reasoning, GATHER_MAX);
-    api_random_id(shape == API_SHAPE_OAI_CHAT ? "chatcmpl-" : "cmpl-", c->id, sizeof c->id);
+    /* OpenAI's id prefixes; Ollama sends no id, this one tags log lines */
+    api_random_id(shape == API_SHAPE_OAI_CHAT         ? "chatcmpl-"
+                  : shape == API_SHAPE_OAI_COMPLETION ? "cmpl-"
+                                                      : "gen-",
+                  c->id, sizeof c->id);
     api_wall_clock(&c->created, &nsec);
     if (c->req.ignored & API_IGNORED_TEMPLATE)
-        SH_LOG(SH_LOG_WARN, "api", "%s: \"template\" ignored: %s uses its own chat template",
-               c->id, c->model_id);
+        SH_LOG(SH_LOG_WARN, "api", "%s: \"template\" ignored: %s uses its own chat template", c->id,
+               c->model_id);
     sh_err_clear(&err);
     rc = be->generate(be->ctx, &c->req, &callbacks, c, &c->h, &retry, &err);
     if (rc) {
@@ -526,7 +544,9 @@ void api_gen_run(struct api_request *r, const struct api_backend *be, struct api
     api_request_on_close(r, on_close, c);
 }
 
-bool api_find_model(struct api_request *r, const struct api_backend *be, const char *name,
+bool api_find_model(struct api_request *r,
+                    const struct api_backend *be,
+                    const char *name,
                     const struct api_model_info **mi)
 {
     const struct api_model_info *models = NULL;

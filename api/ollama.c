@@ -24,12 +24,12 @@
 
 static int unsupported(struct api_error *e, const char *param, const char *why)
 {
-    return api_error_set(e, 400, "unsupported_parameter", param, "'%s' is not supported: %s",
-                         param, why);
+    return api_error_set(e, 400, "unsupported_parameter", param, "'%s' is not supported: %s", param,
+                         why);
 }
 
-static int nonempty_array_refused(const cJSON *root, const char *key, const char *why,
-                                  struct api_error *e)
+static int
+nonempty_array_refused(const cJSON *root, const char *key, const char *why, struct api_error *e)
 {
     const cJSON *v = api_member(root, key);
 
@@ -62,10 +62,10 @@ static int parse_options(const cJSON *root, struct api_gen_request *r, struct ap
 {
     /* Runner/hardware knobs (no effect on the output), then two that only
      * matter with context shifting, which shoal does not do. */
-    static const char *const hw[] = {
-        "numa",     "num_batch",  "num_gpu",   "main_gpu",       "low_vram",   "f16_kv",
-        "logits_all", "vocab_only", "use_mmap", "use_mlock", "embedding_only", "num_thread",
-        "num_keep", "penalize_newline"};
+    static const char *const hw[] = {"numa",     "num_batch",       "num_gpu",        "main_gpu",
+                                     "low_vram", "f16_kv",          "logits_all",     "vocab_only",
+                                     "use_mmap", "use_mlock",       "embedding_only", "num_thread",
+                                     "num_keep", "penalize_newline"};
     const size_t n_hw = 12;
     const cJSON *o = api_member(root, "options");
     struct api_sampling *s = &r->sampling;
@@ -105,16 +105,15 @@ static int parse_options(const cJSON *root, struct api_gen_request *r, struct ap
         return rc;
     s->has_seed = has && s->seed != (uint64_t)-1; /* -1: random, Ollama's default */
     has = false;
-    if ((rc = api_get_int(o, "num_predict", "options.num_predict", -2, OLL_MAX_TOKENS_CAP, &has,
-                          &n, e)))
+    if ((rc = api_get_int(o, "num_predict", "options.num_predict", -2, OLL_MAX_TOKENS_CAP, &has, &n,
+                          e)))
         return rc;
     if (has)
         r->max_tokens = n;
     if ((rc = api_get_int(o, "num_ctx", "options.num_ctx", 0, 1 << 24, NULL, &r->num_ctx, e)))
         return rc;
     has = false;
-    if ((rc = api_get_int(o, "repeat_last_n", "options.repeat_last_n", -1, 1 << 24, &has, &n,
-                          e)))
+    if ((rc = api_get_int(o, "repeat_last_n", "options.repeat_last_n", -1, 1 << 24, &has, &n, e)))
         return rc;
     s->has_repeat_last_n = has;
     s->repeat_last_n = (int)n;
@@ -203,8 +202,8 @@ static int parse_common(const cJSON *root, struct api_gen_request *r, struct api
         (rc = parse_format(root, r, e)) || (rc = parse_think(root, r, e)) ||
         (rc = api_get_bool(root, "stream", "stream", NULL, &stream, e)) ||
         (rc = api_get_bool(root, "logprobs", "logprobs", NULL, &r->logprobs, e)) ||
-        (rc = api_get_int(root, "top_logprobs", "top_logprobs", 0, API_MAX_TOP_LOGPROBS, &has,
-                          &top, e)) ||
+        (rc = api_get_int(root, "top_logprobs", "top_logprobs", 0, API_MAX_TOP_LOGPROBS, &has, &top,
+                          e)) ||
         (rc = api_get_bool(root, "truncate", "truncate", NULL, &b, e)) ||
         (rc = api_get_bool(root, "shift", "shift", NULL, &b, e)) ||
         (rc = nonempty_array_refused(root, "images", "shoal serves text models", e)))
@@ -279,8 +278,8 @@ static int parse_message(struct api_gen_request *r, const cJSON *m, int i, struc
 
     api_param(p, "messages[%d]", i);
     if (!cJSON_IsObject(m))
-        return api_error_set(e, 400, "invalid_type", p,
-                             "invalid type for '%s': expected an object", p);
+        return api_error_set(e, 400, "invalid_type", p, "invalid type for '%s': expected an object",
+                             p);
     api_param(p, "messages[%d].role", i);
     if ((rc = api_get_str(m, "role", p, &role, e)))
         return rc;
@@ -350,7 +349,9 @@ static int parse_chat_root(const cJSON *root, struct api_gen_request *r, struct 
     return 0;
 }
 
-int api_ollama_parse_chat(const char *body, size_t len, struct api_gen_request *out,
+int api_ollama_parse_chat(const char *body,
+                          size_t len,
+                          struct api_gen_request *out,
                           struct api_error *e)
 {
     int rc;
@@ -363,8 +364,7 @@ int api_ollama_parse_chat(const char *body, size_t len, struct api_gen_request *
     return rc;
 }
 
-static int parse_generate_root(const cJSON *root, struct api_gen_request *r,
-                               struct api_error *e)
+static int parse_generate_root(const cJSON *root, struct api_gen_request *r, struct api_error *e)
 {
     const char *prompt = NULL, *system = NULL, *template = NULL, *suffix = NULL;
     bool raw = false;
@@ -376,8 +376,8 @@ static int parse_generate_root(const cJSON *root, struct api_gen_request *r,
         (rc = api_get_str(root, "template", "template", &template, e)) ||
         (rc = api_get_str(root, "suffix", "suffix", &suffix, e)) ||
         (rc = api_get_bool(root, "raw", "raw", NULL, &raw, e)) ||
-        (rc = nonempty_array_refused(root, "context",
-                                     "send the conversation to /api/chat instead", e)))
+        (rc = nonempty_array_refused(root, "context", "send the conversation to /api/chat instead",
+                                     e)))
         return rc;
     if (suffix && *suffix)
         return unsupported(e, "suffix", "fill-in-the-middle is not implemented");
@@ -399,7 +399,9 @@ static int parse_generate_root(const cJSON *root, struct api_gen_request *r,
     return api_add_message(r, "user", prompt, NULL, NULL, NULL, NULL, e);
 }
 
-int api_ollama_parse_generate(const char *body, size_t len, struct api_gen_request *out,
+int api_ollama_parse_generate(const char *body,
+                              size_t len,
+                              struct api_gen_request *out,
                               struct api_error *e)
 {
     int rc;
@@ -412,8 +414,12 @@ int api_ollama_parse_generate(const char *body, size_t len, struct api_gen_reque
     return rc;
 }
 
-int api_ollama_parse_show(const char *body, size_t len, cJSON **root, const char **model,
-                          bool *verbose, struct api_error *e)
+int api_ollama_parse_show(const char *body,
+                          size_t len,
+                          cJSON **root,
+                          const char **model,
+                          bool *verbose,
+                          struct api_error *e)
 {
     struct api_gen_request tmp;
     const cJSON *name;

@@ -41,8 +41,7 @@ cJSON *api_oll_tool_call(const struct api_tool_call *tc, size_t index)
     cJSON *o = cJSON_CreateObject(), *fn, *args = NULL;
     const char *text = tc->arguments ? tc->arguments : "{}";
 
-    if (sh_json_parse(text, strlen(text), "arguments", &args, NULL) == 0 &&
-        !cJSON_IsObject(args)) {
+    if (sh_json_parse(text, strlen(text), "arguments", &args, NULL) == 0 && !cJSON_IsObject(args)) {
         cJSON_Delete(args);
         args = NULL;
     }
@@ -127,8 +126,8 @@ static bool add_message(cJSON *o, const struct api_oll_message *msg)
 }
 
 /* done, done_reason, logprobs, then api.Metrics in its field order. */
-static bool add_tail(cJSON *o, const cJSON *logprobs, const struct api_gen_result *res,
-                     uint64_t total_ns)
+static bool
+add_tail(cJSON *o, const cJSON *logprobs, const struct api_gen_result *res, uint64_t total_ns)
 {
     if (!cJSON_AddBoolToObject(o, "done", true) ||
         !cJSON_AddStringToObject(o, "done_reason", res ? api_finish_ollama(res->finish) : "load"))
@@ -145,7 +144,8 @@ static bool add_tail(cJSON *o, const cJSON *logprobs, const struct api_gen_resul
            cJSON_AddNumberToObject(o, "eval_duration", (double)res->eval_ns);
 }
 
-cJSON *api_oll_chat_line(const struct api_resp_meta *m, const struct api_oll_message *msg,
+cJSON *api_oll_chat_line(const struct api_resp_meta *m,
+                         const struct api_oll_message *msg,
                          const cJSON *logprobs)
 {
     cJSON *o = head(m);
@@ -158,8 +158,10 @@ cJSON *api_oll_chat_line(const struct api_resp_meta *m, const struct api_oll_mes
     return o;
 }
 
-cJSON *api_oll_chat_final(const struct api_resp_meta *m, const struct api_oll_message *msg,
-                          const cJSON *logprobs, const struct api_gen_result *res,
+cJSON *api_oll_chat_final(const struct api_resp_meta *m,
+                          const struct api_oll_message *msg,
+                          const cJSON *logprobs,
+                          const struct api_gen_result *res,
                           uint64_t total_ns)
 {
     cJSON *o = head(m);
@@ -177,8 +179,10 @@ static bool add_response(cJSON *o, const char *response, const char *thinking)
            (!thinking || !*thinking || cJSON_AddStringToObject(o, "thinking", thinking));
 }
 
-cJSON *api_oll_generate_line(const struct api_resp_meta *m, const char *response,
-                             const char *thinking, const cJSON *logprobs)
+cJSON *api_oll_generate_line(const struct api_resp_meta *m,
+                             const char *response,
+                             const char *thinking,
+                             const cJSON *logprobs)
 {
     cJSON *o = head(m);
 
@@ -190,9 +194,12 @@ cJSON *api_oll_generate_line(const struct api_resp_meta *m, const char *response
     return o;
 }
 
-cJSON *api_oll_generate_final(const struct api_resp_meta *m, const char *response,
-                              const char *thinking, const cJSON *logprobs,
-                              const struct api_gen_result *res, uint64_t total_ns)
+cJSON *api_oll_generate_final(const struct api_resp_meta *m,
+                              const char *response,
+                              const char *thinking,
+                              const cJSON *logprobs,
+                              const struct api_gen_result *res,
+                              uint64_t total_ns)
 {
     cJSON *o = head(m);
 
@@ -276,8 +283,7 @@ cJSON *api_oll_ps(const struct api_model_info *models, size_t n)
             continue;
         if (!push(arr, e = model_entry(&models[i], false)))
             goto fail;
-        api_rfc3339_nano(models[i].expires_unix > 0 ? models[i].expires_unix : NEVER_UNIX, 0,
-                         when);
+        api_rfc3339_nano(models[i].expires_unix > 0 ? models[i].expires_unix : NEVER_UNIX, 0, when);
         if (!cJSON_AddStringToObject(e, "expires_at", when) ||
             !cJSON_AddNumberToObject(e, "size_vram", (double)models[i].size_vram) ||
             !cJSON_AddNumberToObject(e, "context_length", models[i].context_length))
@@ -335,8 +341,7 @@ static int parameters_text(const struct api_sampling *d, struct sh_strbuf *sb)
     if (d->has_min_p)
         rc = rc ? rc : sh_strbuf_printf(sb, "%-30s %g\n", "min_p", d->min_p);
     if (d->has_repetition_penalty)
-        rc = rc ? rc
-                : sh_strbuf_printf(sb, "%-30s %g\n", "repeat_penalty", d->repetition_penalty);
+        rc = rc ? rc : sh_strbuf_printf(sb, "%-30s %g\n", "repeat_penalty", d->repetition_penalty);
     if (sb->len > 0) /* no trailing newline, as Ollama joins with "\n" */
         sb->buf[--sb->len] = '\0';
     return rc;

@@ -21,8 +21,8 @@
 
 static int unsupported(struct api_error *e, const char *param, const char *why)
 {
-    return api_error_set(e, 400, "unsupported_parameter", param, "'%s' is not supported: %s",
-                         param, why);
+    return api_error_set(e, 400, "unsupported_parameter", param, "'%s' is not supported: %s", param,
+                         why);
 }
 
 /* Sampling and output parameters common to both endpoints. */
@@ -43,8 +43,7 @@ static int parse_sampling(const cJSON *root, struct api_gen_request *r, struct a
                           &s->has_presence_penalty, &s->presence_penalty, e)) ||
         (rc = api_get_num(root, "frequency_penalty", "frequency_penalty", -2, 2,
                           &s->has_frequency_penalty, &s->frequency_penalty, e)) ||
-        (rc = api_get_num(root, "repetition_penalty", "repetition_penalty", 0, 10, &has, &rp,
-                          e)) ||
+        (rc = api_get_num(root, "repetition_penalty", "repetition_penalty", 0, 10, &has, &rp, e)) ||
         (rc = api_get_seed(root, "seed", "seed", &s->has_seed, &s->seed, e)))
         return rc;
     if (has && rp <= 0)
@@ -99,8 +98,7 @@ static int parse_max_tokens(const cJSON *root, struct api_gen_request *r, struct
     bool has = false;
     int rc;
 
-    if ((rc = api_get_int(root, "max_tokens", "max_tokens", 1, OAI_MAX_TOKENS_CAP, &has, &v,
-                          e)))
+    if ((rc = api_get_int(root, "max_tokens", "max_tokens", 1, OAI_MAX_TOKENS_CAP, &has, &v, e)))
         return rc;
     if ((rc = api_get_int(root, "max_completion_tokens", "max_completion_tokens", 1,
                           OAI_MAX_TOKENS_CAP, &has, &v, e)))
@@ -112,8 +110,12 @@ static int parse_max_tokens(const cJSON *root, struct api_gen_request *r, struct
 
 /* Text of a content value: a string, or text parts joined with "\n" (as
  * vLLM does). Absent/null gives NULL. */
-static int content_text(const cJSON *c, const char *param, bool allow_refusal,
-                        struct sh_strbuf *sb, const char **out, struct api_error *e)
+static int content_text(const cJSON *c,
+                        const char *param,
+                        bool allow_refusal,
+                        struct sh_strbuf *sb,
+                        const char **out,
+                        struct api_error *e)
 {
     const cJSON *part;
     char p[API_PARAM_LEN];
@@ -141,8 +143,7 @@ static int content_text(const cJSON *c, const char *param, bool allow_refusal,
         api_param(p, "%s[%d].type", param, j);
         if (!cJSON_IsObject(part) || !cJSON_IsString(type))
             return api_error_set(e, 400, "invalid_type", p,
-                                 "invalid type for '%s': expected a content part with a type",
-                                 p);
+                                 "invalid type for '%s': expected a content part with a type", p);
         if (allow_refusal && strcmp(type->valuestring, "refusal") == 0)
             key = "refusal";
         else if (strcmp(type->valuestring, "text") != 0)
@@ -205,8 +206,7 @@ static int tool_calls_norm(const cJSON *v, const char *param, cJSON **out, struc
             cJSON_Delete(parsed);
             cJSON_Delete(arr);
             return api_error_set(e, 400, "invalid_value", p,
-                                 "invalid value for '%s': expected a JSON object as a string",
-                                 p);
+                                 "invalid value for '%s': expected a JSON object as a string", p);
         }
         if (!(norm = api_norm_tool_call(id->valuestring, name->valuestring, parsed))) {
             cJSON_Delete(arr);
@@ -239,8 +239,8 @@ static const char *tool_name_for(const cJSON *msgs, const char *id)
     return NULL;
 }
 
-static int parse_message(struct api_gen_request *r, const cJSON *m, int i, struct sh_strbuf *sb,
-                         struct api_error *e)
+static int parse_message(
+    struct api_gen_request *r, const cJSON *m, int i, struct sh_strbuf *sb, struct api_error *e)
 {
     static const char *const roles[] = {"system", "developer", "user", "assistant", "tool"};
     const char *role = NULL, *content = NULL, *name = NULL, *reasoning = NULL, *tcid = NULL;
@@ -251,8 +251,8 @@ static int parse_message(struct api_gen_request *r, const cJSON *m, int i, struc
 
     api_param(p, "messages[%d]", i);
     if (!cJSON_IsObject(m))
-        return api_error_set(e, 400, "invalid_type", p,
-                             "invalid type for '%s': expected an object", p);
+        return api_error_set(e, 400, "invalid_type", p, "invalid type for '%s': expected an object",
+                             p);
     api_param(p, "messages[%d].role", i);
     if ((rc = api_get_str(m, "role", p, &role, e)))
         return rc;
@@ -329,8 +329,8 @@ static int parse_messages(const cJSON *root, struct api_gen_request *r, struct a
 static int tool_choice_named(const cJSON *tc, struct api_gen_request *r, struct api_error *e)
 {
     const cJSON *type = cJSON_GetObjectItemCaseSensitive(tc, "type");
-    const cJSON *name = cJSON_GetObjectItemCaseSensitive(
-        cJSON_GetObjectItemCaseSensitive(tc, "function"), "name");
+    const cJSON *name =
+        cJSON_GetObjectItemCaseSensitive(cJSON_GetObjectItemCaseSensitive(tc, "function"), "name");
     const cJSON *t;
 
     if (!cJSON_IsString(type) || strcmp(type->valuestring, "function") != 0 ||
@@ -394,8 +394,7 @@ static int parse_tools(const cJSON *root, struct api_gen_request *r, struct api_
     return 0;
 }
 
-static int parse_response_format(const cJSON *root, struct api_gen_request *r,
-                                 struct api_error *e)
+static int parse_response_format(const cJSON *root, struct api_gen_request *r, struct api_error *e)
 {
     const cJSON *rf = api_member(root, "response_format"), *type, *schema;
 
@@ -416,8 +415,8 @@ static int parse_response_format(const cJSON *root, struct api_gen_request *r,
                              "invalid value for 'response_format.type': \"%.32s\" is not "
                              "text, json_object or json_schema",
                              type->valuestring);
-    schema = cJSON_GetObjectItemCaseSensitive(
-        cJSON_GetObjectItemCaseSensitive(rf, "json_schema"), "schema");
+    schema = cJSON_GetObjectItemCaseSensitive(cJSON_GetObjectItemCaseSensitive(rf, "json_schema"),
+                                              "schema");
     if (!cJSON_IsObject(schema))
         return api_error_set(e, 400, "missing_required_parameter",
                              "response_format.json_schema.schema",
@@ -432,9 +431,8 @@ static int parse_response_format(const cJSON *root, struct api_gen_request *r,
  * Ollama maps it: minimal -> low, xhigh -> max). */
 static int parse_reasoning(const cJSON *root, struct api_gen_request *r, struct api_error *e)
 {
-    static const char *const map[][2] = {{"minimal", "low"}, {"low", "low"},
-                                         {"medium", "medium"}, {"high", "high"},
-                                         {"xhigh", "max"},     {"max", "max"}};
+    static const char *const map[][2] = {{"minimal", "low"}, {"low", "low"},   {"medium", "medium"},
+                                         {"high", "high"},   {"xhigh", "max"}, {"max", "max"}};
     const char *effort = NULL;
     int rc;
 
@@ -468,8 +466,8 @@ static int parse_chat_root(const cJSON *root, struct api_gen_request *r, struct 
         (rc = parse_tools(root, r, e)) || (rc = parse_response_format(root, r, e)) ||
         (rc = parse_reasoning(root, r, e)) ||
         (rc = api_get_bool(root, "logprobs", "logprobs", NULL, &r->logprobs, e)) ||
-        (rc = api_get_int(root, "top_logprobs", "top_logprobs", 0, API_MAX_TOP_LOGPROBS, &has,
-                          &top, e)))
+        (rc = api_get_int(root, "top_logprobs", "top_logprobs", 0, API_MAX_TOP_LOGPROBS, &has, &top,
+                          e)))
         return rc;
     if (has && top > 0 && !r->logprobs)
         return api_error_set(e, 400, "invalid_value", "top_logprobs",
@@ -491,7 +489,9 @@ static int parse_chat_root(const cJSON *root, struct api_gen_request *r, struct 
     return 0;
 }
 
-int api_openai_parse_chat(const char *body, size_t len, struct api_gen_request *out,
+int api_openai_parse_chat(const char *body,
+                          size_t len,
+                          struct api_gen_request *out,
                           struct api_error *e)
 {
     int rc;
@@ -518,14 +518,12 @@ static int parse_prompt(const cJSON *root, struct api_gen_request *r, struct api
         return 0;
     }
     if (cJSON_IsArray(p))
-        return unsupported(e, "prompt",
-                           "only one prompt string (no batches, no token id arrays)");
+        return unsupported(e, "prompt", "only one prompt string (no batches, no token id arrays)");
     return api_error_set(e, 400, "invalid_type", "prompt",
                          "invalid type for 'prompt': expected a string");
 }
 
-static int parse_completion_root(const cJSON *root, struct api_gen_request *r,
-                                 struct api_error *e)
+static int parse_completion_root(const cJSON *root, struct api_gen_request *r, struct api_error *e)
 {
     const char *suffix = NULL;
     bool echo = false, has = false;
@@ -557,7 +555,9 @@ static int parse_completion_root(const cJSON *root, struct api_gen_request *r,
     return 0;
 }
 
-int api_openai_parse_completion(const char *body, size_t len, struct api_gen_request *out,
+int api_openai_parse_completion(const char *body,
+                                size_t len,
+                                struct api_gen_request *out,
                                 struct api_error *e)
 {
     int rc;

@@ -125,7 +125,9 @@ cJSON *api_oai_legacy_logprobs_new(void)
 
 /* text_offset: byte offsets within the generated text (OpenAI counts from
  * the start of prompt + completion when echoing; shoal never echoes). */
-int api_oai_legacy_logprobs_add(cJSON *obj, const struct api_token_logprob *lps, size_t n,
+int api_oai_legacy_logprobs_add(cJSON *obj,
+                                const struct api_token_logprob *lps,
+                                size_t n,
                                 uint64_t *offset)
 {
     cJSON *toks = cJSON_GetObjectItemCaseSensitive(obj, "tokens");
@@ -182,14 +184,15 @@ static bool add_finish(cJSON *choice, const enum api_finish *finish)
     return cJSON_AddStringToObject(choice, "finish_reason", api_finish_openai(*finish)) != NULL;
 }
 
-cJSON *api_oai_chat_completion(const struct api_resp_meta *m, const struct api_oai_message *msg,
-                               const cJSON *logprobs_content, enum api_finish finish,
+cJSON *api_oai_chat_completion(const struct api_resp_meta *m,
+                               const struct api_oai_message *msg,
+                               const cJSON *logprobs_content,
+                               enum api_finish finish,
                                const struct api_gen_result *res)
 {
     cJSON *o = obj_head(m, "chat.completion"), *choices, *choice, *mo;
 
-    if (!o || !(choices = cJSON_AddArrayToObject(o, "choices")) ||
-        !(choice = cJSON_CreateObject()))
+    if (!o || !(choices = cJSON_AddArrayToObject(o, "choices")) || !(choice = cJSON_CreateObject()))
         goto fail;
     cJSON_AddItemToArray(choices, choice);
     if (!cJSON_AddNumberToObject(choice, "index", 0) ||
@@ -214,14 +217,15 @@ fail:
     return NULL;
 }
 
-cJSON *api_oai_chat_chunk(const struct api_resp_meta *m, const struct api_oai_delta *d,
-                          const cJSON *logprobs_content, const enum api_finish *finish,
+cJSON *api_oai_chat_chunk(const struct api_resp_meta *m,
+                          const struct api_oai_delta *d,
+                          const cJSON *logprobs_content,
+                          const enum api_finish *finish,
                           bool usage_null)
 {
     cJSON *o = obj_head(m, "chat.completion.chunk"), *choices, *choice, *delta;
 
-    if (!o || !(choices = cJSON_AddArrayToObject(o, "choices")) ||
-        !(choice = cJSON_CreateObject()))
+    if (!o || !(choices = cJSON_AddArrayToObject(o, "choices")) || !(choice = cJSON_CreateObject()))
         goto fail;
     cJSON_AddItemToArray(choices, choice);
     if (!cJSON_AddNumberToObject(choice, "index", 0) ||
@@ -247,13 +251,14 @@ fail:
     return NULL;
 }
 
-static cJSON *text_obj(const struct api_resp_meta *m, const char *text, const cJSON *legacy,
+static cJSON *text_obj(const struct api_resp_meta *m,
+                       const char *text,
+                       const cJSON *legacy,
                        const enum api_finish *finish)
 {
     cJSON *o = obj_head(m, "text_completion"), *choices, *choice;
 
-    if (!o || !(choices = cJSON_AddArrayToObject(o, "choices")) ||
-        !(choice = cJSON_CreateObject()))
+    if (!o || !(choices = cJSON_AddArrayToObject(o, "choices")) || !(choice = cJSON_CreateObject()))
         goto fail;
     cJSON_AddItemToArray(choices, choice);
     if (!cJSON_AddStringToObject(choice, "text", text) ||
@@ -268,8 +273,10 @@ fail:
     return NULL;
 }
 
-cJSON *api_oai_text_completion(const struct api_resp_meta *m, const char *text,
-                               const cJSON *legacy_logprobs, enum api_finish finish,
+cJSON *api_oai_text_completion(const struct api_resp_meta *m,
+                               const char *text,
+                               const cJSON *legacy_logprobs,
+                               enum api_finish finish,
                                const struct api_gen_result *res)
 {
     /* Legacy completions have no tool_calls reason. */
@@ -283,8 +290,10 @@ cJSON *api_oai_text_completion(const struct api_resp_meta *m, const char *text,
     return o;
 }
 
-cJSON *api_oai_text_chunk(const struct api_resp_meta *m, const char *text,
-                          const cJSON *legacy_logprobs, const enum api_finish *finish,
+cJSON *api_oai_text_chunk(const struct api_resp_meta *m,
+                          const char *text,
+                          const cJSON *legacy_logprobs,
+                          const enum api_finish *finish,
                           bool usage_null)
 {
     enum api_finish f;
@@ -302,8 +311,8 @@ cJSON *api_oai_text_chunk(const struct api_resp_meta *m, const char *text,
     return o;
 }
 
-cJSON *api_oai_usage_chunk(const struct api_resp_meta *m, bool chat,
-                           const struct api_gen_result *res)
+cJSON *
+api_oai_usage_chunk(const struct api_resp_meta *m, bool chat, const struct api_gen_result *res)
 {
     cJSON *o = obj_head(m, chat ? "chat.completion.chunk" : "text_completion");
 

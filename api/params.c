@@ -29,8 +29,8 @@ void api_gen_request_clear(struct api_gen_request *r)
     api_gen_request_init(r, r->dialect, r->kind);
 }
 
-int api_error_set(struct api_error *e, int status, const char *code, const char *param,
-                  const char *fmt, ...)
+int api_error_set(
+    struct api_error *e, int status, const char *code, const char *param, const char *fmt, ...)
 {
     va_list ap;
 
@@ -62,9 +62,8 @@ int api_body_parse(const char *body, size_t len, cJSON **root, struct api_error 
     size_t i;
 
     *root = NULL;
-    for (i = 0; i < len && (body[i] == ' ' || body[i] == '\n' || body[i] == '\r' ||
-                            body[i] == '\t');
-         i++)
+    for (i = 0;
+         i < len && (body[i] == ' ' || body[i] == '\n' || body[i] == '\r' || body[i] == '\t'); i++)
         ;
     if (i == len)
         return api_error_set(e, 400, "invalid_json", NULL, "missing request body");
@@ -87,12 +86,18 @@ const cJSON *api_member(const cJSON *obj, const char *key)
 
 static int bad_type(struct api_error *e, const char *param, const char *want)
 {
-    return api_error_set(e, 400, "invalid_type", param, "invalid type for '%s': expected %s",
-                         param, want);
+    return api_error_set(e, 400, "invalid_type", param, "invalid type for '%s': expected %s", param,
+                         want);
 }
 
-int api_get_num(const cJSON *obj, const char *key, const char *param, double min, double max,
-                bool *has, double *out, struct api_error *e)
+int api_get_num(const cJSON *obj,
+                const char *key,
+                const char *param,
+                double min,
+                double max,
+                bool *has,
+                double *out,
+                struct api_error *e)
 {
     const cJSON *v = api_member(obj, key);
 
@@ -110,8 +115,14 @@ int api_get_num(const cJSON *obj, const char *key, const char *param, double min
     return 0;
 }
 
-int api_get_int(const cJSON *obj, const char *key, const char *param, int64_t min, int64_t max,
-                bool *has, int64_t *out, struct api_error *e)
+int api_get_int(const cJSON *obj,
+                const char *key,
+                const char *param,
+                int64_t min,
+                int64_t max,
+                bool *has,
+                int64_t *out,
+                struct api_error *e)
 {
     const cJSON *v = api_member(obj, key);
     double d;
@@ -119,22 +130,22 @@ int api_get_int(const cJSON *obj, const char *key, const char *param, int64_t mi
     if (!v)
         return 0;
     /* min/max here stay well inside +-2^53, so the double compare is exact. */
-    if (!cJSON_IsNumber(v) || !isfinite(v->valuedouble) ||
-        v->valuedouble != floor(v->valuedouble))
+    if (!cJSON_IsNumber(v) || !isfinite(v->valuedouble) || v->valuedouble != floor(v->valuedouble))
         return bad_type(e, param, "an integer");
     d = v->valuedouble;
-    if (d < (double)min || d > (double)max)
+    if (d < (double)min || d > (double)max) /* %g keeps 1e300 short */
         return api_error_set(e, 400, "invalid_value", param,
-                             "invalid value for '%s': %.0f is outside [%lld, %lld]", param, d,
-                             (long long)min, (long long)max);
+                             fabs(d) < 1e15 ? "invalid value for '%s': %.0f is outside [%lld, %lld]"
+                                            : "invalid value for '%s': %g is outside [%lld, %lld]",
+                             param, d, (long long)min, (long long)max);
     *out = (int64_t)d;
     if (has)
         *has = true;
     return 0;
 }
 
-int api_get_bool(const cJSON *obj, const char *key, const char *param, bool *has, bool *out,
-                 struct api_error *e)
+int api_get_bool(
+    const cJSON *obj, const char *key, const char *param, bool *has, bool *out, struct api_error *e)
 {
     const cJSON *v = api_member(obj, key);
 
@@ -148,8 +159,8 @@ int api_get_bool(const cJSON *obj, const char *key, const char *param, bool *has
     return 0;
 }
 
-int api_get_str(const cJSON *obj, const char *key, const char *param, const char **out,
-                struct api_error *e)
+int api_get_str(
+    const cJSON *obj, const char *key, const char *param, const char **out, struct api_error *e)
 {
     const cJSON *v = api_member(obj, key);
 
@@ -161,7 +172,11 @@ int api_get_str(const cJSON *obj, const char *key, const char *param, const char
     return 0;
 }
 
-int api_get_seed(const cJSON *obj, const char *key, const char *param, bool *has, uint64_t *out,
+int api_get_seed(const cJSON *obj,
+                 const char *key,
+                 const char *param,
+                 bool *has,
+                 uint64_t *out,
                  struct api_error *e)
 {
     const cJSON *v = api_member(obj, key);
@@ -169,8 +184,7 @@ int api_get_seed(const cJSON *obj, const char *key, const char *param, bool *has
 
     if (!v)
         return 0;
-    if (!cJSON_IsNumber(v) || !isfinite(v->valuedouble) ||
-        v->valuedouble != floor(v->valuedouble))
+    if (!cJSON_IsNumber(v) || !isfinite(v->valuedouble) || v->valuedouble != floor(v->valuedouble))
         return bad_type(e, param, "an integer");
     d = v->valuedouble;
     /* 2^63 is exact as a double; the strict bound keeps the cast defined. */
@@ -182,8 +196,8 @@ int api_get_seed(const cJSON *obj, const char *key, const char *param, bool *has
     return 0;
 }
 
-static int add_stop(struct api_gen_request *r, const cJSON *s, const char *param,
-                    struct api_error *e)
+static int
+add_stop(struct api_gen_request *r, const cJSON *s, const char *param, struct api_error *e)
 {
     size_t len;
 
@@ -194,8 +208,8 @@ static int add_stop(struct api_gen_request *r, const cJSON *s, const char *param
         return 0;
     if (len > API_MAX_STOP_LEN)
         return api_error_set(e, 400, "invalid_value", param,
-                             "invalid value for '%s': a stop string is longer than %d bytes",
-                             param, API_MAX_STOP_LEN);
+                             "invalid value for '%s': a stop string is longer than %d bytes", param,
+                             API_MAX_STOP_LEN);
     if (r->n_stop == API_MAX_STOP)
         return api_error_set(e, 400, "invalid_value", param,
                              "invalid value for '%s': more than %d stop strings", param,
@@ -204,7 +218,9 @@ static int add_stop(struct api_gen_request *r, const cJSON *s, const char *param
     return 0;
 }
 
-int api_parse_stop(const cJSON *v, const char *param, struct api_gen_request *r,
+int api_parse_stop(const cJSON *v,
+                   const char *param,
+                   struct api_gen_request *r,
                    struct api_error *e)
 {
     const cJSON *s;
@@ -242,7 +258,9 @@ static bool tool_name_ok(const char *s)
 
 /* OpenAI's FunctionDefinition: name ^[a-zA-Z0-9_-]{1,64}$, description a
  * string, parameters a JSON Schema object. */
-int api_parse_tools(const cJSON *v, const char *param, struct api_gen_request *r,
+int api_parse_tools(const cJSON *v,
+                    const char *param,
+                    struct api_gen_request *r,
                     struct api_error *e)
 {
     const cJSON *t, *prev;
@@ -325,8 +343,7 @@ int api_parse_model(const cJSON *root, struct api_gen_request *r, struct api_err
                              "missing required parameter: 'model'");
     if (len > API_MAX_MODEL_NAME)
         return api_error_set(e, 400, "invalid_value", "model",
-                             "invalid value for 'model': longer than %d bytes",
-                             API_MAX_MODEL_NAME);
+                             "invalid value for 'model': longer than %d bytes", API_MAX_MODEL_NAME);
     for (size_t i = 0; i < len; i++) {
         unsigned char c = (unsigned char)m->valuestring[i];
         if (!((c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') ||
@@ -357,9 +374,14 @@ cJSON *api_norm_tool_call(const char *id, const char *name, cJSON *args)
     return tc;
 }
 
-int api_add_message(struct api_gen_request *r, const char *role, const char *content,
-                    const char *reasoning, cJSON *tool_calls, const char *tool_call_id,
-                    const char *name, struct api_error *e)
+int api_add_message(struct api_gen_request *r,
+                    const char *role,
+                    const char *content,
+                    const char *reasoning,
+                    cJSON *tool_calls,
+                    const char *tool_call_id,
+                    const char *name,
+                    struct api_error *e)
 {
     cJSON *m;
 

@@ -24,8 +24,9 @@ int api_server_add_route(struct api_server *s, const struct api_route *route, st
     size_t len;
 
     if (!route || !route->path || route->path[0] != '/' || !route->fn || !route->methods)
-        return sh_err_set(err, SH_EINVAL, "api: a route needs a path starting with '/', "
-                                          "methods and a handler");
+        return sh_err_set(err, SH_EINVAL,
+                          "api: a route needs a path starting with '/', "
+                          "methods and a handler");
     len = strlen(route->path);
     brace = strchr(route->path, '{');
     if (brace && (strcmp(brace, "{id}") != 0 || brace[-1] != '/'))
@@ -37,8 +38,7 @@ int api_server_add_route(struct api_server *s, const struct api_route *route, st
         const struct route *o = &s->routes[i];
         if (o->prefix == (brace != NULL) && o->path_len == len &&
             memcmp(o->path, route->path, len) == 0 && (o->methods & route->methods))
-            return sh_err_set(err, SH_EEXIST, "api: route %s is already registered",
-                              route->path);
+            return sh_err_set(err, SH_EEXIST, "api: route %s is already registered", route->path);
     }
     if (s->n_routes == MAX_ROUTES)
         return sh_err_set(err, SH_ETOOBIG, "api: more than %d routes", MAX_ROUTES);
@@ -58,8 +58,8 @@ int api_server_add_route(struct api_server *s, const struct api_route *route, st
 
 /* The routes answering path: exact ones first, else "{id}" prefixes with a
  * non-empty rest (longest prefix). *allowed collects their methods. */
-static const struct route *route_for(const struct api_server *s, const char *path,
-                                     enum api_method m, unsigned *allowed)
+static const struct route *
+route_for(const struct api_server *s, const char *path, enum api_method m, unsigned *allowed)
 {
     size_t len = strlen(path), best_len = 0;
     const struct route *hit = NULL, *any = NULL;
@@ -121,8 +121,8 @@ static void methods_text(unsigned ms, bool options, char *out, size_t cap)
     static const struct {
         unsigned m;
         const char *name;
-    } names[] = {{API_GET, "GET"},       {API_HEAD, "HEAD"},   {API_POST, "POST"},
-                 {API_PUT, "PUT"},       {API_DELETE, "DELETE"}, {API_PATCH, "PATCH"},
+    } names[] = {{API_GET, "GET"},        {API_HEAD, "HEAD"},     {API_POST, "POST"},
+                 {API_PUT, "PUT"},        {API_DELETE, "DELETE"}, {API_PATCH, "PATCH"},
                  {API_OPTIONS, "OPTIONS"}};
     size_t n = 0;
 
@@ -138,7 +138,7 @@ static void methods_text(unsigned ms, bool options, char *out, size_t cap)
 static enum api_dialect dialect_for_path(const char *path)
 {
     return strncmp(path, "/v1/", 4) == 0 || strcmp(path, "/v1") == 0 ? API_DIALECT_OPENAI
-                                                                       : API_DIALECT_OLLAMA;
+                                                                     : API_DIALECT_OLLAMA;
 }
 
 /* Compares without an early exit so the time taken does not tell how much
@@ -205,7 +205,7 @@ static void preflight(struct api_request *r, const char *origin, unsigned allowe
     methods_text(allowed, true, ms, sizeof ms);
     api_srv_set_header(r, "Access-Control-Allow-Methods", ms);
     api_srv_set_header(r, "Access-Control-Allow-Headers",
-               want && header_list_ok(want) ? want : "Authorization, Content-Type");
+                       want && header_list_ok(want) ? want : "Authorization, Content-Type");
     api_srv_set_header(r, "Access-Control-Max-Age", "600");
     api_reply_data(r, 204, "text/plain", "", 0);
 }
@@ -235,6 +235,7 @@ static bool prepare(struct api_request *r, unsigned *allowed)
     struct api_error e;
     size_t len = 0;
 
+    r->dialect = dialect_for_path(raw && *raw ? raw : "/");
     r->path = evhttp_uridecode(raw && *raw ? raw : "/", 0, &len);
     if (!r->path || strlen(r->path) != len) { /* a %00 inside */
         api_error_set(&e, 400, "invalid_value", NULL, "invalid request path");
@@ -250,8 +251,8 @@ static bool prepare(struct api_request *r, unsigned *allowed)
     r->route = route_for(r->srv, r->path, r->method, allowed);
     if (r->route) {
         r->dialect = r->route->dialect;
-        if (r->route->prefix && !(r->param = evhttp_uridecode(r->path + r->route->path_len, 0,
-                                                              NULL))) {
+        /* the path is decoded already: decoding again would turn %2541 into A */
+        if (r->route->prefix && !(r->param = strdup(r->path + r->route->path_len))) {
             api_error_set(&e, 500, NULL, NULL, "out of memory");
             api_reply_error(r, &e);
             return false;
@@ -304,11 +305,10 @@ static void route_request(struct api_request *r)
     }
     if ((rc = read_body(r))) {
         if (rc == SH_ETOOBIG)
-            api_error_set(&e, 413, "request_too_large", NULL,
-                          "request body larger than %zu bytes", s->max_body);
+            api_error_set(&e, 413, "request_too_large", NULL, "request body larger than %zu bytes",
+                          s->max_body);
         else
-            api_error_set(&e, 500, NULL, NULL, "reading the request body: %s",
-                          sh_strerror(rc));
+            api_error_set(&e, 500, NULL, NULL, "reading the request body: %s", sh_strerror(rc));
         api_reply_error(r, &e);
         return;
     }

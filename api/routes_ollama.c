@@ -25,8 +25,10 @@ static void version(struct api_request *r, void *arg)
     cJSON_Delete(o);
 }
 
-static bool list(struct api_request *r, const struct api_backend *be,
-                 const struct api_model_info **models, size_t *n)
+static bool list(struct api_request *r,
+                 const struct api_backend *be,
+                 const struct api_model_info **models,
+                 size_t *n)
 {
     struct api_error e;
     struct sh_err err;
@@ -148,7 +150,9 @@ static void generate(struct api_request *r, void *arg)
     generation(r, arg, false);
 }
 
-int api_ollama_register(struct api_server *s, const struct api_backend *be, const char *ver,
+int api_ollama_register(struct api_server *s,
+                        const struct api_backend *be,
+                        const char *ver,
                         struct sh_err *err)
 {
     const struct api_route routes[] = {

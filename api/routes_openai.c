@@ -5,7 +5,9 @@
  */
 #include "api/internal.h"
 
-static void run(struct api_request *r, const struct api_backend *be, struct api_gen_request *req,
+static void run(struct api_request *r,
+                const struct api_backend *be,
+                struct api_gen_request *req,
                 enum api_gen_shape shape)
 {
     const struct api_model_info *mi;

@@ -1,12 +1,13 @@
-/* api/server.c: the HTTP server core on libevent's evhttp: binding, the
- * route table, API key and CORS checks, body limits, and the lifetime of a
- * request a handler answers now or later (replies, chunked streams, and
- * noticing a client that went away). Dialect bodies come from errors.c;
+/* api/server.c: the HTTP server core on libevent's evhttp: binding and
+ * limits, and the lifetime of a request a handler answers now or later
+ * (replies, chunked streams, noticing a client that went away). Routing,
+ * the API key and CORS are in router.c; dialect bodies come from errors.c;
  * the OpenAI and Ollama routes live in routes_*.c.
  *
  * NOTES ON THE DESIGN
- * 1. One evhttp generic callback (dispatch) does all routing: evhttp's own
- *    table knows neither "{id}" parameters nor 405s nor dialects.
+ * 1. One evhttp generic callback (api_srv_dispatch, router.c) does all
+ *    routing: evhttp's own table knows neither "{id}" parameters nor 405s
+ *    nor dialects.
  * 2. A request is answered exactly once: api_reply_*, api_stream_end or
  *    api_request_abort set r->done. While the handler runs (in_handler) the
  *    request is freed by dispatch after it returns; later, by that call.
@@ -59,8 +60,11 @@ static char *dup_opt(const char *s)
     return s && *s ? strdup(s) : NULL;
 }
 
-int api_server_new(struct event_base *base, const struct api_config *cfg,
-                   const struct api_backend *backend, struct api_server **out, struct sh_err *err)
+int api_server_new(struct event_base *base,
+                   const struct api_config *cfg,
+                   const struct api_backend *backend,
+                   struct api_server **out,
+                   struct sh_err *err)
 {
     struct evhttp_bound_socket *sock;
     struct sockaddr_storage ss;
@@ -90,8 +94,8 @@ int api_server_new(struct event_base *base, const struct api_config *cfg,
     if (!sh_mul_size(s->max_body, 2, &hard) || hard > (size_t)INT64_MAX / 2)
         hard = (size_t)INT64_MAX / 2;
     evhttp_set_max_body_size(s->http, (ev_ssize_t)hard);
-    evhttp_set_max_headers_size(s->http, (ev_ssize_t)(cfg->max_headers ? cfg->max_headers
-                                                                        : API_DEFAULT_MAX_HEADERS));
+    evhttp_set_max_headers_size(
+        s->http, (ev_ssize_t)(cfg->max_headers ? cfg->max_headers : API_DEFAULT_MAX_HEADERS));
     evhttp_set_timeout(s->http, cfg->idle_timeout_s > 0 ? cfg->idle_timeout_s : API_DEFAULT_IDLE_S);
     evhttp_set_allowed_methods(s->http, EVHTTP_REQ_GET | EVHTTP_REQ_POST | EVHTTP_REQ_HEAD |
                                             EVHTTP_REQ_PUT | EVHTTP_REQ_DELETE |
@@ -100,11 +104,10 @@ int api_server_new(struct event_base *base, const struct api_config *cfg,
     /* Drain an oversized body before answering, so the client reads the 413
      * instead of a reset. */
     evhttp_set_flags(s->http, EVHTTP_SERVER_LINGERING_CLOSE);
-    evhttp_set_default_content_type(s->http, "application/json");
     evhttp_set_gencb(s->http, api_srv_dispatch, s);
     if (!(sock = evhttp_bind_socket_with_handle(s->http, addr, cfg->port))) {
-        rc = sh_err_set(err, SH_EIO, "api: cannot listen on %s:%u: %s", addr,
-                        (unsigned)cfg->port, strerror(errno));
+        rc = sh_err_set(err, SH_EIO, "api: cannot listen on %s:%u: %s", addr, (unsigned)cfg->port,
+                        strerror(errno));
         goto fail;
     }
     if (getsockname(evhttp_bound_socket_get_fd(sock), (struct sockaddr *)&ss, &sl) != 0) {
@@ -309,8 +312,8 @@ void api_srv_set_header(struct api_request *r, const char *key, const char *valu
     evhttp_add_header(h, key, value);
 }
 
-void api_reply_data(struct api_request *r, int status, const char *content_type,
-                    const void *data, size_t len)
+void api_reply_data(
+    struct api_request *r, int status, const char *content_type, const void *data, size_t len)
 {
     struct evbuffer *b = NULL;
 
@@ -361,8 +364,9 @@ void api_reply_error(struct api_request *r, const struct api_error *e)
     }
     if (e->status == 401)
         api_srv_set_header(r, "WWW-Authenticate", "Bearer");
-    if (e->status >= 500)
-        SH_LOG(SH_LOG_WARN, "api", "%s -> %d: %s", r->path, e->status, e->message);
+    if (e->status >= 500) /* 503 (a full queue) is load, not a fault */
+        SH_LOG(e->status == 503 ? SH_LOG_INFO : SH_LOG_WARN, "api", "%s -> %d: %s", r->path,
+               e->status, e->message);
     api_reply_json(r, e->status, body);
     cJSON_Delete(body);
 }

@@ -189,7 +189,9 @@ static bool name_syntax_ok(const char *name, size_t len)
     return true;
 }
 
-int api_model_resolve(const struct api_model_info *models, size_t n, const char *name,
+int api_model_resolve(const struct api_model_info *models,
+                      size_t n,
+                      const char *name,
                       size_t *index)
 {
     static const char latest[] = ":latest";

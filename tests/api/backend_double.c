@@ -18,8 +18,8 @@ struct api_gen_handle {
     struct api_gen_callbacks cb;
     void *arg;
     const struct api_gen_request *req;
-    int mode; /* 0 echo, 1 slow, 2 overflow, 3 crash */
-    char *words;  /* echo: the text to send, consumed word by word */
+    int mode;    /* 0 echo, 1 slow, 2 overflow, 3 crash, 4 flood */
+    char *words; /* echo: the text to send, consumed word by word */
     size_t pos;
     int step;
     uint64_t sent;
@@ -30,7 +30,8 @@ struct api_gen_handle {
 struct dbl_backend {
     struct event_base *base;
     struct api_backend be;
-    struct api_model_info models[5];
+    struct api_model_info models[6];
+    char flood[65536];
     struct api_sampling defaults;
     const char *aliases[1];
     struct api_gen_handle *gens;
@@ -117,12 +118,11 @@ static void echo_step(struct api_gen_handle *g)
     }
     if (req->tools && req->tool_choice != API_TOOL_CHOICE_NONE) {
         const cJSON *fn = cJSON_GetObjectItemCaseSensitive(req->tools->child, "function");
-        struct api_tool_call tc = {
-            NULL,
-            req->tool_choice == API_TOOL_CHOICE_FUNCTION
-                ? req->tool_choice_name
-                : cJSON_GetObjectItemCaseSensitive(fn, "name")->valuestring,
-            "{\"city\":\"Paris\"}"};
+        struct api_tool_call tc = {NULL,
+                                   req->tool_choice == API_TOOL_CHOICE_FUNCTION
+                                       ? req->tool_choice_name
+                                       : cJSON_GetObjectItemCaseSensitive(fn, "name")->valuestring,
+                                   "{\"city\":\"Paris\"}"};
         dl.tool_calls = &tc;
         dl.n_tool_calls = 1;
         g->sent++;
@@ -191,6 +191,14 @@ static void tick(evutil_socket_t fd, short what, void *arg)
     case 2:
         fail(g, SH_ERANGE, "the prompt is 9000 tokens, the context holds 2048");
         return;
+    case 4:
+        dl.content = g->d->flood;
+        dl.content_len = sizeof g->d->flood;
+        g->sent++;
+        delta(g, &dl);
+        if (survive(g))
+            schedule(g, 0);
+        return;
     default:
         if (g->step++ == 0) {
             dl.content = "partial";
@@ -213,8 +221,7 @@ static const char *echo_text(const struct api_gen_request *req)
 
     if (req->kind == API_GEN_COMPLETION)
         return req->prompt && *req->prompt ? req->prompt : "Hello";
-    last = req->messages ? cJSON_GetArrayItem(req->messages,
-                                              cJSON_GetArraySize(req->messages) - 1)
+    last = req->messages ? cJSON_GetArrayItem(req->messages, cJSON_GetArraySize(req->messages) - 1)
                          : NULL;
     c = cJSON_GetObjectItemCaseSensitive(last, "content");
     return cJSON_IsString(c) && *c->valuestring ? c->valuestring : "Hello";
@@ -250,9 +257,13 @@ static void remember(struct dbl_backend *d, const struct api_gen_request *req)
     pthread_mutex_unlock(&d->mu);
 }
 
-static int generate(void *ctx, const struct api_gen_request *req,
-                    const struct api_gen_callbacks *cb, void *cb_arg, struct api_gen_handle **out,
-                    int *retry_after_s, struct sh_err *err)
+static int generate(void *ctx,
+                    const struct api_gen_request *req,
+                    const struct api_gen_callbacks *cb,
+                    void *cb_arg,
+                    struct api_gen_handle **out,
+                    int *retry_after_s,
+                    struct sh_err *err)
 {
     struct dbl_backend *d = ctx;
     struct api_gen_handle *g;
@@ -271,6 +282,8 @@ static int generate(void *ctx, const struct api_gen_request *req,
         mode = 2;
     else if (strcmp(req->model_id, "test/crash") == 0)
         mode = 3;
+    else if (strcmp(req->model_id, "test/flood") == 0)
+        mode = 4;
     else
         return sh_err_set(err, SH_ENOTFOUND, "no model %s", req->model_id);
     if (!(g = calloc(1, sizeof *g)) || !(g->words = strdup(echo_text(req))) ||
@@ -305,8 +318,8 @@ static void cancel(void *ctx, struct api_gen_handle *g)
     gen_free(g);
 }
 
-static int list_models(void *ctx, const struct api_model_info **models, size_t *n,
-                       struct sh_err *err)
+static int
+list_models(void *ctx, const struct api_model_info **models, size_t *n, struct sh_err *err)
 {
     struct dbl_backend *d = ctx;
 
@@ -318,8 +331,8 @@ static int list_models(void *ctx, const struct api_model_info **models, size_t *
 
 struct dbl_backend *dbl_new(struct event_base *base)
 {
-    static const char *const ids[] = {"kjv-llama-16m", "test/slow", "test/busy", "test/overflow",
-                                      "test/crash"};
+    static const char *const ids[] = {"kjv-llama-16m", "test/slow",  "test/busy",
+                                      "test/overflow", "test/crash", "test/flood"};
     struct dbl_backend *d = calloc(1, sizeof *d);
 
     if (!d)
@@ -332,7 +345,8 @@ struct dbl_backend *dbl_new(struct event_base *base)
     d->defaults.has_top_p = true;
     d->defaults.top_p = 0.9;
     d->aliases[0] = "kjv:16m";
-    for (size_t i = 0; i < 5; i++) {
+    memset(d->flood, 'x', sizeof d->flood);
+    for (size_t i = 0; i < sizeof d->models / sizeof d->models[0]; i++) {
         struct api_model_info *m = &d->models[i];
         m->id = ids[i];
         m->family = "llama";

@@ -14,6 +14,7 @@
  *   "test/busy"      generate() fails with SH_EBUSY, retry after 7 s.
  *   "test/overflow"  on_error SH_ERANGE before any output.
  *   "test/crash"     one delta, then on_error SH_ECLOSED.
+ *   "test/flood"     64 KiB deltas as fast as the loop runs, until cancel.
  */
 #ifndef TESTS_API_BACKEND_DOUBLE_H
 #define TESTS_API_BACKEND_DOUBLE_H

@@ -11,7 +11,9 @@
 #include "api/internal.h"
 #include "lib/test.h"
 
-typedef int (*parse_fn)(const char *body, size_t len, struct api_gen_request *out,
+typedef int (*parse_fn)(const char *body,
+                        size_t len,
+                        struct api_gen_request *out,
                         struct api_error *e);
 
 struct bad_case {
@@ -21,8 +23,8 @@ struct bad_case {
     const char *want;  /* the exact error body */
 };
 
-static inline int run_bad_cases(parse_fn fn, enum api_dialect d, const struct bad_case *cases,
-                                size_t n)
+static inline int
+run_bad_cases(parse_fn fn, enum api_dialect d, const struct bad_case *cases, size_t n)
 {
     int failed = 0;
 
@@ -59,7 +61,7 @@ static inline int run_bad_cases(parse_fn fn, enum api_dialect d, const struct ba
 
 /* The error body the OpenAI dialect sends. */
 #define OAI_ERR(msg, param, code)                                                                  \
-    "{\"error\":{\"message\":\"" msg "\",\"type\":\"invalid_request_error\",\"param\":" param     \
+    "{\"error\":{\"message\":\"" msg "\",\"type\":\"invalid_request_error\",\"param\":" param      \
     ",\"code\":\"" code "\"}}"
 
 /* ...and Ollama's. */

@@ -94,7 +94,10 @@ static size_t collect(char *data, size_t size, size_t n, void *arg)
     return add;
 }
 
-struct resp fx_http(struct fixture *f, const char *method, const char *path, const char *body,
+struct resp fx_http(struct fixture *f,
+                    const char *method,
+                    const char *path,
+                    const char *body,
                     const char *const *headers)
 {
     struct resp r = {0};
@@ -211,7 +214,7 @@ bool fx_read_until(int fd, const char *needle)
 
 bool fx_wait(struct fixture *f, bool (*cond)(struct fixture *f))
 {
-    uint64_t deadline = sh_now_ns() + 5000000000ull;
+    uint64_t deadline = sh_now_ns() + 10000000000ull;
 
     while (sh_now_ns() < deadline) {
         if (cond(f))

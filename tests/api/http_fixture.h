@@ -31,13 +31,16 @@ void fx_free(struct fixture *f);
 
 struct resp {
     long status;
-    char *body;    /* NUL-terminated */
+    char *body; /* NUL-terminated */
     size_t len;
     char *headers; /* raw header block */
 };
 
 /* One request; headers is a NULL-terminated list ("Name: value"). */
-struct resp fx_http(struct fixture *f, const char *method, const char *path, const char *body,
+struct resp fx_http(struct fixture *f,
+                    const char *method,
+                    const char *path,
+                    const char *body,
                     const char *const *headers);
 void resp_free(struct resp *r);
 /* A response header's value (case-insensitive name), copied into out; false
@@ -51,7 +54,7 @@ bool fx_send_post(int fd, const char *path, const char *json);
 /* Reads from fd until needle shows up (or 5 s pass); true if seen. */
 bool fx_read_until(int fd, const char *needle);
 
-/* Waits up to 5 s for cond(f) to hold. */
+/* Waits up to 10 s for cond(f) to hold (a deadline, not a timing check). */
 bool fx_wait(struct fixture *f, bool (*cond)(struct fixture *f));
 
 #endif

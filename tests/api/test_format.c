@@ -29,16 +29,20 @@ static const struct api_tool_call weather = {"call_1", "get_weather", "{\"city\"
 static const struct api_top_logprob tops[] = {{"Hi", 2, -0.25}, {"Ho", 2, -1.5}};
 static const struct api_token_logprob hi = {"Hi", 2, -0.25, tops, 2};
 
-#define HEAD_CHAT "{\"id\":\"chatcmpl-abc\",\"object\":\"chat.completion\",\"created\":1700000000," \
-                  "\"model\":\"kjv-llama-16m\","
-#define HEAD_CHUNK "{\"id\":\"chatcmpl-abc\",\"object\":\"chat.completion.chunk\",\"created\":"   \
-                   "1700000000,\"model\":\"kjv-llama-16m\","
+#define HEAD_CHAT                                                                                  \
+    "{\"id\":\"chatcmpl-abc\",\"object\":\"chat.completion\",\"created\":1700000000,"              \
+    "\"model\":\"kjv-llama-16m\","
+#define HEAD_CHUNK                                                                                 \
+    "{\"id\":\"chatcmpl-abc\",\"object\":\"chat.completion.chunk\",\"created\":"                   \
+    "1700000000,\"model\":\"kjv-llama-16m\","
 #define USAGE "\"usage\":{\"prompt_tokens\":7,\"completion_tokens\":3,\"total_tokens\":10}"
-#define METRICS "\"total_duration\":10000,\"load_duration\":1000,\"prompt_eval_count\":7,"        \
-                "\"prompt_eval_duration\":2000,\"eval_count\":3,\"eval_duration\":3000"
-#define DETAILS "\"details\":{\"parent_model\":\"\",\"format\":\"safetensors\",\"family\":"       \
-                "\"llama\",\"families\":[\"llama\"],\"parameter_size\":\"16M\","                   \
-                "\"quantization_level\":\"F32\"}"
+#define METRICS                                                                                    \
+    "\"total_duration\":10000,\"load_duration\":1000,\"prompt_eval_count\":7,"                     \
+    "\"prompt_eval_duration\":2000,\"eval_count\":3,\"eval_duration\":3000"
+#define DETAILS                                                                                    \
+    "\"details\":{\"parent_model\":\"\",\"format\":\"safetensors\",\"family\":"                    \
+    "\"llama\",\"families\":[\"llama\"],\"parameter_size\":\"16M\","                               \
+    "\"quantization_level\":\"F32\"}"
 
 static void openai_chat_completion(void **state)
 {
@@ -46,10 +50,10 @@ static void openai_chat_completion(void **state)
     cJSON *tools = cJSON_CreateArray(), *lps = cJSON_CreateArray();
 
     (void)state;
-    assert_json(api_oai_chat_completion(&oai, &msg, NULL, API_FINISH_STOP, &res),
-                HEAD_CHAT "\"choices\":[{\"index\":0,\"message\":{\"role\":\"assistant\","
-                          "\"content\":\"Hi there\",\"refusal\":null,\"reasoning_content\":\"Hmm\"},"
-                          "\"logprobs\":null,\"finish_reason\":\"stop\"}]," USAGE "}");
+    assert_json(api_oai_chat_completion(&oai, &msg, NULL, API_FINISH_STOP, &res), HEAD_CHAT
+                "\"choices\":[{\"index\":0,\"message\":{\"role\":\"assistant\","
+                "\"content\":\"Hi there\",\"refusal\":null,\"reasoning_content\":\"Hmm\"},"
+                "\"logprobs\":null,\"finish_reason\":\"stop\"}]," USAGE "}");
     /* a turn of tool calls only: content null, finish tool_calls */
     cJSON_AddItemToArray(tools, api_oai_tool_call(&weather, 0, false));
     msg = (struct api_oai_message){NULL, "", tools};
@@ -62,13 +66,13 @@ static void openai_chat_completion(void **state)
     /* logprobs in OpenAI's shape */
     cJSON_AddItemToArray(lps, api_oai_logprob(&hi));
     msg = (struct api_oai_message){"Hi", NULL, NULL};
-    assert_json(api_oai_chat_completion(&oai, &msg, lps, API_FINISH_LENGTH, &res),
-                HEAD_CHAT "\"choices\":[{\"index\":0,\"message\":{\"role\":\"assistant\","
-                          "\"content\":\"Hi\",\"refusal\":null},\"logprobs\":{\"content\":["
-                          "{\"token\":\"Hi\",\"logprob\":-0.25,\"bytes\":[72,105],"
-                          "\"top_logprobs\":[{\"token\":\"Hi\",\"logprob\":-0.25,\"bytes\":[72,105]},"
-                          "{\"token\":\"Ho\",\"logprob\":-1.5,\"bytes\":[72,111]}]}],"
-                          "\"refusal\":null},\"finish_reason\":\"length\"}]," USAGE "}");
+    assert_json(api_oai_chat_completion(&oai, &msg, lps, API_FINISH_LENGTH, &res), HEAD_CHAT
+                "\"choices\":[{\"index\":0,\"message\":{\"role\":\"assistant\","
+                "\"content\":\"Hi\",\"refusal\":null},\"logprobs\":{\"content\":["
+                "{\"token\":\"Hi\",\"logprob\":-0.25,\"bytes\":[72,105],"
+                "\"top_logprobs\":[{\"token\":\"Hi\",\"logprob\":-0.25,\"bytes\":[72,105]},"
+                "{\"token\":\"Ho\",\"logprob\":-1.5,\"bytes\":[72,111]}]}],"
+                "\"refusal\":null},\"finish_reason\":\"length\"}]," USAGE "}");
     cJSON_Delete(tools);
     cJSON_Delete(lps);
 }
@@ -118,7 +122,7 @@ static void openai_text_completion(void **state)
 
     (void)state;
 #define HEAD_TEXT                                                                                  \
-    "{\"id\":\"cmpl-abc\",\"object\":\"text_completion\",\"created\":1700000000,\"model\":"       \
+    "{\"id\":\"cmpl-abc\",\"object\":\"text_completion\",\"created\":1700000000,\"model\":"        \
     "\"kjv-llama-16m\","
     assert_json(api_oai_text_completion(&m, "upon a time", NULL, API_FINISH_LENGTH, &res),
                 HEAD_TEXT "\"choices\":[{\"text\":\"upon a time\",\"index\":0,\"logprobs\":null,"
@@ -141,10 +145,8 @@ static void openai_text_completion(void **state)
 static struct api_model_info model_fixture(void)
 {
     static const char *const aliases[] = {"kjv:16m"};
-    static const struct api_sampling defaults = {.has_temperature = true,
-                                                 .temperature = 0.7,
-                                                 .has_top_p = true,
-                                                 .top_p = 0.9};
+    static const struct api_sampling defaults = {
+        .has_temperature = true, .temperature = 0.7, .has_top_p = true, .top_p = 0.9};
     struct api_model_info mi = {0};
 
     mi.id = "kjv-llama-16m";
@@ -208,12 +210,11 @@ static void error_bodies(void **state)
 
 static void status_mapping(void **state)
 {
-    static const int map[][2] = {{SH_OK, 200},        {SH_EINVAL, 400},      {SH_EMALFORMED, 400},
-                                 {SH_ERANGE, 400},     {SH_EUNSUPPORTED, 400}, {SH_EUNAUTH, 401},
-                                 {SH_ENOTFOUND, 404},  {SH_ETOOBIG, 413},      {SH_EBUSY, 503},
-                                 {SH_ENOTLEADER, 503}, {SH_ETIMEOUT, 504},     {SH_ENOMEM, 500},
-                                 {SH_EIO, 500},        {SH_ECLOSED, 500},      {SH_EINTERNAL, 500},
-                                 {999, 500}};
+    static const int map[][2] = {
+        {SH_OK, 200},           {SH_EINVAL, 400},     {SH_EMALFORMED, 400}, {SH_ERANGE, 400},
+        {SH_EUNSUPPORTED, 400}, {SH_EUNAUTH, 401},    {SH_ENOTFOUND, 404},  {SH_ETOOBIG, 413},
+        {SH_EBUSY, 503},        {SH_ENOTLEADER, 503}, {SH_ETIMEOUT, 504},   {SH_ENOMEM, 500},
+        {SH_EIO, 500},          {SH_ECLOSED, 500},    {SH_EINTERNAL, 500},  {999, 500}};
 
     (void)state;
     for (size_t i = 0; i < sizeof map / sizeof map[0]; i++)
@@ -252,8 +253,8 @@ static void ollama_generation(void **state)
 
     (void)state;
 #define OLL_HEAD "{\"model\":\"kjv:16m\",\"created_at\":\"2024-05-01T10:00:00.5Z\","
-    assert_json(api_oll_chat_line(&oll, &msg, NULL),
-                OLL_HEAD "\"message\":{\"role\":\"assistant\",\"content\":\"Hel\"},\"done\":false}");
+    assert_json(api_oll_chat_line(&oll, &msg, NULL), OLL_HEAD
+                "\"message\":{\"role\":\"assistant\",\"content\":\"Hel\"},\"done\":false}");
     msg = (struct api_oll_message){NULL, "Hmm", NULL};
     assert_json(api_oll_chat_line(&oll, &msg, NULL),
                 OLL_HEAD "\"message\":{\"role\":\"assistant\",\"content\":\"\",\"thinking\":"
@@ -307,22 +308,25 @@ static void ollama_listings(void **state)
     (void)state;
     mi[1].id = "test/slow";
     mi[1].loaded = false;
-    assert_json(api_oll_tags(mi, 2),
-                "{\"models\":[{\"name\":\"kjv-llama-16m:latest\",\"model\":\"kjv-llama-16m:latest\","
-                "\"modified_at\":\"2023-11-14T22:13:20Z\",\"size\":64000000,\"digest\":\"d1\","
-                DETAILS "},{\"name\":\"test/slow:latest\",\"model\":\"test/slow:latest\","
-                "\"modified_at\":\"2023-11-14T22:13:20Z\",\"size\":64000000,\"digest\":\"d1\","
-                DETAILS "}]}");
-    assert_json(api_oll_ps(mi, 2),
-                "{\"models\":[{\"name\":\"kjv-llama-16m:latest\",\"model\":\"kjv-llama-16m:latest\","
-                "\"size\":64000000,\"digest\":\"d1\"," DETAILS ",\"expires_at\":"
-                "\"9999-12-31T23:59:59Z\",\"size_vram\":0,\"context_length\":2048}]}");
+    assert_json(
+        api_oll_tags(mi, 2),
+        "{\"models\":[{\"name\":\"kjv-llama-16m:latest\",\"model\":\"kjv-llama-16m:latest\","
+        "\"modified_at\":\"2023-11-14T22:13:20Z\",\"size\":64000000,\"digest\":\"d1\"," DETAILS
+        "},{\"name\":\"test/slow:latest\",\"model\":\"test/slow:latest\","
+        "\"modified_at\":\"2023-11-14T22:13:20Z\",\"size\":64000000,\"digest\":\"d1\"," DETAILS
+        "}]}");
+    assert_json(
+        api_oll_ps(mi, 2),
+        "{\"models\":[{\"name\":\"kjv-llama-16m:latest\",\"model\":\"kjv-llama-16m:latest\","
+        "\"size\":64000000,\"digest\":\"d1\"," DETAILS ",\"expires_at\":"
+        "\"9999-12-31T23:59:59Z\",\"size_vram\":0,\"context_length\":2048}]}");
     mi[0].expires_unix = 1700000300;
     mi[0].size_vram = 5;
-    assert_json(api_oll_ps(mi, 1),
-                "{\"models\":[{\"name\":\"kjv-llama-16m:latest\",\"model\":\"kjv-llama-16m:latest\","
-                "\"size\":64000000,\"digest\":\"d1\"," DETAILS ",\"expires_at\":"
-                "\"2023-11-14T22:18:20Z\",\"size_vram\":5,\"context_length\":2048}]}");
+    assert_json(
+        api_oll_ps(mi, 1),
+        "{\"models\":[{\"name\":\"kjv-llama-16m:latest\",\"model\":\"kjv-llama-16m:latest\","
+        "\"size\":64000000,\"digest\":\"d1\"," DETAILS ",\"expires_at\":"
+        "\"2023-11-14T22:18:20Z\",\"size_vram\":5,\"context_length\":2048}]}");
     assert_json(api_oll_version("0.1.0"), "{\"version\":\"0.1.0\"}");
 }
 
@@ -367,14 +371,21 @@ static void utf8_cleaning(void **state)
         const char *want;
     } cases[] = {
         {"plain", 5, "plain"},
-        {"a\xff" "b", 3, "a\xef\xbf\xbd" "b"},
-        {"\xc0\xaf", 2, "\xef\xbf\xbd\xef\xbf\xbd"},                  /* overlong '/' */
-        {"\xed\xa0\x80", 3, "\xef\xbf\xbd\xef\xbf\xbd\xef\xbf\xbd"},  /* a surrogate */
-        {"\xf4\x90\x80\x80", 4, "\xef\xbf\xbd\xef\xbf\xbd\xef\xbf\xbd\xef\xbf\xbd"}, /* > U+10FFFF */
-        {"\xf0\x9f\x98\x80", 4, "\xf0\x9f\x98\x80"},                 /* U+1F600 stays */
-        {"\xc3\xa9\xe2\x82\xac", 5, "\xc3\xa9\xe2\x82\xac"},         /* é€ */
-        {"a\0b", 3, "a\xef\xbf\xbd" "b"},                            /* NUL */
-        {"\xe2\x82", 2, "\xef\xbf\xbd\xef\xbf\xbd"},                  /* cut short */
+        {"a\xff"
+         "b",
+         3,
+         "a\xef\xbf\xbd"
+         "b"},
+        {"\xc0\xaf", 2, "\xef\xbf\xbd\xef\xbf\xbd"},                 /* overlong '/' */
+        {"\xed\xa0\x80", 3, "\xef\xbf\xbd\xef\xbf\xbd\xef\xbf\xbd"}, /* a surrogate */
+        {"\xf4\x90\x80\x80", 4,
+         "\xef\xbf\xbd\xef\xbf\xbd\xef\xbf\xbd\xef\xbf\xbd"}, /* > U+10FFFF */
+        {"\xf0\x9f\x98\x80", 4, "\xf0\x9f\x98\x80"},          /* U+1F600 stays */
+        {"\xc3\xa9\xe2\x82\xac", 5, "\xc3\xa9\xe2\x82\xac"},  /* é€ */
+        {"a\0b", 3,
+         "a\xef\xbf\xbd"
+         "b"},                                       /* NUL */
+        {"\xe2\x82", 2, "\xef\xbf\xbd\xef\xbf\xbd"}, /* cut short */
         {"", 0, ""},
     };
 
@@ -393,8 +404,12 @@ static void times_and_numbers(void **state)
     static const struct {
         uint64_t v;
         const char *want;
-    } nums[] = {{0, "0"},          {999, "999"},        {1500, "2K"},
-                {16000000, "16M"}, {751632384, "751.63M"}, {7000000000ull, "7B"},
+    } nums[] = {{0, "0"},
+                {999, "999"},
+                {1500, "2K"},
+                {16000000, "16M"},
+                {751632384, "751.63M"},
+                {7000000000ull, "7B"},
                 {8030261248ull, "8.0B"}};
 
     (void)state;
@@ -478,8 +493,8 @@ static void model_names(void **state)
 
 static void durations(void **state)
 {
-    static const char *const good[] = {"5m", "1h30m", "300ms", "0", "-1h", ".5s", "+5s", "1.5h",
-                                       "2h45m10s", "10us", "10ns"};
+    static const char *const good[] = {"5m",  "1h30m", "300ms",    "0",    "-1h", ".5s",
+                                       "+5s", "1.5h",  "2h45m10s", "10us", "10ns"};
     static const char *const bad[] = {"5", "", "m", "5x", "1.5.5s", "-", "h5", "5 m", "-1"};
 
     (void)state;

@@ -6,6 +6,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/socket.h>
 #include <unistd.h>
 
 #include <curl/curl.h>
@@ -16,11 +17,16 @@
 static const struct api_config plain_cfg = {0};
 
 #define OAI_ERR(msg, param, code)                                                                  \
-    "{\"error\":{\"message\":\"" msg "\",\"type\":\"invalid_request_error\",\"param\":" param     \
+    "{\"error\":{\"message\":\"" msg "\",\"type\":\"invalid_request_error\",\"param\":" param      \
     ",\"code\":\"" code "\"}}"
 
-static void expect(struct fixture *f, const char *method, const char *path, const char *body,
-                   const char *const *headers, long status, const char *want)
+static void expect(struct fixture *f,
+                   const char *method,
+                   const char *path,
+                   const char *body,
+                   const char *const *headers,
+                   long status,
+                   const char *want)
 {
     struct resp r = fx_http(f, method, path, body, headers);
 
@@ -142,11 +148,11 @@ static void health(struct api_request *r, void *arg)
 
 static void add_control_routes(struct api_server *s)
 {
-    const struct api_route h = {API_GET, "/health", API_DIALECT_PLAIN, API_ROUTE_NO_AUTH, health,
-                                NULL};
+    const struct api_route h = {API_GET,           "/health", API_DIALECT_PLAIN,
+                                API_ROUTE_NO_AUTH, health,    NULL};
     const struct api_route st = {API_GET, "/state", API_DIALECT_PLAIN, 0, health, NULL};
-    const struct api_route dup = {API_GET | API_POST, "/health", API_DIALECT_PLAIN, 0, health,
-                                  NULL};
+    const struct api_route dup = {
+        API_GET | API_POST, "/health", API_DIALECT_PLAIN, 0, health, NULL};
     const struct api_route bad = {API_GET, "/x/{id}/y", API_DIALECT_PLAIN, 0, health, NULL};
     struct sh_err err;
 
@@ -177,8 +183,8 @@ static void api_key(void **state)
     assert_true(resp_header(&r, "WWW-Authenticate", v, sizeof v));
     assert_string_equal(v, "Bearer");
     resp_free(&r);
-    for (const char *const *const *h = (const char *const *const[]){wrong, prefix, longer, basic,
-                                                                     NULL};
+    for (const char *const *const *h =
+             (const char *const *const[]){wrong, prefix, longer, basic, NULL};
          *h; h++)
         expect(f, "GET", "/v1/models", NULL, *h, 401,
                OAI_ERR("incorrect API key provided", "null", "invalid_api_key"));
@@ -225,14 +231,12 @@ static void cors_on(void **state)
 {
     struct api_config cfg = {.cors_origin = "https://app.example", .api_key = "k"};
     struct fixture *f = fx_start(&cfg, NULL);
-    const char *const pre[] = {"Origin: https://app.example",
-                               "Access-Control-Request-Method: POST",
+    const char *const pre[] = {"Origin: https://app.example", "Access-Control-Request-Method: POST",
                                "Access-Control-Request-Headers: authorization, x-stainless-os",
                                NULL};
     const char *const evil[] = {"Origin: https://evil.example",
                                 "Access-Control-Request-Method: POST", NULL};
-    const char *const odd[] = {"Origin: https://app.example",
-                               "Access-Control-Request-Method: POST",
+    const char *const odd[] = {"Origin: https://app.example", "Access-Control-Request-Method: POST",
                                "Access-Control-Request-Headers: x\"y", NULL};
     const char *const get[] = {"Origin: https://app.example", "Authorization: Bearer k", NULL};
     const char *const get_evil[] = {"Origin: https://evil.example", "Authorization: Bearer k",
@@ -276,8 +280,8 @@ static void cors_on(void **state)
     assert_int_equal(r.status, 200);
     assert_false(resp_header(&r, "Access-Control-Allow-Origin", v, sizeof v));
     resp_free(&r);
-    r = fx_http(f, "GET", "/api/version", NULL, (const char *const[]){"Origin: https://app.example",
-                                                                        NULL});
+    r = fx_http(f, "GET", "/api/version", NULL,
+                (const char *const[]){"Origin: https://app.example", NULL});
     assert_int_equal(r.status, 401); /* CORS headers on errors too */
     assert_true(resp_header(&r, "Access-Control-Allow-Origin", v, sizeof v));
     resp_free(&r);
@@ -430,6 +434,44 @@ static void disconnect_before_output(void **state)
     fx_free(f);
 }
 
+/* A client that sends a request and never reads: once API_MAX_PENDING_OUT
+ * bytes wait in the server, the connection is dropped and the generation
+ * cancelled, instead of buffering without end. */
+static void stalled_reader_dropped(void **state)
+{
+    struct fixture *f = fx_start(&plain_cfg, NULL);
+    int fd = fx_connect(f);
+
+    (void)state;
+    assert_true(fd >= 0);
+    assert_true(fx_send_post(fd, "/api/generate",
+                             "{\"model\":\"test/flood\",\"prompt\":\"go\",\"raw\":true}"));
+    assert_true(fx_wait(f, one_cancelled));
+    close(fd);
+    fx_free(f);
+}
+
+/* A second request sent before the first is answered: the watch sees data
+ * (not EOF), stops, and both are answered in order. */
+static void pipelined_requests(void **state)
+{
+    struct fixture *f = fx_start(&plain_cfg, NULL);
+    int fd = fx_connect(f);
+    static const char two[] =
+        "POST /api/chat HTTP/1.1\r\nHost: x\r\nContent-Length: 93\r\n\r\n"
+        "{\"model\":\"test/slow\",\"stream\":false,\"options\":{\"num_predict\":3},"
+        "\"messages\":[{\"role\":\"user\"}]}"
+        "GET /api/version HTTP/1.1\r\nHost: x\r\n\r\n";
+
+    (void)state;
+    assert_true(fd >= 0);
+    assert_int_equal(send(fd, two, sizeof two - 1, MSG_NOSIGNAL), (ssize_t)(sizeof two - 1));
+    assert_true(fx_read_until(fd, "{\"version\":\"" SHOAL_VERSION "\"}"));
+    assert_int_equal(dbl_cancelled(f->dbl), 0);
+    close(fd);
+    fx_free(f);
+}
+
 static void server_free_cancels(void **state)
 {
     struct fixture *f = fx_start(&plain_cfg, NULL);
@@ -465,6 +507,8 @@ int main(void)
         cmocka_unit_test(keep_alive),
         cmocka_unit_test(disconnect_mid_stream),
         cmocka_unit_test(disconnect_before_output),
+        cmocka_unit_test(stalled_reader_dropped),
+        cmocka_unit_test(pipelined_requests),
         cmocka_unit_test(server_free_cancels),
     };
     int rc;

@@ -4,10 +4,11 @@
  * every error with its exact {"error": "..."} body. */
 #include "cases.h"
 
-#define CHAT(extra) "{\"model\":\"m\",\"messages\":[{\"role\":\"user\",\"content\":\"hi\"}]" extra "}"
-#define MSG(m)      "{\"model\":\"m\",\"messages\":[" m "]}"
-#define OPT(o)      CHAT(",\"options\":{" o "}")
-#define GEN(extra)  "{\"model\":\"m\",\"prompt\":\"Why?\"" extra "}"
+#define CHAT(extra)                                                                                \
+    "{\"model\":\"m\",\"messages\":[{\"role\":\"user\",\"content\":\"hi\"}]" extra "}"
+#define MSG(m)     "{\"model\":\"m\",\"messages\":[" m "]}"
+#define OPT(o)     CHAT(",\"options\":{" o "}")
+#define GEN(extra) "{\"model\":\"m\",\"prompt\":\"Why?\"" extra "}"
 
 static const struct bad_case chat_bad[] = {
     {"", 400, "", OLL_ERR("missing request body")},
@@ -268,9 +269,9 @@ static void chat_format_think_keep_alive(void **state)
     assert_int_equal(r.format, API_FORMAT_TEXT);
     assert_int_equal(r.think, API_THINK_OFF);
     api_gen_request_clear(&r);
-    for (const char *const *d = (const char *const[]){"\"5m\"", "\"300ms\"", "\"-1h\"", "\"0\"",
-                                                      "\"1.5h\"", "\"2h45m\"", "\"10\xc2\xb5s\"",
-                                                      "300", "-1", NULL};
+    for (const char *const *d =
+             (const char *const[]){"\"5m\"", "\"300ms\"", "\"-1h\"", "\"0\"", "\"1.5h\"",
+                                   "\"2h45m\"", "\"10\xc2\xb5s\"", "300", "-1", NULL};
          *d; d++) {
         char body[256];
         snprintf(body, sizeof body, CHAT(",\"keep_alive\":%s"), *d);
@@ -281,17 +282,17 @@ static void chat_format_think_keep_alive(void **state)
 
 static void chat_messages_normalized(void **state)
 {
-    struct api_gen_request r = parse_ok(
-        api_ollama_parse_chat,
-        "{\"model\":\"m\",\"tools\":[{\"type\":\"function\",\"function\":{\"name\":"
-        "\"get_weather\",\"parameters\":{\"type\":\"object\"}}}],\"messages\":["
-        "{\"role\":\"SYSTEM\",\"content\":\"Be brief.\"},"
-        "{\"role\":\"user\",\"content\":\"Weather in Paris?\"},"
-        "{\"role\":\"assistant\",\"content\":\"\",\"thinking\":\"Use the tool.\","
-        "\"tool_calls\":[{\"function\":{\"name\":\"get_weather\",\"arguments\":"
-        "{\"city\":\"Paris\"}}}]},"
-        "{\"role\":\"tool\",\"content\":\"18C\",\"tool_name\":\"get_weather\"},"
-        "{\"role\":\"user\",\"thinking\":\"dropped: only assistants think\"}]}");
+    struct api_gen_request r =
+        parse_ok(api_ollama_parse_chat,
+                 "{\"model\":\"m\",\"tools\":[{\"type\":\"function\",\"function\":{\"name\":"
+                 "\"get_weather\",\"parameters\":{\"type\":\"object\"}}}],\"messages\":["
+                 "{\"role\":\"SYSTEM\",\"content\":\"Be brief.\"},"
+                 "{\"role\":\"user\",\"content\":\"Weather in Paris?\"},"
+                 "{\"role\":\"assistant\",\"content\":\"\",\"thinking\":\"Use the tool.\","
+                 "\"tool_calls\":[{\"function\":{\"name\":\"get_weather\",\"arguments\":"
+                 "{\"city\":\"Paris\"}}}]},"
+                 "{\"role\":\"tool\",\"content\":\"18C\",\"tool_name\":\"get_weather\"},"
+                 "{\"role\":\"user\",\"thinking\":\"dropped: only assistants think\"}]}");
 
     (void)state;
     assert_non_null(r.tools);

@@ -117,12 +117,12 @@ static void assert_content_type(const struct resp *r, const char *want)
     assert_string_equal(v, want);
 }
 
-#define CHAT_BODY(model, content, extra)                                                          \
-    "{\"model\":\"" model "\",\"messages\":[{\"role\":\"user\",\"content\":\"" content "\"}]"    \
-    extra "}"
+#define CHAT_BODY(model, content, extra)                                                           \
+    "{\"model\":\"" model "\",\"messages\":[{\"role\":\"user\",\"content\":\"" content             \
+    "\"}]" extra "}"
 #define CHUNK(delta, finish)                                                                       \
-    "{\"id\":\"X\",\"object\":\"chat.completion.chunk\",\"created\":0,\"model\":"                \
-    "\"kjv-llama-16m\",\"choices\":[{\"index\":0,\"delta\":" delta ",\"logprobs\":null,"          \
+    "{\"id\":\"X\",\"object\":\"chat.completion.chunk\",\"created\":0,\"model\":"                  \
+    "\"kjv-llama-16m\",\"choices\":[{\"index\":0,\"delta\":" delta ",\"logprobs\":null,"           \
     "\"finish_reason\":" finish "}],\"usage\":null}"
 #define USAGE_3 "\"usage\":{\"prompt_tokens\":7,\"completion_tokens\":3,\"total_tokens\":10}"
 
@@ -157,7 +157,7 @@ static void openai_chat_stream(void **state)
     struct resp r = post("/v1/chat/completions",
                          CHAT_BODY("kjv-llama-16m", "alpha beta gamma",
                                    ",\"stream\":true,\"stream_options\":{\"include_usage\":true}"));
-    char *f[16];
+    char *f[16] = {0};
     int n = sse_frames(r.body, f, 16);
     char ids[6][64];
 
@@ -185,11 +185,11 @@ static void openai_chat_stream(void **state)
 static void openai_tools(void **state)
 {
 #define TOOLS                                                                                      \
-    ",\"tools\":[{\"type\":\"function\",\"function\":{\"name\":\"get_weather\",\"parameters\":"   \
+    ",\"tools\":[{\"type\":\"function\",\"function\":{\"name\":\"get_weather\",\"parameters\":"    \
     "{\"type\":\"object\",\"properties\":{\"city\":{\"type\":\"string\"}}}}}]"
     struct resp r = post("/v1/chat/completions", CHAT_BODY("kjv-llama-16m", "Weather?", TOOLS));
     cJSON *o = cJSON_Parse(r.body), *tc;
-    char *f[8];
+    char *f[8] = {0};
     int n;
 
     (void)state;
@@ -215,10 +215,10 @@ static void openai_tools(void **state)
     }
     cJSON_Delete(o);
     resp_free(&r);
-    r = post("/v1/chat/completions", CHAT_BODY("kjv-llama-16m", "Weather?", TOOLS
-                                               ",\"stream\":true,\"tool_choice\":{\"type\":"
-                                               "\"function\",\"function\":{\"name\":"
-                                               "\"get_weather\"}}"));
+    r = post("/v1/chat/completions", CHAT_BODY("kjv-llama-16m", "Weather?",
+                                               TOOLS ",\"stream\":true,\"tool_choice\":{\"type\":"
+                                                     "\"function\",\"function\":{\"name\":"
+                                                     "\"get_weather\"}}"));
     n = sse_frames(r.body, f, 8);
     assert_int_equal(n, 3);
     o = cJSON_Parse(f[0]);
@@ -228,8 +228,9 @@ static void openai_tools(void **state)
             "tool_calls"),
         0);
     assert_int_equal(cJSON_GetObjectItem(tc, "index")->valueint, 0);
-    assert_string_equal(cJSON_GetObjectItem(cJSON_GetObjectItem(tc, "function"), "name")->valuestring,
-                        "get_weather");
+    assert_string_equal(
+        cJSON_GetObjectItem(cJSON_GetObjectItem(tc, "function"), "name")->valuestring,
+        "get_weather");
     cJSON_Delete(o);
     assert_non_null(strstr(f[1], "\"finish_reason\":\"tool_calls\""));
     assert_string_equal(f[2], "[DONE]");
@@ -263,16 +264,17 @@ static void openai_logprobs_and_reasoning(void **state)
     resp_free(&r);
     r = post("/v1/chat/completions",
              CHAT_BODY("kjv-llama-16m", "hi", ",\"reasoning_effort\":\"low\",\"stream\":true"));
-    assert_non_null(strstr(r.body, "\"delta\":{\"role\":\"assistant\",\"content\":\"\",\"reasoning_content\":"
-                                   "\"Let me think.\"}"));
+    assert_non_null(
+        strstr(r.body, "\"delta\":{\"role\":\"assistant\",\"content\":\"\",\"reasoning_content\":"
+                       "\"Let me think.\"}"));
     resp_free(&r);
 }
 
 static void openai_completions(void **state)
 {
-    struct resp r = post("/v1/completions",
-                         "{\"model\":\"kjv-llama-16m\",\"prompt\":\"Once upon a time\"}");
-    char *f[8];
+    struct resp r =
+        post("/v1/completions", "{\"model\":\"kjv-llama-16m\",\"prompt\":\"Once upon a time\"}");
+    char *f[8] = {0};
     int n;
 
     (void)state;
@@ -303,8 +305,8 @@ static void openai_completions(void **state)
     resp_free(&r);
 }
 
-static void expect_error(const char *path, const char *body, long status, const char *want,
-                         const char *retry)
+static void
+expect_error(const char *path, const char *body, long status, const char *want, const char *retry)
 {
     struct resp r = post(path, body);
     char v[32];
@@ -333,8 +335,8 @@ static void error_mapping(void **state)
                  NULL);
     expect_error("/api/chat", CHAT_BODY("llama3:8b", "x", ""), 404,
                  "{\"error\":\"model 'llama3:8b' not found\"}", NULL);
-    expect_error("/api/generate", "{\"model\":\"nope\"}", 404, "{\"error\":\"model 'nope' not found\"}",
-                 NULL);
+    expect_error("/api/generate", "{\"model\":\"nope\"}", 404,
+                 "{\"error\":\"model 'nope' not found\"}", NULL);
     expect_error("/v1/completions", "{\"model\":\"busy\",\"prompt\":\"x\",\"stream\":true}", 503,
                  "{\"error\":{\"message\":\"the queue of test/busy is full (4 waiting)\",\"type\":"
                  "\"server_error\",\"param\":null,\"code\":\"server_busy\"}}",
@@ -364,7 +366,7 @@ static void error_mapping(void **state)
 static void error_mid_stream(void **state)
 {
     struct resp r = post("/v1/chat/completions", CHAT_BODY("test/crash", "x", ",\"stream\":true"));
-    char *f[8];
+    char *f[8] = {0};
     int n = sse_frames(r.body, f, 8);
 
     (void)state;
@@ -394,7 +396,7 @@ static void error_mid_stream(void **state)
 static void ollama_chat(void **state)
 {
     struct resp r = post("/api/chat", CHAT_BODY("kjv:16m", "alpha beta", ""));
-    char *f[8];
+    char *f[8] = {0};
     int n = nd_lines(r.body, f, 8);
 
     (void)state;
@@ -422,11 +424,11 @@ static void ollama_chat(void **state)
 
 static void ollama_tools(void **state)
 {
-    struct resp r = post("/api/chat", CHAT_BODY("kjv-llama-16m", "Weather?", TOOLS
-                                                ",\"stream\":false"));
+    struct resp r =
+        post("/api/chat", CHAT_BODY("kjv-llama-16m", "Weather?", TOOLS ",\"stream\":false"));
     cJSON *o = cJSON_Parse(r.body);
-    cJSON *tc = cJSON_GetArrayItem(
-        cJSON_GetObjectItem(cJSON_GetObjectItem(o, "message"), "tool_calls"), 0);
+    cJSON *tc =
+        cJSON_GetArrayItem(cJSON_GetObjectItem(cJSON_GetObjectItem(o, "message"), "tool_calls"), 0);
     char *s;
 
     (void)state;
@@ -449,7 +451,7 @@ static void ollama_generate(void **state)
                                           "\"system\":\"Be brief.\",\"template\":\"ignored\","
                                           "\"options\":{\"temperature\":0.2,\"top_k\":5,"
                                           "\"seed\":9,\"stop\":[\"\\n\"]}}");
-    char *f[8], *seen;
+    char *f[8] = {0}, *seen;
     int n = nd_lines(r.body, f, 8);
 
     (void)state;
@@ -499,7 +501,7 @@ static void listings(void **state)
     cJSON *models = cJSON_GetObjectItem(o, "models");
 
     (void)state;
-    assert_int_equal(cJSON_GetArraySize(models), 5);
+    assert_int_equal(cJSON_GetArraySize(models), 6);
     assert_string_equal(cJSON_GetObjectItem(cJSON_GetArrayItem(models, 1), "name")->valuestring,
                         "test/slow:latest");
     cJSON_Delete(o);
@@ -508,8 +510,9 @@ static void listings(void **state)
     o = cJSON_Parse(r.body);
     models = cJSON_GetObjectItem(o, "models");
     assert_int_equal(cJSON_GetArraySize(models), 1);
-    assert_string_equal(cJSON_GetObjectItem(cJSON_GetArrayItem(models, 0), "expires_at")->valuestring,
-                        "9999-12-31T23:59:59Z");
+    assert_string_equal(
+        cJSON_GetObjectItem(cJSON_GetArrayItem(models, 0), "expires_at")->valuestring,
+        "9999-12-31T23:59:59Z");
     cJSON_Delete(o);
     resp_free(&r);
     r = fx_http(fx, "GET", "/api/version", NULL, NULL);
@@ -527,7 +530,7 @@ static void listings(void **state)
     r = fx_http(fx, "GET", "/v1/models", NULL, NULL);
     o = cJSON_Parse(r.body);
     assert_string_equal(cJSON_GetObjectItem(o, "object")->valuestring, "list");
-    assert_int_equal(cJSON_GetArraySize(cJSON_GetObjectItem(o, "data")), 5);
+    assert_int_equal(cJSON_GetArraySize(cJSON_GetObjectItem(o, "data")), 6);
     cJSON_Delete(o);
     resp_free(&r);
 }
@@ -553,7 +556,7 @@ static size_t sink_write(char *d, size_t s, size_t n, void *arg)
 /* The text an Ollama NDJSON chat stream carries. */
 static void ndjson_text(const char *body, char *out, size_t cap)
 {
-    char *lines[64];
+    char *lines[64] = {0};
     int n = nd_lines(body, lines, 64);
 
     out[0] = '\0';
@@ -613,18 +616,12 @@ static void concurrent_streams(void **state)
 int main(void)
 {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test(openai_chat),
-        cmocka_unit_test(openai_chat_stream),
-        cmocka_unit_test(openai_tools),
-        cmocka_unit_test(openai_logprobs_and_reasoning),
-        cmocka_unit_test(openai_completions),
-        cmocka_unit_test(error_mapping),
-        cmocka_unit_test(error_mid_stream),
-        cmocka_unit_test(ollama_chat),
-        cmocka_unit_test(ollama_tools),
-        cmocka_unit_test(ollama_generate),
-        cmocka_unit_test(ollama_load_requests),
-        cmocka_unit_test(listings),
+        cmocka_unit_test(openai_chat),          cmocka_unit_test(openai_chat_stream),
+        cmocka_unit_test(openai_tools),         cmocka_unit_test(openai_logprobs_and_reasoning),
+        cmocka_unit_test(openai_completions),   cmocka_unit_test(error_mapping),
+        cmocka_unit_test(error_mid_stream),     cmocka_unit_test(ollama_chat),
+        cmocka_unit_test(ollama_tools),         cmocka_unit_test(ollama_generate),
+        cmocka_unit_test(ollama_load_requests), cmocka_unit_test(listings),
         cmocka_unit_test(concurrent_streams),
     };
     int rc;
