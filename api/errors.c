@@ -3,6 +3,9 @@
  * "code"}} (openai-node's APIError reads these four), Ollama's
  * {"error":"..."} (api.StatusError). Pure.
  */
+#include <stdlib.h>
+#include <string.h>
+
 #include "api/internal.h"
 
 int api_status_for_code(int code)
@@ -40,19 +43,24 @@ const char *api_openai_error_type(int status)
     return "server_error";
 }
 
+/* Messages quote what clients sent (a role, a model name) and are cut at
+ * SH_ERR_MSG_LEN bytes, maybe inside a character: cleaned, the body stays
+ * valid JSON text. */
 cJSON *api_error_body(enum api_dialect d, const struct api_error *e)
 {
-    cJSON *root = cJSON_CreateObject(), *err;
+    char *msg = api_utf8_clean(e->message, strnlen(e->message, sizeof e->message));
+    cJSON *root = msg ? cJSON_CreateObject() : NULL, *err;
 
     if (!root)
-        return NULL;
+        goto fail;
     if (d != API_DIALECT_OPENAI) {
-        if (!cJSON_AddStringToObject(root, "error", e->message))
+        if (!cJSON_AddStringToObject(root, "error", msg))
             goto fail;
+        free(msg);
         return root;
     }
     if (!(err = cJSON_AddObjectToObject(root, "error")) ||
-        !cJSON_AddStringToObject(err, "message", e->message) ||
+        !cJSON_AddStringToObject(err, "message", msg) ||
         !cJSON_AddStringToObject(err, "type",
                                  e->type ? e->type : api_openai_error_type(e->status)) ||
         !(e->param[0] ? cJSON_AddStringToObject(err, "param", e->param)
@@ -60,8 +68,10 @@ cJSON *api_error_body(enum api_dialect d, const struct api_error *e)
         !(e->code ? cJSON_AddStringToObject(err, "code", e->code)
                   : cJSON_AddNullToObject(err, "code")))
         goto fail;
+    free(msg);
     return root;
 fail:
+    free(msg);
     cJSON_Delete(root);
     return NULL;
 }

@@ -30,6 +30,7 @@ struct gen_call {
     char id[48];
     int64_t created;
     bool role_sent;
+    bool starting;                       /* inside be->generate: no callback yet */
     size_t n_tool_calls;                 /* index of the next tool call */
     uint64_t text_offset;                /* completions logprobs */
     struct sh_strbuf content, reasoning; /* gathered raw bytes */
@@ -328,10 +329,23 @@ static int gather_delta(struct gen_call *c, const struct api_gen_delta *d)
     return 0;
 }
 
+/* A backend calling back from inside generate() breaks the contract
+ * (api.h); carrying on would free the call under api_gen_run's feet. */
+static void check_contract(const struct gen_call *c)
+{
+    if (c->starting) {
+        SH_LOG(SH_LOG_ERROR, "api", "backend contract broken: callback inside generate()");
+        abort();
+    }
+}
+
 static void on_delta(void *arg, const struct api_gen_delta *d)
 {
     struct gen_call *c = arg;
-    int rc = c->req.stream ? stream_delta(c, d) : gather_delta(c, d);
+    int rc;
+
+    check_contract(c);
+    rc = c->req.stream ? stream_delta(c, d) : gather_delta(c, d);
 
     if (rc)
         abandon(c, rc);
@@ -435,6 +449,7 @@ static void on_done(void *arg, const struct api_gen_result *res)
     struct gen_call *c = arg;
     int rc;
 
+    check_contract(c);
     SH_LOG(SH_LOG_DEBUG, "api", "%s: done, %llu+%llu tokens", c->id,
            (unsigned long long)res->prompt_tokens, (unsigned long long)res->completion_tokens);
     if (c->req.stream) {
@@ -491,6 +506,7 @@ static void on_error(void *arg, const struct api_gen_error *ge)
     struct gen_call *c = arg;
     struct api_error e;
 
+    check_contract(c);
     error_for(c, ge->code, ge->retry_after_s, ge->message, &e);
     fail(c, &e);
 }
@@ -534,7 +550,9 @@ void api_gen_run(struct api_request *r,
         SH_LOG(SH_LOG_WARN, "api", "%s: \"template\" ignored: %s uses its own chat template", c->id,
                c->model_id);
     sh_err_clear(&err);
+    c->starting = true;
     rc = be->generate(be->ctx, &c->req, &callbacks, c, &c->h, &retry, &err);
+    c->starting = false;
     if (rc) {
         error_for(c, rc, retry, err.msg, &e);
         api_reply_error(r, &e);

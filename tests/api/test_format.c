@@ -203,6 +203,10 @@ static void error_bodies(void **state)
     assert_json(api_error_body(API_DIALECT_OPENAI, &e),
                 "{\"error\":{\"message\":\"no \\\"x\\\"\",\"type\":\"custom_type\","
                 "\"param\":\"model\",\"code\":null}}");
+    /* a message cut inside a character, quoting a client's bad bytes */
+    api_error_set(&e, 400, NULL, NULL, "role \"%s\" \xc3", "\xff");
+    assert_json(api_error_body(API_DIALECT_OLLAMA, &e),
+                "{\"error\":\"role \\\"\xef\xbf\xbd\\\" \xef\xbf\xbd\"}");
     assert_string_equal(api_openai_error_type(401), "invalid_request_error");
     assert_string_equal(api_openai_error_type(413), "invalid_request_error");
     assert_string_equal(api_openai_error_type(500), "server_error");
