@@ -13,6 +13,9 @@
  *
  * Threading: everything runs on the thread of the event_base given to
  * api_server_new; backend callbacks must be called on that thread too.
+ * Signals: the process must ignore SIGPIPE (main's job, as in libevent's
+ * sample/http-server.c): libevent writes with writev, and a write to a
+ * client that went away would otherwise kill the process.
  *
  * Error bodies follow the dialect of the path: /v1/... gets OpenAI's
  * {"error":{"message","type","param","code"}}, everything else Ollama's
@@ -96,7 +99,7 @@ enum api_dialect {
 };
 
 enum api_method {
-    API_GET = 1 << 0, /* GET routes answer HEAD too (libevent drops the body) */
+    API_GET = 1 << 0, /* GET routes answer HEAD too (headers only) */
     API_POST = 1 << 1,
     API_PUT = 1 << 2,
     API_DELETE = 1 << 3,
@@ -174,9 +177,10 @@ void api_reply_data(
 /* The error in r's dialect (with Retry-After when e->retry_after_s > 0). */
 void api_reply_error(struct api_request *r, const struct api_error *e);
 
-/* Streaming: a chunked reply. Writes are queued; a client that stops
- * reading past API_MAX_PENDING_OUT makes api_stream_write fail with
- * SH_ECLOSED (the handler then ends with api_request_abort). */
+/* Streaming: a chunked reply. Writes are queued. api_stream_write errors:
+ * SH_ECLOSED (more than API_MAX_PENDING_OUT bytes wait for a client that
+ * stopped reading), SH_ENOMEM; the handler then ends with
+ * api_request_abort. */
 #define API_MAX_PENDING_OUT (4u << 20)
 void api_stream_start(struct api_request *r, int status, const char *content_type);
 int api_stream_write(struct api_request *r, const void *data, size_t len);

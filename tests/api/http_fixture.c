@@ -4,6 +4,7 @@
 #include <arpa/inet.h>
 #include <netinet/in.h>
 #include <poll.h>
+#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -36,6 +37,7 @@ struct fixture *fx_start(const struct api_config *cfg, void (*hook)(struct api_s
         return NULL;
     /* The test thread stops the loop: libevent needs its lock hooks. */
     evthread_use_pthreads();
+    signal(SIGPIPE, SIG_IGN); /* as a main serving the API must (api.h) */
     c.address = "127.0.0.1";
     c.port = 0;
     f->base = event_base_new();
