@@ -34,6 +34,8 @@ const char *agent_default_model(void);
 
 /* Command entry points (one file each, agent/cmd_<name>.c). */
 int agent_cmd_version(int argc, char **argv);
+int agent_cmd_agent(int argc, char **argv);
+extern const char agent_agent_usage[];
 int agent_cmd_replay(int argc, char **argv);
 extern const char agent_replay_usage[];
 int agent_cmd_logits(int argc, char **argv);

@@ -13,6 +13,7 @@ static const struct agent_cmd commands[] = {
     {"help", "list commands, or show one command's help", "usage: shoal help [COMMAND]\n",
      cmd_help},
     {"version", "print the version", "usage: shoal version\n", agent_cmd_version},
+    {"agent", "run this machine's node (the API on :52415)", agent_agent_usage, agent_cmd_agent},
     {"replay", "print a node's event log as a timeline and the state it folds to",
      agent_replay_usage, agent_cmd_replay},
     {"logits", "evaluate token ids with a model and print the top logits",

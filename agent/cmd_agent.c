@@ -1,0 +1,102 @@
+/* agent/cmd_agent.c: `shoal agent`: flags -> struct agent_opts -> agent_run. */
+#include <getopt.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "agent/agent.h"
+#include "agent/cli.h"
+#include "common/util.h"
+
+const char agent_agent_usage[] =
+    "usage: shoal agent [OPTIONS]\n"
+    "\n"
+    "Runs this machine's node: the HTTP API on --bind:--api-port.\n"
+    "\n"
+    "  --data-dir DIR     node state (default $XDG_DATA_HOME/shoal or ~/.local/share/shoal)\n"
+    "  --name NAME        this node's name (default: the host name)\n"
+    "  --bind ADDR        API address (default 127.0.0.1; 0.0.0.0 for every interface)\n"
+    "  --api-port PORT    API port (default 52415)\n"
+    "  --api-key KEY      require 'Authorization: Bearer KEY' on every route but /health\n"
+    "                     (default: $SHOAL_API_KEY; none when unset)\n"
+    "  --cors ORIGIN      allow browser requests from ORIGIN ('*' for any; default off)\n"
+    "  --log-level LEVEL  error, warn, info (default) or debug\n"
+    "\n"
+    "SIGTERM or SIGINT stops the node cleanly.\n";
+
+enum {
+    OPT_DATA_DIR = 256,
+    OPT_NAME,
+    OPT_BIND,
+    OPT_API_PORT,
+    OPT_API_KEY,
+    OPT_CORS,
+    OPT_LOG_LEVEL,
+};
+
+int agent_cmd_agent(int argc, char **argv)
+{
+    static const struct option longopts[] = {
+        {"data-dir", required_argument, NULL, OPT_DATA_DIR},
+        {"name", required_argument, NULL, OPT_NAME},
+        {"bind", required_argument, NULL, OPT_BIND},
+        {"api-port", required_argument, NULL, OPT_API_PORT},
+        {"api-key", required_argument, NULL, OPT_API_KEY},
+        {"cors", required_argument, NULL, OPT_CORS},
+        {"log-level", required_argument, NULL, OPT_LOG_LEVEL},
+        {NULL, 0, NULL, 0},
+    };
+    const struct agent_cmd *cmd = agent_cmd_find("agent");
+    struct agent_opts o;
+    const char *env_key = getenv("SHOAL_API_KEY");
+    int c, level;
+    int64_t port;
+
+    agent_opts_init(&o);
+    if (env_key && *env_key)
+        o.api_key = env_key;
+    opterr = 0;
+    optind = 1;
+    while ((c = getopt_long(argc, argv, "", longopts, NULL)) != -1) {
+        switch (c) {
+        case OPT_DATA_DIR:
+            if (strlen(optarg) >= sizeof o.data_dir || optarg[0] == '\0')
+                return agent_usage_error(cmd, "--data-dir: bad path");
+            snprintf(o.data_dir, sizeof o.data_dir, "%s", optarg);
+            break;
+        case OPT_NAME:
+            if (optarg[0] == '\0' || strlen(optarg) >= sizeof o.name)
+                return agent_usage_error(cmd, "--name: 1 to %d bytes", AGENT_NAME_MAX - 1);
+            snprintf(o.name, sizeof o.name, "%s", optarg);
+            break;
+        case OPT_BIND:
+            o.bind = optarg;
+            break;
+        case OPT_API_PORT:
+            if (!sh_parse_i64(optarg, 0, 65535, &port))
+                return agent_usage_error(cmd, "--api-port: expected 0..65535, got '%s'", optarg);
+            o.api_port = (uint16_t)port;
+            break;
+        case OPT_API_KEY:
+            if (optarg[0] == '\0')
+                return agent_usage_error(cmd, "--api-key: empty key");
+            o.api_key = optarg;
+            break;
+        case OPT_CORS:
+            o.cors_origin = optarg;
+            break;
+        case OPT_LOG_LEVEL:
+            level = sh_log_parse_level(optarg);
+            if (level < 0)
+                return agent_usage_error(cmd, "--log-level: expected error|warn|info|debug");
+            o.log_level = (enum sh_log_level)level;
+            break;
+        default:
+            return agent_usage_error(cmd, "unknown or incomplete option '%s'", argv[optind - 1]);
+        }
+    }
+    if (optind < argc)
+        return agent_usage_error(cmd, "unexpected argument '%s'", argv[optind]);
+    sh_log_init(o.log_level, "-", NULL);
+    return agent_run(&o);
+}
