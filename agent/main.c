@@ -13,6 +13,17 @@ static const struct agent_cmd commands[] = {
     {"help", "list commands, or show one command's help", "usage: shoal help [COMMAND]\n",
      cmd_help},
     {"version", "print the version", "usage: shoal version\n", agent_cmd_version},
+    {"keygen", "write a new cluster key to a file",
+     "usage: shoal keygen [--force] FILE\n"
+     "\n"
+     "Writes a new random 32-byte cluster key to FILE as 64 hex digits and a\n"
+     "newline, readable by its owner only (mode 0600), and prints its\n"
+     "fingerprint. Copy the file to every machine of the cluster and start each\n"
+     "agent with it: peers without the same key are refused, and mDNS services\n"
+     "with another fingerprint are ignored.\n"
+     "\n"
+     "  -f, --force   replace FILE if it exists (default: refuse)\n",
+     agent_cmd_keygen},
 };
 
 #define NCOMMANDS (sizeof commands / sizeof commands[0])
