@@ -212,8 +212,15 @@ void disc_on_closed(struct disc_link *l, const char *reason)
             if (o != t && target_id(o) == id && should_dial(o))
                 target_backoff(o);
     }
-    if (t && !d->freeing)
+    if (t && !d->freeing) {
+        /* A failing target is retried forever: say why once, not each time. */
+        if (!l->was_up && strncmp(t->last_error, reason, sizeof t->last_error - 1) != 0) {
+            SH_LOG(SH_LOG_INFO, MOD, "cannot link to %s:%u: %s (retrying)", t->host,
+                   (unsigned)t->port, reason);
+            snprintf(t->last_error, sizeof t->last_error, "%s", reason);
+        }
         target_backoff(t);
+    }
 }
 
 bool disc_on_established(struct disc_link *l)
@@ -236,6 +243,7 @@ bool disc_on_established(struct disc_link *l)
     }
     if (l->target) {
         l->target->backoff_ms = d->backoff_min_ms;
+        l->target->last_error[0] = '\0';
         if (l->target->kind == DISC_TARGET_STATIC)
             l->target->learned_id = id;
     }
@@ -482,7 +490,7 @@ int disc_new(struct event_base *base,
         goto fail;
     for (size_t i = 0; i < cfg->n_static_peers; i++) {
         char host[256];
-        uint16_t port;
+        uint16_t port = 0;
         struct disc_target *t;
         if ((rc = parse_peer(cfg->static_peers[i], host, sizeof host, &port, err)) != 0)
             goto fail;

@@ -217,6 +217,7 @@ struct disc_target {
     uint32_t backoff_ms;  /* the next retry delay before jitter */
     struct event *timer;
     struct disc_link *link; /* our connection for it, if any */
+    char last_error[96];    /* why the last attempt failed, logged once per change */
 };
 
 enum disc_link_state {
@@ -233,6 +234,7 @@ struct disc_link {
     enum disc_link_state state;
     bool dialed;
     bool active;                /* the one link of its peer that callbacks refer to */
+    bool was_up;                /* finished its handshake at some point */
     struct disc_target *target; /* dialed links only; NULL once the target is gone */
     struct bufferevent *bev;
     struct event *hs_timer; /* connect + handshake deadline, then the closing deadline */

@@ -321,6 +321,7 @@ static void enter_up(struct disc_link *l)
 
     l->d->n_handshaking--;
     l->state = DISC_LINK_UP;
+    l->was_up = true;
     event_del(l->hs_timer);
     l->info.peer_id = p->node_id;
     snprintf(l->info.name, sizeof l->info.name, "%s", p->name);

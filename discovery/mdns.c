@@ -65,6 +65,7 @@ struct disc_mdns {
     int renames;
     struct event *restart; /* (re)creates the client */
     bool warned;           /* a "no avahi" warning is out; say when it is back */
+    int new_err;           /* avahi_client_new's error */
     disc_mdns_found_fn found;
     disc_mdns_lost_fn lost;
     void *arg;
@@ -377,10 +378,13 @@ static void free_objects(struct disc_mdns *m, bool tell)
 
 static void start_client(struct disc_mdns *m)
 {
-    int e = 0;
     AvahiClient *c;
 
-    c = avahi_client_new(disc_avahi_poll_api(m->poll), AVAHI_CLIENT_NO_FAIL, client_cb, m, &e);
+    /* The error lands in m, not a local: gcc cannot tell that avahi does not
+     * keep the pointer, and warns about it dangling. */
+    m->new_err = 0;
+    c = avahi_client_new(disc_avahi_poll_api(m->poll), AVAHI_CLIENT_NO_FAIL, client_cb, m,
+                         &m->new_err);
     if (c) {
         m->client = c;
         return;
@@ -391,7 +395,7 @@ static void start_client(struct disc_mdns *m)
         SH_LOG(SH_LOG_WARN, MOD,
                "cannot reach avahi over D-Bus (%s): retrying every second "
                "(static peers keep working)",
-               avahi_strerror(e));
+               avahi_strerror(m->new_err));
     m->warned = true;
     schedule_restart(m, RETRY_MS);
 }
