@@ -300,8 +300,12 @@ static void mdns_found(void *arg, const void *key, uint64_t id, const char *addr
     t->expected_id = id;
     disc_node_id_str(id, hex);
     SH_LOG(SH_LOG_DEBUG, MOD, "mDNS: node %s at %s:%u", hex, addr, (unsigned)port);
-    /* A (re)announcement means the peer is reachable now: dial at once. */
+    /* A (re)announcement means the peer is reachable now: dial at once. A
+     * dial still waiting for its SYN to be answered was sent while the peer
+     * was away and only retransmits seconds later: start over instead. */
     t->backoff_ms = d->backoff_min_ms;
+    if (t->link && t->link->state == DISC_LINK_CONNECTING)
+        disc_link_close(t->link, "redialing: the peer announced itself again", -1);
     if (should_dial(t)) {
         evtimer_del(t->timer);
         target_arm(t, 0);

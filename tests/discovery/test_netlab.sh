@@ -59,10 +59,13 @@ start() {
     eval "PID_$name=$!"
     PIDS="$PIDS $!"
 }
-stop() { # NAME: SIGTERM and wait (bounded)
-    local p; p=$(eval echo "\$PID_$1")
+BAD_EXITS=""
+stop() { # NAME: SIGTERM, wait (bounded), note a non-zero exit (sanitizer reports)
+    local p rc; p=$(eval echo "\$PID_$1")
     kill -TERM "$p" 2>/dev/null
     wait_for 5 sh -c "! kill -0 $p 2>/dev/null"
+    wait "$p" 2>/dev/null; rc=$?
+    [ "$rc" = 0 ] || BAD_EXITS="$BAD_EXITS $1:$rc"
 }
 ready() { grep -q ' ready ' "$OUT/$1.out" 2>/dev/null; }
 id_of() { awk '$2 == "ready" { print $3; exit }' "$OUT/$1.out"; }
@@ -110,6 +113,12 @@ sleep 2
 tap_check "the stranger (other cluster key) never links" sh -c "! grep -q ' up ' $OUT/stranger.out"
 tap_check "nobody links the stranger" sh -c "! grep -q '$(id_of stranger)' $OUT/n1.out $OUT/n2.out $OUT/n3.out"
 tap_check "its direct dials were refused" grep -q "did not prove our cluster key" "$OUT/n1.err"
+
+# ---- a second service named like node 1's gets another name ----------------
+NODE_PORT=7003 start dup 2 --cluster-key "$OTHER_KEY" --name n1
+tap_check "a service name collision is resolved by renaming" \
+    wait_for 15 grep -q "service name 'n1' is taken" "$OUT/dup.err"
+stop dup
 
 # ---- pull host 3's cable, then put it back ---------------------------------
 ID1=$(id_of n1); ID2=$(id_of n2); ID3=$(id_of n3)
@@ -161,5 +170,7 @@ tap_check "each node recognised itself in the list" grep -q "is this node itself
 sleep 1
 tap_check "no flapping: one up per pair" sh -c "[ \$(grep -c ' up ' $OUT/s1.out) = 2 ] && [ \$(grep -c ' down ' $OUT/s1.out) = 0 ]"
 stop s1; stop s2; stop s3
+tap_check "every node exited cleanly on SIGTERM" test -z "$BAD_EXITS"
+tap_check "no sanitizer reports" sh -c "! grep -l 'Sanitizer\|runtime error' $OUT/*.err"
 tap_check "lab down" timeout 60 "$LAB" down
 tap_done
