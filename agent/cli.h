@@ -46,5 +46,6 @@ int agent_cmd_detokenize(int argc, char **argv);
  * failure prints "shoal CMD: why" and returns AGENT_EXIT_FAIL. */
 struct eng_tokenizer;
 int agent_load_tokenizer(const char *cmd, const char *dir, struct eng_tokenizer **tok);
+int agent_cmd_keygen(int argc, char **argv);
 
 #endif

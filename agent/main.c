@@ -44,6 +44,17 @@ static const struct agent_cmd commands[] = {
      "  --ids LIST       comma-separated ids; \"[1, 2, 3]\" as tokenize prints works too\n"
      "  --skip-special   leave out tokens flagged special\n",
      agent_cmd_detokenize},
+    {"keygen", "write a new cluster key to a file",
+     "usage: shoal keygen [--force] FILE\n"
+     "\n"
+     "Writes a new random 32-byte cluster key to FILE as 64 hex digits and a\n"
+     "newline, readable by its owner only (mode 0600), and prints its\n"
+     "fingerprint. Copy the file to every machine of the cluster and start each\n"
+     "agent with it: peers without the same key are refused, and mDNS services\n"
+     "with another fingerprint are ignored.\n"
+     "\n"
+     "  -f, --force   replace FILE if it exists (default: refuse)\n",
+     agent_cmd_keygen},
 };
 
 #define NCOMMANDS (sizeof commands / sizeof commands[0])
