@@ -149,6 +149,11 @@ void elect_become_follower(struct elect *e, uint64_t leader)
 
 void elect_set_term(struct elect *e, const struct elect_epoch *ep, uint64_t term)
 {
+    /* Step down first, so the trace names the term we led. */
+    if (e->role != ELECT_ROLE_FOLLOWER)
+        elect_become_follower(e, 0);
+    else
+        e->leader = 0;
     if (elect_epoch_cmp(ep, &e->epoch) != 0) {
         e->epoch = *ep;
         e->burned_until = 0;
@@ -159,10 +164,6 @@ void elect_set_term(struct elect *e, const struct elect_epoch *ep, uint64_t term
     e->vote = 0;
     e->vote_epoch = false;
     elect_mark_hard(e);
-    if (e->role != ELECT_ROLE_FOLLOWER)
-        elect_become_follower(e, 0);
-    else
-        e->leader = 0;
 }
 
 /* True when the last entry is the EPOCH entry this node just wrote for its
@@ -203,7 +204,7 @@ void elect_become_leader(struct elect *e)
                  elect_epoch_str(buf, &e->epoch), e->n_prog + 1);
     e->heartbeat_at = e->now + e->p.heartbeat_ms;
     e->quorum_at = e->now + e->p.election_timeout_ms;
-    elect_broadcast_append(e, false);
+    elect_broadcast_append(e, true);
     elect_advance_commit(e);
 }
 
@@ -608,6 +609,11 @@ static int step_receive(struct elect *e, const struct elect_msg *m, struct sh_er
     }
     if (!elect_epoch_gate(e, m))
         return 0;
+    {
+        struct elect_link *l = elect_link_find(e, m->from);
+        if (l && l->up)
+            l->heard = true; /* it is in our epoch now (R12) */
+    }
     switch (m->type) {
     case ELECT_MSG_REQUEST_VOTE:
         return elect_recv_request_vote(e, m);
@@ -639,12 +645,15 @@ static int step_link(struct elect *e, uint64_t id, bool up, struct sh_err *err)
         l->id = id;
     }
     l->up = up;
+    l->heard = false;
     if (up) {
         l->removed_at = 0;
         if (e->role == ELECT_ROLE_LEADER) {
             struct elect_progress *pr = elect_progress_find(e, id);
             if (pr)
                 elect_send_append(e, pr, false);
+            else
+                elect_send_probe(e, id);
         }
     }
     return 0;

@@ -75,10 +75,14 @@
  *      not; a change takes effect when appended.
  *  R12 A leader proposes at most one change, and only when its latest config
  *      and the first entry of its term are committed and no transfer runs:
- *      first it adds the lowest linked non-member (one it removed is re-added
- *      only after its link came back up or the removal timeout passed), else
- *      it removes the lowest member that sent no AppendEntries result for the
+ *      first it adds the lowest linked non-member it has heard from in its
+ *      own epoch since the link came up (one it removed is re-added only
+ *      after its link came back up or the removal timeout passed), else it
+ *      removes the lowest member that sent no AppendEntries result for the
  *      removal timeout. It never removes itself; at most ELECT_MAX_MEMBERS.
+ *      Leaders probe linked non-members with an empty AppendEntries on each
+ *      heartbeat: the lower lineage adopts the higher one (R19) before anyone
+ *      is added, so a node is never added across lineages.
  *  R13 A leader alone in its config grows only through a new epoch (num+1,
  *      base = its last index, itself): a one-node lineage cannot be told from
  *      a fresh bootstrap, so every lineage with two or more nodes must outrank

@@ -38,6 +38,7 @@ struct elect_link {
     uint64_t id;
     bool up;
     uint64_t removed_at; /* when this leader removed it for silence; 0 = not (R12) */
+    bool heard;          /* a message of our epoch came from it since the link came up */
 };
 
 /* A spare block for an entry the core writes itself (so a step that creates
@@ -191,6 +192,9 @@ bool elect_burned(const struct elect *e);
 /* ---- replication.c */
 void elect_send_append(struct elect *e, struct elect_progress *pr, bool heartbeat);
 void elect_broadcast_append(struct elect *e, bool heartbeat);
+/* R12: an empty AppendEntries to a linked non-member, so whichever lineage
+ * is lower adopts the other before anyone is added. */
+void elect_send_probe(struct elect *e, uint64_t to);
 /* RECEIVE AppendEntries: may reserve memory first (Errors: SH_ENOMEM). */
 int elect_recv_append(struct elect *e, const struct elect_msg *m);
 int elect_recv_append_result(struct elect *e, const struct elect_msg *m);

@@ -109,7 +109,7 @@ void elect_membership_tick(struct elect *e)
     if (c->n_members < ELECT_MAX_MEMBERS) {
         for (size_t i = 0; i < e->n_links; i++) {
             const struct elect_link *l = &e->links[i];
-            if (!l->up || elect_is_member(e, l->id))
+            if (!l->up || !l->heard || elect_is_member(e, l->id))
                 continue;
             if (l->removed_at && e->now < l->removed_at + rt)
                 continue;

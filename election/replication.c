@@ -35,10 +35,23 @@ void elect_send_append(struct elect *e, struct elect_progress *pr, bool heartbea
     m->ae.n_entries = n; /* entries pointer resolved when the step ends */
 }
 
+void elect_send_probe(struct elect *e, uint64_t to)
+{
+    /* prev 0 always matches and 0 entries change nothing; leader_last is
+     * our real last index so the receiver does not trim its log (R5). */
+    struct elect_msg *m = elect_msg_new(e, ELECT_MSG_APPEND_ENTRIES, to);
+    m->ae.leader_last = elect_log_last(&e->log);
+}
+
 void elect_broadcast_append(struct elect *e, bool heartbeat)
 {
     for (size_t i = 0; i < e->n_prog; i++)
         elect_send_append(e, &e->prog[i], heartbeat);
+    if (!heartbeat)
+        return;
+    for (size_t i = 0; i < e->n_links; i++)
+        if (e->links[i].up && !e->links[i].heard && !elect_is_member(e, e->links[i].id))
+            elect_send_probe(e, e->links[i].id);
 }
 
 static void reply(struct elect *e, const struct elect_msg *req, bool ok, uint64_t index)
@@ -187,6 +200,10 @@ void elect_advance_commit(struct elect *e)
 int elect_recv_append_result(struct elect *e, const struct elect_msg *m)
 {
     struct elect_progress *pr;
+    /* A probed non-member's term is not ours to follow (it may be a removed
+     * node that campaigned); hearing from it is what counts (R12). */
+    if (m->term > e->term && e->role == ELECT_ROLE_LEADER && !elect_is_member(e, m->from))
+        return 0;
     if (m->term > e->term) {
         elect_tracef(e, "term %" PRIu64 " from " ELECT_ID_FMT, m->term, m->from);
         elect_set_term(e, &e->epoch, m->term);

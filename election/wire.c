@@ -292,6 +292,8 @@ int elect_msg_decode(const void *buf, size_t len, struct elect_msg **out, struct
     int rc;
     if (!buf && len)
         return sh_err_set(err, SH_EINVAL, "decode: no buffer");
+    if (!buf)
+        return sh_err_set(err, SH_EMALFORMED, "empty frame");
     if (len > ELECT_WIRE_MAX_BYTES)
         return sh_err_set(err, SH_EMALFORMED, "frame of %zu bytes (max %zu)", len,
                           (size_t)ELECT_WIRE_MAX_BYTES);

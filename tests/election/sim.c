@@ -29,6 +29,7 @@ struct node {
     bool checked_valid;
     struct elect_epoch checked_epoch;
     uint64_t checked_upto;
+    uint64_t strict_upto; /* G3 strict: commits recorded up to here */
 };
 
 struct qmsg {
@@ -57,8 +58,10 @@ struct sim {
     bool conn[SIM_MAX_NODES][SIM_MAX_NODES];
     uint64_t dmin, dmax;
     unsigned drop_pm, dup_pm, crash_pm;
-    unsigned crashable; /* mask of nodes crash_pm may hit */
-    struct qmsg *q;     /* binary heap on (at, seq) */
+    unsigned crashable;     /* mask of nodes crash_pm may hit */
+    unsigned stable;        /* G3 strict: the majority that stays (0 = off) */
+    struct ep_table strict; /* index -> entry committed by a node of `stable` */
+    struct qmsg *q;         /* binary heap on (at, seq) */
     size_t nq, capq;
     struct ep_table *eps;
     size_t n_eps;
@@ -201,6 +204,7 @@ void sim_free(struct sim *s)
     for (size_t k = 0; k < s->n_eps; k++)
         free(s->eps[k].dig);
     free(s->eps);
+    free(s->strict.dig);
     free(s->leads);
     sh_strbuf_free(&s->trace);
     free(s);
@@ -241,14 +245,6 @@ static void ep_set(struct ep_table *t, uint64_t idx, uint64_t d)
 static uint64_t ep_get(const struct ep_table *t, uint64_t idx)
 {
     return idx < t->cap ? t->dig[idx] : 0;
-}
-
-static bool committed_anywhere(const struct sim *s, uint64_t idx, uint64_t d)
-{
-    for (size_t i = 0; i < s->n_eps; i++)
-        if (ep_get(&s->eps[i], idx) == d)
-            return true;
-    return false;
 }
 
 /* G1: one leader per (epoch, term). */
@@ -295,7 +291,7 @@ static void persist(struct sim *s, int i, const struct elect_update *up)
                 failf(s, i, "G4: archived entry %" PRIu64 " is not what was on disk", tf + k);
                 return;
             }
-            if (s->c.stable_majority && committed_anywhere(s, tf + k, dg)) {
+            if (s->stable && ep_get(&s->strict, tf + k) == dg) {
                 failf(s, i, "G3: committed entry %" PRIu64 " archived while a majority stayed",
                       tf + k);
                 return;
@@ -385,6 +381,15 @@ static void persist(struct sim *s, int i, const struct elect_update *up)
             }
         }
         nd->checked_upto = d->hard.commit;
+    }
+    /* G3 strict: remember what the stable majority committed. */
+    if ((s->stable >> i) & 1) {
+        if (nd->strict_upto > d->hard.commit)
+            nd->strict_upto = 0;
+        for (uint64_t idx = nd->strict_upto + 1; idx <= d->hard.commit; idx++)
+            if (!ep_get(&s->strict, idx))
+                ep_set(&s->strict, idx, digest(&d->log[idx - 1]));
+        nd->strict_upto = d->hard.commit;
     }
 }
 
@@ -681,9 +686,9 @@ void sim_set_crash(struct sim *s, unsigned crash_pm)
     s->crash_pm = crash_pm;
 }
 
-void sim_set_stable(struct sim *s, bool on)
+void sim_set_stable(struct sim *s, unsigned majority)
 {
-    s->c.stable_majority = on;
+    s->stable = majority;
 }
 
 void sim_set_crashable(struct sim *s, unsigned mask)
@@ -800,13 +805,14 @@ void sim_preload_members(struct sim *s, int n_members)
     uint64_t members[SIM_MAX_NODES];
     char payload[256];
     struct elect_entry x;
-    struct elect_epoch ep = {1, 0, 1};
+    /* A lineage of several nodes has grown out of a one-node bootstrap, so
+     * its number is at least 2 (R13); one node alone is epoch 1. */
+    struct elect_epoch ep = {n_members > 1 ? 2 : 1, 0, 1};
     int len;
     for (int k = 0; k < n_members; k++)
         members[k] = (uint64_t)k + 1;
-    len =
-        snprintf(payload, sizeof payload,
-                 "{\"type\":\"epoch_started\",\"node\":\"%016x\",\"epoch\":1,\"static\":true}", 1);
+    len = snprintf(payload, sizeof payload,
+                   "{\"type\":\"epoch_started\",\"node\":\"%016x\",\"epoch\":%d}", 1, (int)ep.num);
     memset(&x, 0, sizeof x);
     x.term = 1;
     x.epoch = ep;
@@ -861,14 +867,17 @@ int sim_leader(const struct sim *s)
     return best;
 }
 
-bool sim_converged(const struct sim *s, char *why, size_t cap)
+bool sim_converged_among(const struct sim *s, unsigned mask, char *why, size_t cap)
 {
-    int l = -1, leaders = 0;
+    int l = -1, leaders = 0, want = 0;
     const struct elect *lc;
     struct elect_epoch le;
     const uint64_t *mem;
     size_t nm;
     for (int i = 0; i < s->c.n; i++) {
+        if (!((mask >> i) & 1))
+            continue;
+        want++;
         if (!s->nodes[i].core) {
             snprintf(why, cap, "node %d down", i + 1);
             return false;
@@ -885,15 +894,18 @@ bool sim_converged(const struct sim *s, char *why, size_t cap)
     lc = s->nodes[l].core;
     le = elect_current_epoch(lc);
     mem = elect_members(lc, &nm);
-    if (nm != (size_t)s->c.n) {
-        snprintf(why, cap, "leader %d has %zu members", l + 1, nm);
+    if (nm != (size_t)want) {
+        snprintf(why, cap, "leader %d has %zu members, want %d", l + 1, nm, want);
         return false;
     }
-    for (int i = 0; i < s->c.n; i++) {
+    for (int i = 0, k = 0; i < s->c.n; i++) {
         const struct elect *c = s->nodes[i].core;
-        struct elect_epoch e = elect_current_epoch(c);
-        if (mem[i] != (uint64_t)i + 1) {
-            snprintf(why, cap, "member list is not 1..n");
+        struct elect_epoch e;
+        if (!((mask >> i) & 1))
+            continue;
+        e = elect_current_epoch(c);
+        if (mem[k++] != (uint64_t)i + 1) {
+            snprintf(why, cap, "member list is not the expected nodes");
             return false;
         }
         if (!ep_eq(&e, &le) || elect_term(c) != elect_term(lc) ||
@@ -907,14 +919,19 @@ bool sim_converged(const struct sim *s, char *why, size_t cap)
                      i + 1, elect_last_index(c), elect_commit(c), elect_last_index(lc));
             return false;
         }
-        for (uint64_t k = 1; k <= elect_last_index(lc); k++) {
-            if (digest(elect_entry_at(c, k)) != digest(elect_entry_at(lc, k))) {
-                snprintf(why, cap, "node %d entry %" PRIu64 " differs", i + 1, k);
+        for (uint64_t x = 1; x <= elect_last_index(lc); x++) {
+            if (digest(elect_entry_at(c, x)) != digest(elect_entry_at(lc, x))) {
+                snprintf(why, cap, "node %d entry %" PRIu64 " differs", i + 1, x);
                 return false;
             }
         }
     }
     return true;
+}
+
+bool sim_converged(const struct sim *s, char *why, size_t cap)
+{
+    return sim_converged_among(s, (1u << s->c.n) - 1, why, cap);
 }
 
 size_t sim_archived(const struct sim *s, int i)
@@ -958,6 +975,13 @@ const char *sim_failure(const struct sim *s)
 }
 
 /* ---- golden traces */
+const char *sim_trace_take(struct sim *s)
+{
+    const char *t = s->trace.buf ? s->trace.buf + s->trace_pos : "";
+    s->trace_pos = s->trace.len;
+    return t;
+}
+
 bool sim_expect(struct sim *s, const char *expected, uint64_t limit)
 {
     size_t n = strlen(expected);

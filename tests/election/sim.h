@@ -27,7 +27,6 @@ struct sim_config {
     uint64_t delay_min, delay_max; /* one-way delay in ms, uniform */
     unsigned drop_pm, dup_pm;      /* per mille of messages dropped / duplicated */
     unsigned crash_pm;             /* per mille of steps ending in a crash */
-    bool stable_majority;          /* also check G3 strictly: nothing committed is archived */
     FILE *trace_out;               /* print the trace as it happens (or NULL) */
     bool golden;                   /* keep the trace for sim_expect */
 };
@@ -37,8 +36,9 @@ struct sim;
 struct sim *sim_new(const struct sim_config *c);
 void sim_free(struct sim *s);
 
-/* Writes the same "static bootstrap" to every node's disk: epoch (1, 0, 1)
- * with all nodes as members, committed. Call before starting nodes. */
+/* Writes the same "static bootstrap" to every node's disk: epoch (2, 0, 1)
+ * with all nodes as members, committed -- numbered 2 when there are several
+ * members, as a grown lineage would be (R13). Call before starting nodes. */
 void sim_preload(struct sim *s);
 void sim_preload_members(struct sim *s, int n_members);
 
@@ -55,8 +55,9 @@ void sim_partition(struct sim *s, unsigned mask);
 void sim_heal(struct sim *s);
 void sim_set_net(struct sim *s, uint64_t dmin, uint64_t dmax, unsigned drop_pm, unsigned dup_pm);
 void sim_set_crash(struct sim *s, unsigned crash_pm);
-/* Turns the strict G3 check (nothing committed is archived) on or off. */
-void sim_set_stable(struct sim *s, bool on);
+/* The strict G3 check: no entry committed by a node of `majority` (a
+ * majority that stays up and connected) is ever archived by anyone. 0 = off. */
+void sim_set_stable(struct sim *s, unsigned majority);
 /* Only nodes in mask may crash by crash_pm (default: all). */
 void sim_set_crashable(struct sim *s, unsigned mask);
 
@@ -74,6 +75,8 @@ int sim_leader(const struct sim *s);
 /* True when every node is up, one leader leads them all in one epoch, its
  * config is every node and all logs and commits are identical; else why. */
 bool sim_converged(const struct sim *s, char *why, size_t cap);
+/* The same over the nodes in mask only. */
+bool sim_converged_among(const struct sim *s, unsigned mask, char *why, size_t cap);
 /* Number of entries node i archived so far. */
 size_t sim_archived(const struct sim *s, int i);
 /* Archived entry k (0-based) of node i. */
@@ -94,6 +97,9 @@ const char *sim_failure(const struct sim *s);
  * then compares that prefix and consumes it. On mismatch prints both and
  * returns false. */
 bool sim_expect(struct sim *s, const char *expected, uint64_t limit);
+/* The trace collected since the last take/expect/clear (valid until the
+ * next step). */
+const char *sim_trace_take(struct sim *s);
 /* Drops the trace collected so far. */
 void sim_trace_clear(struct sim *s);
 

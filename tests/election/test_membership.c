@@ -44,12 +44,16 @@ static void adds_linked_nodes_one_at_a_time(void **state)
     (void)state;
     leader(&h, three, 3);
     assert_int_equal(h_link(&h, 5, true), 0);
+    assert_non_null(h_msg(&h, ELECT_MSG_APPEND_ENTRIES, 5)); /* a probe */
+    assert_int_equal(h_msg(&h, ELECT_MSG_APPEND_ENTRIES, 5)->ae.prev_index, 0);
     assert_int_equal(h_link(&h, 4, true), 0);
-    /* The term's no-op (index 2) is not committed yet: no change. */
-    assert_false(h.up.flags & ELECT_UPD_LOG);
+    /* Linked but not heard from yet: not added, even once committed. */
     assert_int_equal(ack(&h, 2, 2), 0);
+    assert_false(h.up.flags & ELECT_UPD_LOG);
+    /* 4 answers its probe (it adopted our epoch to do so): committed and
+     * heard, so it is added. */
+    assert_int_equal(ack(&h, 4, 0), 0);
     assert_int_equal(elect_commit(h.e), 2);
-    /* Committed: add the lowest linked non-member, 4. */
     assert_int_equal(h.up.append_from, 3);
     c = &h.up.entries[0];
     assert_int_equal(c->kind, ELECT_ENTRY_CONFIG);
@@ -62,6 +66,8 @@ static void adds_linked_nodes_one_at_a_time(void **state)
     assert_true(h_traced(&h, "add member 0000000000000004 (4 members)"));
     m = h_msg(&h, ELECT_MSG_APPEND_ENTRIES, 4);
     assert_non_null(m);
+    assert_int_equal(ack(&h, 5, 0), 0); /* heard too, but one change at a time */
+    assert_false(h.up.flags & ELECT_UPD_LOG);
     /* It takes effect at once: {1,2,3,4} needs 3 acks. */
     assert_int_equal(ack(&h, 2, 3), 0);
     assert_int_equal(elect_commit(h.e), 2);
@@ -124,6 +130,8 @@ static void lone_leader_grows_through_epoch(void **state)
     assert_int_equal(elect_role(h.e), ELECT_ROLE_LEADER);
     assert_int_equal(elect_commit(h.e), 2); /* its no-op, alone */
     assert_int_equal(h_link(&h, 2, true), 0);
+    assert_false(h.up.flags & ELECT_UPD_LOG); /* probed, not heard from yet */
+    assert_int_equal(ack(&h, 2, 0), 0);
     assert_int_equal(h.up.append_from, 3);
     c = &h.up.entries[0];
     assert_int_equal(c->kind, ELECT_ENTRY_EPOCH);

@@ -26,6 +26,7 @@ struct outcome {
     char why[1024];
     bool ok;
     bool stable;
+    bool late;
     int n;
     uint64_t heal_ms;
     unsigned long steps;
@@ -50,13 +51,15 @@ static uint64_t below(struct rng *r, uint64_t n)
     return n ? next(r) % n : 0;
 }
 
-/* Runs until converged (checked every `every` ms) or `limit` ms pass. */
-static bool run_to_convergence(struct sim *s, uint64_t limit, uint64_t every, char *why, size_t cap)
+/* Runs until the nodes in mask converged (checked every `every` ms) or
+ * `limit` ms pass. */
+static bool run_to_convergence(
+    struct sim *s, unsigned mask, uint64_t limit, uint64_t every, char *why, size_t cap)
 {
     uint64_t end = sim_now(s) + limit;
     while (sim_now(s) < end && !sim_failure(s)) {
         sim_run_for(s, every);
-        if (sim_converged(s, why, cap))
+        if (sim_converged_among(s, mask, why, cap))
             return true;
     }
     return false;
@@ -69,8 +72,9 @@ static void run_scenario(uint64_t seed, FILE *trace, struct outcome *o)
     struct sim *s;
     char why[256];
     unsigned majority = 0, all;
-    uint64_t t0, end;
+    uint64_t t0, end, late_join = 0;
     size_t k = 0;
+    int late = -1;
     bool fresh;
 
     memset(o, 0, sizeof *o);
@@ -87,29 +91,43 @@ static void run_scenario(uint64_t seed, FILE *trace, struct outcome *o)
     s = sim_new(&c);
     fresh = below(&r, 2) == 0;
 
-    /* Formation: a static bootstrap, or fresh nodes that bootstrap and join. */
+    /* Formation: a static bootstrap, or fresh nodes that bootstrap and join.
+     * Sometimes the last node stays out: it starts later with an empty disk,
+     * cut off past its bootstrap grace, so it founds its own epoch 1 and
+     * then meets the established cluster (which must win). */
+    if (c.n >= 3 && below(&r, 3) == 0)
+        late = c.n - 1;
+    o->late = late >= 0;
     if (!fresh)
-        sim_preload(s);
+        sim_preload_members(s, late >= 0 ? c.n - 1 : c.n);
     for (int i = 0; i < c.n; i++)
-        sim_restart_at(s, i, 1 + below(&r, fresh ? 4 * c.T : c.T / 2));
-    if (!run_to_convergence(s, 200 * c.T, c.T, why, sizeof why)) {
+        if (i != late)
+            sim_restart_at(s, i, 1 + below(&r, fresh ? 4 * c.T : c.T / 2));
+    if (!run_to_convergence(s, all & ~(late >= 0 ? 1u << late : 0), 200 * c.T, c.T, why,
+                            sizeof why)) {
         snprintf(o->why, sizeof o->why, "formation (%s): %s", fresh ? "fresh" : "preloaded",
                  sim_failure(s) ? sim_failure(s) : why);
         goto out;
     }
 
     o->formed_epochs = sim_epochs_seen(s);
-    /* Chaos. In the stable class a random majority stays up and connected. */
+    /* Chaos. In the stable class a random majority stays up and connected
+     * (never the late node). */
     if (o->stable) {
         while ((unsigned)__builtin_popcount(majority) * 2 <= (unsigned)c.n)
-            majority |= 1u << below(&r, (uint64_t)c.n);
+            majority |= (1u << below(&r, (uint64_t)c.n)) & ~(late >= 0 ? 1u << late : 0);
         sim_set_crashable(s, all & ~majority);
-        sim_set_stable(s, true);
+        sim_set_stable(s, majority);
     }
     sim_set_net(s, 1, 2 + below(&r, c.T / 3), (unsigned)below(&r, 150), (unsigned)below(&r, 50));
     sim_set_crash(s, (unsigned)below(&r, 3));
     t0 = sim_now(s);
     end = t0 + 20 * c.T + below(&r, 80 * c.T);
+    if (late >= 0) {
+        sim_partition(s, 1u << late);
+        sim_start(s, late);
+        late_join = t0 + 5 * c.T + below(&r, 10 * c.T); /* after its grace (3T..4T) */
+    }
     while (sim_now(s) < end && !sim_failure(s)) {
         uint64_t a = below(&r, 100);
         int i = (int)below(&r, (uint64_t)c.n), j = (int)below(&r, (uint64_t)c.n);
@@ -117,6 +135,11 @@ static void run_scenario(uint64_t seed, FILE *trace, struct outcome *o)
         bool minor_i = !((majority >> i) & 1), minor_j = !((majority >> j) & 1);
         bool minor_l = l >= 0 && !((majority >> l) & 1);
         sim_run_for(s, c.T / 10 + below(&r, c.T));
+        if (late_join && sim_now(s) >= late_join) {
+            for (int x = 0; x < c.n; x++)
+                sim_connect(s, late, x, true);
+            late_join = 0;
+        }
         l = sim_leader(s);
         minor_l = l >= 0 && !((majority >> l) & 1);
         if (a < 30) {
@@ -166,7 +189,7 @@ static void run_scenario(uint64_t seed, FILE *trace, struct outcome *o)
     /* Heal: everything up and connected, no loss; one lineage must win. */
     sim_heal(s);
     t0 = sim_now(s);
-    if (!run_to_convergence(s, 400 * c.T, c.T / 2, why, sizeof why)) {
+    if (!run_to_convergence(s, all, 400 * c.T, c.T / 2, why, sizeof why)) {
         snprintf(o->why, sizeof o->why, "no convergence %" PRIu64 " ms after heal: %s",
                  sim_now(s) - t0, sim_failure(s) ? sim_failure(s) : why);
         goto out;
@@ -191,7 +214,7 @@ static void random_scenarios(void **state)
     const char *from = getenv("ELECT_SIM_FIRST");
     uint64_t n = DEFAULT_SCENARIOS, first = 1, failed = 0, stable = 0, multi_epoch = 0;
     uint64_t heal_max = 0, heal_sum = 0, steps = 0, submitted = 0, stable_epoch = 0;
-    uint64_t leaders = 0, archives = 0, rewinds = 0;
+    uint64_t leaders = 0, archives = 0, rewinds = 0, lates = 0;
     struct outcome o;
     (void)state;
     if (count && !sh_parse_u64(count, 1000000, &n))
@@ -211,13 +234,15 @@ static void random_scenarios(void **state)
         multi_epoch += o.epochs > o.formed_epochs;
         stable_epoch += o.stable && o.epochs > o.formed_epochs;
         leaders += o.leaders;
+        lates += o.late;
         archives += o.archives;
         rewinds += o.rewinds;
         if (!o.ok) {
             failed++;
             printf("# seed %" PRIu64
-                   " (%d nodes, %s) FAILED: %s\n#   rerun: ELECT_SIM_SEED=%" PRIu64 "\n",
-                   seed, o.n, o.stable ? "stable" : "chaos", o.why, seed);
+                   " (%d nodes, %s%s) FAILED: %s\n#   rerun: ELECT_SIM_SEED=%" PRIu64 "\n",
+                   seed, o.n, o.stable ? "stable" : "chaos", o.late ? ", late fresh node" : "",
+                   o.why, seed);
             continue;
         }
         heal_sum += o.heal_ms;
@@ -231,8 +256,9 @@ static void random_scenarios(void **state)
            n, stable, failed, steps, submitted, multi_epoch, stable_epoch,
            n > failed ? heal_sum / (n - failed) : 0, heal_max);
     printf("# %" PRIu64 " leaderships, %" PRIu64 " truncations archived entries, %" PRIu64
-           " of them rewound a commit index (merges of lineages)\n",
-           leaders, archives, rewinds);
+           " of them rewound a commit index (merges of lineages); %" PRIu64
+           " scenarios with a late fresh node\n",
+           leaders, archives, rewinds, lates);
     assert_int_equal(failed, 0);
 }
 
