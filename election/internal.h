@@ -181,6 +181,9 @@ void elect_log_scan_configs(struct elect *e);
 /* Entry validation shared by START, RECEIVE and wire.c. */
 int elect_entry_check(const struct elect_entry *x, struct sh_err *err);
 
+/* ---- recv.c: checks, prepares and dispatches a received message. */
+int elect_step_receive(struct elect *e, const struct elect_msg *m, struct sh_err *err);
+
 /* ---- vote.c */
 void elect_campaign(struct elect *e, bool epoch_mode, bool transfer);
 int elect_recv_request_vote(struct elect *e, const struct elect_msg *m);

@@ -20,6 +20,11 @@ struct h {
     struct sh_err err;
     uint64_t now;
     int rc;
+    /* Allocation-failure tests: when a step fails with SH_ENOMEM, `state`
+     * (a digest of the core) must not have changed, and `on_nomem` says
+     * whether to retry the same event. */
+    uint64_t (*state)(const struct elect *e);
+    bool (*on_nomem)(struct h *h);
 };
 
 static inline void h_params(struct elect_params *p, uint64_t id)
@@ -49,9 +54,19 @@ static inline void h_free(struct h *h)
 static inline int h_event(struct h *h, struct elect_event *ev)
 {
     ev->now_ms = h->now;
-    sh_err_clear(&h->err);
-    h->rc = elect_step(h->e, ev, &h->up, &h->err);
-    return h->rc;
+    for (;;) {
+        uint64_t before = h->state ? h->state(h->e) : 0;
+        sh_err_clear(&h->err);
+        h->rc = elect_step(h->e, ev, &h->up, &h->err);
+        if (h->rc != SH_ENOMEM || !h->on_nomem)
+            return h->rc;
+        if (h->state(h->e) != before)
+            fail_msg("event %u failed with ENOMEM but changed the core", (unsigned)ev->type);
+        if (h->up.n_msgs || h->up.flags)
+            fail_msg("event %u failed with ENOMEM but returned work", (unsigned)ev->type);
+        if (!h->on_nomem(h))
+            return h->rc;
+    }
 }
 
 static inline int h_start(struct h *h,

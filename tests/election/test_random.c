@@ -8,7 +8,7 @@
  * only the others) and additionally checks that nothing committed is ever
  * archived; "chaos" lets anything fail, including exact-half splits.
  *
- *   ELECT_SIM_SCENARIOS=N   run N seeds (default 300)
+ *   ELECT_SIM_SCENARIOS=N   run N seeds (default 500)
  *   ELECT_SIM_FIRST=F       starting at seed F (default 1)
  *   ELECT_SIM_SEED=S        run seed S alone and print its trace on stderr */
 #include <inttypes.h>
@@ -20,7 +20,7 @@
 #include "lib/test.h"
 #include "sim.h"
 
-#define DEFAULT_SCENARIOS 300
+#define DEFAULT_SCENARIOS 500
 
 struct outcome {
     char why[1024];
