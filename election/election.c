@@ -538,7 +538,7 @@ static int step_link(struct elect *e, uint64_t id, bool up, struct sh_err *err)
         if (e->role == ELECT_ROLE_LEADER) {
             struct elect_progress *pr = elect_progress_find(e, id);
             if (pr)
-                elect_send_append(e, pr, false);
+                elect_send_append(e, pr);
             else
                 elect_send_probe(e, id);
         }
@@ -586,6 +586,9 @@ int elect_step(struct elect *e,
                struct sh_err *err)
 {
     uint64_t old_now = e->now, old_commit = e->commit;
+    uint64_t old_term = e->term, old_vote = e->vote;
+    bool old_vote_epoch = e->vote_epoch;
+    struct elect_epoch old_epoch = e->epoch;
     enum elect_role old_role = e->role;
     uint64_t old_leader = e->leader;
     int rc;
@@ -652,6 +655,9 @@ int elect_step(struct elect *e,
 
     /* Assemble the update (note 2). */
     up->flags = e->step_flags;
+    if (e->term != old_term || e->vote != old_vote || e->vote_epoch != old_vote_epoch ||
+        elect_epoch_cmp(&e->epoch, &old_epoch) != 0)
+        up->flags |= ELECT_UPD_HARD;
     if (e->commit != old_commit)
         up->flags |= ELECT_UPD_COMMIT;
     if (e->role != old_role || e->leader != old_leader)

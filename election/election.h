@@ -103,9 +103,13 @@
  *      timeout, and is linked to at least half of that config (itself
  *      included) runs an epoch pre-vote, then an epoch vote, under R8's
  *      rules. With grants from at least half of the config (a strict
- *      minority never starts one: an isolated node of three just waits), it
- *      starts (num+1, its last index, itself), appends an EPOCH entry after
- *      its WHOLE log with members = itself + the granters, and leads.
+ *      minority never starts one: an isolated node of three just waits) AND
+ *      from every member it has a link to, it starts (num+1, its last index,
+ *      itself), appends an EPOCH entry after its WHOLE log with members =
+ *      itself + the granters, and leads. The second condition makes two
+ *      candidates that can reach each other (directly or through a common
+ *      member, which grants only one of them, R18) unable to both fork: only
+ *      sides that cannot see each other fork -- an exact-half split.
  *      Keeping the whole log (instead of cutting at its own commit index): a
  *      half quorum meets every majority, and voters grant only to logs at
  *      least as up to date, so the starter holds every entry the old epoch
@@ -114,9 +118,12 @@
  *      "pending": it follows and votes but never campaigns (its config would
  *      be another lineage's).
  *  R18 Freeze: granting an epoch vote (persisted as hard.vote_epoch) makes a
- *      node refuse votes and AppendEntries of its old epoch at higher terms
- *      for the epoch timeout, so the old epoch cannot commit behind the new
- *      one's back while the starter's first message is on its way.
+ *      node refuse, for the epoch timeout, normal votes and AppendEntries of
+ *      its old epoch at higher terms, and epoch votes for anyone else (a
+ *      candidate frozen by its own vote may still give way to a later
+ *      candidate): the old epoch cannot commit behind the new one's back while
+ *      the starter's first message is on its way, and one voter never helps
+ *      two forks.
  *  R19 Merge: every message carries the sender's epoch and term. A node that
  *      sees a higher epoch adopts it (term := sender's, no vote, follower,
  *      pending) even if its own term is larger; a lower-epoch request is

@@ -193,7 +193,7 @@ bool elect_sticky(const struct elect *e);
 bool elect_burned(const struct elect *e);
 
 /* ---- replication.c */
-void elect_send_append(struct elect *e, struct elect_progress *pr, bool heartbeat);
+void elect_send_append(struct elect *e, struct elect_progress *pr);
 void elect_broadcast_append(struct elect *e, bool heartbeat);
 /* R12: an empty AppendEntries to a linked non-member, so whichever lineage
  * is lower adopts the other before anyone is added. */

@@ -174,7 +174,7 @@ int elect_transfer(struct elect *e, uint64_t target, struct sh_err *err)
 void elect_transfer_progress(struct elect *e, struct elect_progress *pr)
 {
     if (pr->match < elect_log_last(&e->log)) {
-        elect_send_append(e, pr, false);
+        elect_send_append(e, pr);
         return;
     }
     if (e->transfer_sent)

@@ -9,14 +9,15 @@
 
 #include "election/internal.h"
 
-void elect_send_append(struct elect *e, struct elect_progress *pr, bool heartbeat)
+/* Entries from pr->next (a heartbeat carries whatever the follower still
+ * lacks, up to the batch limits). */
+void elect_send_append(struct elect *e, struct elect_progress *pr)
 {
     uint64_t last = elect_log_last(&e->log);
     uint64_t next = pr->next;
     size_t bytes = 0;
     uint32_t n = 0;
     struct elect_msg *m;
-    (void)heartbeat; /* a heartbeat carries whatever the follower still lacks */
     if (next < 1)
         next = 1;
     if (next > last + 1)
@@ -46,7 +47,7 @@ void elect_send_probe(struct elect *e, uint64_t to)
 void elect_broadcast_append(struct elect *e, bool heartbeat)
 {
     for (size_t i = 0; i < e->n_prog; i++)
-        elect_send_append(e, &e->prog[i], heartbeat);
+        elect_send_append(e, &e->prog[i]);
     if (!heartbeat)
         return;
     for (size_t i = 0; i < e->n_links; i++)
@@ -227,7 +228,7 @@ int elect_recv_append_result(struct elect *e, const struct elect_msg *m)
         if (e->transfer_to == pr->id)
             elect_transfer_progress(e, pr);
         else if (pr->next <= elect_log_last(&e->log))
-            elect_send_append(e, pr, false);
+            elect_send_append(e, pr);
         return 0;
     }
     /* Rejected: back off, but never below what it acknowledged. */
@@ -238,7 +239,7 @@ int elect_recv_append_result(struct elect *e, const struct elect_msg *m)
         if (next < pr->match + 1)
             next = pr->match + 1;
         pr->next = next;
-        elect_send_append(e, pr, false);
+        elect_send_append(e, pr);
     }
     return 0;
 }
