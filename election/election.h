@@ -14,8 +14,8 @@
  *                  |                                                  | majority
  *                  +--(higher term/epoch, lost quorum for T)-- leader <+
  *     fresh (no epoch) --(bootstrap grace, nobody called)--> leader of epoch 1
- *     any, no leader for the epoch timeout, >= half reachable --(epoch vote)--> leader of a new
- * epoch
+ *     no leader for the epoch timeout, >= half reachable --(epoch vote)--> leads a new epoch
+ *     any --(message of a higher epoch)--> follower of that epoch (pending until caught up)
  *
  * RULES (numbered; the simulator in tests/election checks the guarantees G*).
  * T is the election timeout (struct elect_params); "tag" of an entry is the
@@ -134,16 +134,22 @@
  *  R20 Bootstrap: a fresh node waits the bootstrap grace plus a random [0, T);
  *      if no leader reached it, it starts (1, 0, itself) with members {itself}
  *      and leads. A fresh node called by a leader adopts its epoch (R19) and
- *      is added by that leader (R12).
+ *      is added by that leader (R12). Whoever starts an epoch (here, R13 and
+ *      R16) leads it at once; its EPOCH entry is its term's first entry
+ *      (§3.6.2), so no LEADER entry follows it.
  *
  * Guarantees (checked at every simulated step)
  *  G1  At most one leader per (epoch, term).
  *  G2  Within an epoch, a committed index never changes entry. A new epoch
  *      holds every entry its parent had committed when it started (R16).
- *  G3  While no epoch starts (a majority stays connected), this is Raft:
- *      committed entries are never archived. Weakened for epochs: when two
- *      lineages meet, the loser's entries after the fork -- including ones it
- *      committed -- are archived (kept for replay), not kept in the log.
+ *  G3  While a majority of the config stays up and connected, nothing it
+ *      committed is ever archived (an epoch started inside it keeps it all,
+ *      R16). Weakened for epochs: when two lineages meet, the loser's entries
+ *      after the fork -- including ones it committed -- are archived (kept for
+ *      replay), not kept in the log. R18's freeze is time-limited: if an
+ *      epoch starter's first message cannot reach a voter for the whole epoch
+ *      timeout, the old epoch may go on, and what it commits then is archived
+ *      at the merge (never seen in the simulator; documented, not excluded).
  *  G4  Every entry removed from a log is reported in update.archived.
  *  G5  After links heal, one lineage, one leader, identical committed logs.
  */

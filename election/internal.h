@@ -9,9 +9,12 @@
 
 #include "election/election.h"
 
-/* Messages one step can emit: a heartbeat to every member, one reply, a
- * TimeoutNow, and room for a vote round. */
-#define ELECT_MAX_MSGS (3 * ELECT_MAX_MEMBERS + 8)
+/* Messages one step can emit, worst case: a pre-vote and a vote round, a
+ * new leader's AppendEntries to every member plus a probe to every linked
+ * non-member, a membership change's broadcast, a reply and a TimeoutNow.
+ * Bounded by construction (members and links are capped), so running out is
+ * a programmer error (asserted). */
+#define ELECT_MAX_MSGS (4 * ELECT_MAX_MEMBERS + ELECT_MAX_LINKS + 8)
 /* Bytes of the trace one step can return (longer traces end in "..."). */
 #define ELECT_TRACE_MAX 4096
 /* Core-written payloads (R3) fit here: 64 members x 19 bytes + fields. */

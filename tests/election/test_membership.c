@@ -249,6 +249,32 @@ static void transfer_needs_a_leader_and_a_member(void **state)
     h_free(&h);
 }
 
+/* The largest config with the most links: one step sends AppendEntries to
+ * 63 members and probes to every linked non-member; one link more is
+ * refused with a message. */
+static void limits_of_members_and_links(void **state)
+{
+    static uint64_t ids[ELECT_MAX_MEMBERS];
+    struct elect_entry x;
+    struct h h;
+    (void)state;
+    for (int i = 0; i < ELECT_MAX_MEMBERS; i++)
+        ids[i] = (uint64_t)i + 1;
+    x = conf_ent(ELECT_ENTRY_EPOCH, 1, E1, ids, ELECT_MAX_MEMBERS);
+    h_new(&h, 1);
+    assert_int_equal(h_start(&h, 1, 0, E1, 1, &x, 1), 0);
+    for (uint64_t id = 2; id < 2 + ELECT_MAX_LINKS; id++)
+        assert_int_equal(h_link(&h, id, true), 0);
+    assert_int_equal(h_link(&h, 9999, true), SH_ETOOBIG);
+    assert_string_equal(sh_err_msg(&h.err), "more than 256 peer links");
+    h_run(&h, 2 * H_T);
+    h_grant_all(&h, ids + 1, ELECT_MAX_MEMBERS - 1);
+    assert_int_equal(elect_role(h.e), ELECT_ROLE_LEADER);
+    assert_int_equal(h_count(&h, ELECT_MSG_APPEND_ENTRIES),
+                     ELECT_MAX_MEMBERS - 1 + ELECT_MAX_LINKS - (ELECT_MAX_MEMBERS - 1));
+    h_free(&h);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -258,6 +284,7 @@ int main(void)
         cmocka_unit_test(transfer_to_most_up_to_date),
         cmocka_unit_test(transfer_catches_up_then_times_out),
         cmocka_unit_test(transfer_needs_a_leader_and_a_member),
+        cmocka_unit_test(limits_of_members_and_links),
     };
     return cmocka_run_group_tests_name("election/membership", tests, NULL, NULL);
 }
