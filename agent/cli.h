@@ -34,5 +34,6 @@ const char *agent_default_model(void);
 
 /* Command entry points (one file each, agent/cmd_<name>.c). */
 int agent_cmd_version(int argc, char **argv);
+int agent_cmd_template(int argc, char **argv);
 
 #endif

@@ -728,6 +728,11 @@ int jf_filter(struct jrender *r, const struct jnode *at, const char *f, struct j
             return jr_fail(r, at, SH_EINVAL, "attr needs a name");
         if (!(name = ja_strndup(r->ar, a0->u.s.p, a0->u.s.n)))
             return jr_oom(r, at);
+        /* Python getattr only: a dict's keys are not attributes */
+        if (v->type == JV_DICT && !jf_has_method(v, name)) {
+            *out = jv_undef(r->ar, name, strlen(name), "dict object");
+            return out->u.undef ? 0 : jr_oom(r, at);
+        }
         return jr_getattr(r, at, v, name, out);
     }
     return jr_fail(r, at, SH_EUNSUPPORTED, "filter '%s' is not supported", f);

@@ -280,6 +280,37 @@ static int lex_number(struct lexer *lx, size_t start, size_t *pos)
     size_t bn = 0;
     struct jtoken *tk;
 
+    if (s[start] == '0' && start + 2 < lx->len &&
+        strchr("xXoObB", s[start + 1]) && s[start + 1] != '\0') {
+        /* 0x.., 0o.., 0b.. with optional single underscores */
+        int base = (s[start + 1] | 0x20) == 'x' ? 16 : (s[start + 1] | 0x20) == 'o' ? 8 : 2;
+        uint64_t v = 0;
+        size_t q = start + 2, digits = 0;
+        for (; q < lx->len; q++) {
+            int d = -1;
+            char c = s[q];
+            if (c == '_' && digits && q + 1 < lx->len && s[q + 1] != '_')
+                continue;
+            if (c >= '0' && c <= '9')
+                d = c - '0';
+            else if ((c | 0x20) >= 'a' && (c | 0x20) <= 'f')
+                d = (c | 0x20) - 'a' + 10;
+            if (d < 0 || d >= base)
+                break;
+            if (v > (uint64_t)INT64_MAX / (uint64_t)base)
+                return fail(lx, start, SH_EUNSUPPORTED, "integer literal does not fit in 64 bits%s",
+                            "");
+            v = v * (uint64_t)base + (uint64_t)d;
+            digits++;
+        }
+        if (digits && v <= (uint64_t)INT64_MAX) {
+            if (!(tk = emit(lx, JT_INT, start)))
+                return sh_err_set(lx->err, SH_ENOMEM, "out of memory");
+            tk->i = (int64_t)v;
+            *pos = q;
+            return 0;
+        }
+    }
     if (start == 0 || s[start - 1] != '.') {
         if (p + 1 < lx->len && s[p] == '.' && is_digit(s[p + 1])) {
             p = digit_run(s, lx->len, p + 1);
