@@ -1,0 +1,2 @@
+#include "lib/test.h"
+int main(void){return 0;}
