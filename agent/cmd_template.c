@@ -103,9 +103,9 @@ int agent_cmd_template(int argc, char **argv)
     }
     if (optind < argc || !messages_path) {
         cJSON_Delete(vars);
-        return agent_usage_error(cmd, optind < argc ? "unexpected argument '%s'"
-                                                    : "--messages FILE.json is required%s",
-                                 optind < argc ? argv[optind] : "");
+        return agent_usage_error(
+            cmd, optind < argc ? "unexpected argument '%s'" : "--messages FILE.json is required%s",
+            optind < argc ? argv[optind] : "");
     }
     if (!model)
         model = agent_default_model();

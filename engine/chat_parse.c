@@ -23,16 +23,30 @@
 #include "common/json.h"
 #include "common/util.h"
 
-#define M_THINK       "<think>"
-#define M_THINK_END   "</think>"
-#define M_CALL        "<tool_call>"
-#define M_CALL_END    "</tool_call>"
-#define M_PYTAG       "<|python_tag|>"
-#define M_DS_CALLS    "<\xef\xbd\x9ctool\xe2\x96\x81" "calls\xe2\x96\x81" "begin\xef\xbd\x9c>"
-#define M_DS_CALLS_END "<\xef\xbd\x9ctool\xe2\x96\x81" "calls\xe2\x96\x81" "end\xef\xbd\x9c>"
-#define M_DS_CALL     "<\xef\xbd\x9ctool\xe2\x96\x81" "call\xe2\x96\x81" "begin\xef\xbd\x9c>"
-#define M_DS_CALL_END "<\xef\xbd\x9ctool\xe2\x96\x81" "call\xe2\x96\x81" "end\xef\xbd\x9c>"
-#define M_DS_SEP      "<\xef\xbd\x9ctool\xe2\x96\x81" "sep\xef\xbd\x9c>"
+#define M_THINK     "<think>"
+#define M_THINK_END "</think>"
+#define M_CALL      "<tool_call>"
+#define M_CALL_END  "</tool_call>"
+#define M_PYTAG     "<|python_tag|>"
+#define M_DS_CALLS                                                                                 \
+    "<\xef\xbd\x9ctool\xe2\x96\x81"                                                                \
+    "calls\xe2\x96\x81"                                                                            \
+    "begin\xef\xbd\x9c>"
+#define M_DS_CALLS_END                                                                             \
+    "<\xef\xbd\x9ctool\xe2\x96\x81"                                                                \
+    "calls\xe2\x96\x81"                                                                            \
+    "end\xef\xbd\x9c>"
+#define M_DS_CALL                                                                                  \
+    "<\xef\xbd\x9ctool\xe2\x96\x81"                                                                \
+    "call\xe2\x96\x81"                                                                             \
+    "begin\xef\xbd\x9c>"
+#define M_DS_CALL_END                                                                              \
+    "<\xef\xbd\x9ctool\xe2\x96\x81"                                                                \
+    "call\xe2\x96\x81"                                                                             \
+    "end\xef\xbd\x9c>"
+#define M_DS_SEP                                                                                   \
+    "<\xef\xbd\x9ctool\xe2\x96\x81"                                                                \
+    "sep\xef\xbd\x9c>"
 
 enum state {
     S_CONTENT,
@@ -56,7 +70,9 @@ struct eng_chat_parser {
     struct sh_err *err;
 };
 
-void eng_chat_parse_detect(const char *src, const char *prompt, bool tools,
+void eng_chat_parse_detect(const char *src,
+                           const char *prompt,
+                           bool tools,
                            struct eng_chat_parse_opts *out)
 {
     memset(out, 0, sizeof *out);
@@ -78,7 +94,8 @@ void eng_chat_parse_detect(const char *src, const char *prompt, bool tools,
     }
 }
 
-int eng_chat_parser_new(const struct eng_chat_parse_opts *opts, struct eng_chat_parser **out,
+int eng_chat_parser_new(const struct eng_chat_parse_opts *opts,
+                        struct eng_chat_parser **out,
                         struct sh_err *err)
 {
     struct eng_chat_parser *p = calloc(1, sizeof *p);
@@ -107,8 +124,8 @@ void eng_chat_parser_free(struct eng_chat_parser *p)
 }
 
 /* ---- events ----------------------------------------------------------------- */
-static int emit_text(struct eng_chat_parser *p, enum eng_chat_event_type type, const char *s,
-                     size_t n)
+static int
+emit_text(struct eng_chat_parser *p, enum eng_chat_event_type type, const char *s, size_t n)
 {
     struct eng_chat_event ev = {.type = type, .text = s, .len = n};
     if (p->skip_nl) {
@@ -132,8 +149,8 @@ static int emit_text(struct eng_chat_parser *p, enum eng_chat_event_type type, c
 static int emit_call(struct eng_chat_parser *p, const char *name, const char *args)
 {
     char id[32];
-    struct eng_chat_event ev = {.type = ENG_CHAT_EV_TOOL_CALL, .name = name, .arguments = args,
-                                .id = id};
+    struct eng_chat_event ev = {
+        .type = ENG_CHAT_EV_TOOL_CALL, .name = name, .arguments = args, .id = id};
     snprintf(id, sizeof id, "call_%u", p->ncalls++);
     return p->fn(p->arg, &ev);
 }
@@ -141,8 +158,8 @@ static int emit_call(struct eng_chat_parser *p, const char *name, const char *ar
 static int emit_error(struct eng_chat_parser *p, const char *raw, size_t n, const char *why)
 {
     char id[32];
-    struct eng_chat_event ev = {.type = ENG_CHAT_EV_TOOL_ERROR, .text = raw, .len = n,
-                                .error = why, .id = id};
+    struct eng_chat_event ev = {
+        .type = ENG_CHAT_EV_TOOL_ERROR, .text = raw, .len = n, .error = why, .id = id};
     snprintf(id, sizeof id, "call_%u", p->ncalls++);
     return p->fn(p->arg, &ev);
 }
@@ -186,8 +203,8 @@ static const char *skip_value(const char *s, const char *end)
 }
 
 /* [*b, *e) = the raw text of top-level key `key` of the object in [s, end). */
-static bool raw_member(const char *s, const char *end, const char *key, const char **b,
-                       const char **e)
+static bool
+raw_member(const char *s, const char *end, const char *key, const char **b, const char **e)
 {
     size_t kl = strlen(key);
     s = skip_ws(s, end);
@@ -600,8 +617,8 @@ static int process(struct eng_chat_parser *p, bool final)
             }
             if (hit) {
                 /* text between calls is layout */
-                consume(p, (size_t)(hit - s) + strlen(next == S_DS_CALL ? M_DS_CALL
-                                                                       : M_DS_CALLS_END));
+                consume(p,
+                        (size_t)(hit - s) + strlen(next == S_DS_CALL ? M_DS_CALL : M_DS_CALLS_END));
                 p->st = (enum state)next;
                 p->skip_nl = true;
                 progress = true;
@@ -622,13 +639,18 @@ static int process(struct eng_chat_parser *p, bool final)
     return rc;
 }
 
-int eng_chat_parser_feed(struct eng_chat_parser *p, const char *text, size_t n,
-                         eng_chat_event_fn fn, void *arg, struct sh_err *err)
+int eng_chat_parser_feed(struct eng_chat_parser *p,
+                         const char *text,
+                         size_t n,
+                         eng_chat_event_fn fn,
+                         void *arg,
+                         struct sh_err *err)
 {
     int rc = sh_strbuf_append(&p->buf, text, n);
     if (rc == SH_ETOOBIG)
-        return sh_err_set(err, rc, "model output: more than %u undecided bytes (an unterminated "
-                                   "tool call?)",
+        return sh_err_set(err, rc,
+                          "model output: more than %u undecided bytes (an unterminated "
+                          "tool call?)",
                           ENG_CHAT_MAX_CALL);
     if (rc)
         return sh_err_set(err, rc, "out of memory");
@@ -638,7 +660,9 @@ int eng_chat_parser_feed(struct eng_chat_parser *p, const char *text, size_t n,
     return process(p, false);
 }
 
-int eng_chat_parser_finish(struct eng_chat_parser *p, eng_chat_event_fn fn, void *arg,
+int eng_chat_parser_finish(struct eng_chat_parser *p,
+                           eng_chat_event_fn fn,
+                           void *arg,
                            struct sh_err *err)
 {
     p->fn = fn;

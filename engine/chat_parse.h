@@ -45,7 +45,9 @@ struct eng_chat_parse_opts {
 /* Options for a template's output: format from the markers its text uses,
  * reasoning when it mentions <think>, starts_in_reasoning when the rendered
  * prompt (may be NULL) ends with an open <think>. tools as given. */
-void eng_chat_parse_detect(const char *template_src, const char *prompt, bool tools,
+void eng_chat_parse_detect(const char *template_src,
+                           const char *prompt,
+                           bool tools,
                            struct eng_chat_parse_opts *out);
 
 enum eng_chat_event_type {
@@ -71,7 +73,8 @@ typedef int (*eng_chat_event_fn)(void *arg, const struct eng_chat_event *ev);
 struct eng_chat_parser;
 
 /* Errors: SH_ENOMEM. */
-int eng_chat_parser_new(const struct eng_chat_parse_opts *opts, struct eng_chat_parser **out,
+int eng_chat_parser_new(const struct eng_chat_parse_opts *opts,
+                        struct eng_chat_parser **out,
                         struct sh_err *err);
 void eng_chat_parser_free(struct eng_chat_parser *p);
 
@@ -79,12 +82,18 @@ void eng_chat_parser_free(struct eng_chat_parser *p);
  * Text that might start a marker is held back until it is decided.
  * Errors: SH_ETOOBIG (a tool call larger than ENG_CHAT_MAX_CALL), SH_ENOMEM,
  * or the callback's code. */
-int eng_chat_parser_feed(struct eng_chat_parser *p, const char *text, size_t n,
-                         eng_chat_event_fn fn, void *arg, struct sh_err *err);
+int eng_chat_parser_feed(struct eng_chat_parser *p,
+                         const char *text,
+                         size_t n,
+                         eng_chat_event_fn fn,
+                         void *arg,
+                         struct sh_err *err);
 
 /* End of generation: flushes held-back text, parses an unterminated call
  * (an error event if it is not complete JSON). Errors as for feed. */
-int eng_chat_parser_finish(struct eng_chat_parser *p, eng_chat_event_fn fn, void *arg,
+int eng_chat_parser_finish(struct eng_chat_parser *p,
+                           eng_chat_event_fn fn,
+                           void *arg,
                            struct sh_err *err);
 
 #define ENG_CHAT_MAX_CALL (4u << 20)

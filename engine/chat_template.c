@@ -12,9 +12,8 @@
 
 #define NTOKENS 7
 
-static const char *const token_names[NTOKENS] = {"bos_token", "eos_token",  "unk_token",
-                                                 "sep_token", "pad_token",  "cls_token",
-                                                 "mask_token"};
+static const char *const token_names[NTOKENS] = {"bos_token", "eos_token", "unk_token", "sep_token",
+                                                 "pad_token", "cls_token", "mask_token"};
 
 struct named_template {
     char *name; /* NULL for a single unnamed template */
@@ -43,8 +42,8 @@ void eng_chat_template_free(struct eng_chat_template *ct)
     free(ct);
 }
 
-static int add_template(struct eng_chat_template *ct, const char *name, const char *src,
-                        size_t len, struct sh_err *err)
+static int add_template(
+    struct eng_chat_template *ct, const char *name, const char *src, size_t len, struct sh_err *err)
 {
     struct named_template *nt, *grown;
     int rc;
@@ -73,8 +72,11 @@ static int add_template(struct eng_chat_template *ct, const char *name, const ch
     return 0;
 }
 
-int eng_chat_template_from_string(const char *src, size_t len, const char *bos_token,
-                                  const char *eos_token, struct eng_chat_template **out,
+int eng_chat_template_from_string(const char *src,
+                                  size_t len,
+                                  const char *bos_token,
+                                  const char *eos_token,
+                                  struct eng_chat_template **out,
                                   struct sh_err *err)
 {
     struct eng_chat_template *ct = calloc(1, sizeof *ct);
@@ -95,7 +97,9 @@ int eng_chat_template_from_string(const char *src, size_t len, const char *bos_t
     return 0;
 }
 
-int eng_chat_template_set_source(struct eng_chat_template *ct, const char *src, size_t len,
+int eng_chat_template_set_source(struct eng_chat_template *ct,
+                                 const char *src,
+                                 size_t len,
                                  struct sh_err *err)
 {
     struct eng_chat_template fresh = {0};
@@ -133,8 +137,8 @@ static int read_token(const cJSON *cfg, const char *key, char **out, struct sh_e
     return 0;
 }
 
-static int load_config_templates(struct eng_chat_template *ct, const cJSON *tmpl,
-                                 struct sh_err *err)
+static int
+load_config_templates(struct eng_chat_template *ct, const cJSON *tmpl, struct sh_err *err)
 {
     const cJSON *item;
     int rc;
@@ -161,7 +165,8 @@ static int load_config_templates(struct eng_chat_template *ct, const cJSON *tmpl
     return 0;
 }
 
-int eng_chat_template_load(const char *model_dir, struct eng_chat_template **out,
+int eng_chat_template_load(const char *model_dir,
+                           struct eng_chat_template **out,
                            struct sh_err *err)
 {
     char path[4096], *text = NULL;
@@ -250,7 +255,9 @@ const char *eng_chat_template_eos(const struct eng_chat_template *ct)
 }
 
 int eng_chat_template_render(const struct eng_chat_template *ct,
-                             const struct eng_chat_request *req, char **out, size_t *len,
+                             const struct eng_chat_request *req,
+                             char **out,
+                             size_t *len,
                              struct sh_err *err)
 {
     const struct named_template *t;

@@ -32,19 +32,25 @@ struct eng_chat_template;
  * JSON, a chat_template of the wrong shape, a template syntax error with
  * line:col), SH_EUNSUPPORTED (a construct outside the engine's subset),
  * SH_EIO, SH_ENOMEM. */
-int eng_chat_template_load(const char *model_dir, struct eng_chat_template **out,
+int eng_chat_template_load(const char *model_dir,
+                           struct eng_chat_template **out,
                            struct sh_err *err);
 
 /* Builds one from template text (borrowed for the call) and the special
  * tokens (NULL: not defined for the template). Errors as for load. */
-int eng_chat_template_from_string(const char *src, size_t len, const char *bos_token,
-                                  const char *eos_token, struct eng_chat_template **out,
+int eng_chat_template_from_string(const char *src,
+                                  size_t len,
+                                  const char *bos_token,
+                                  const char *eos_token,
+                                  struct eng_chat_template **out,
                                   struct sh_err *err);
 
 /* Replaces the template text of a loaded template (e.g. a --template file)
  * while keeping its special tokens. Errors as for from_string; on error ct
  * is unchanged. */
-int eng_chat_template_set_source(struct eng_chat_template *ct, const char *src, size_t len,
+int eng_chat_template_set_source(struct eng_chat_template *ct,
+                                 const char *src,
+                                 size_t len,
                                  struct sh_err *err);
 
 void eng_chat_template_free(struct eng_chat_template *ct);
@@ -54,9 +60,9 @@ struct eng_chat_request {
                             * tool_calls, tool_call_id, name, reasoning_content) */
     const cJSON *tools;    /* array of JSON-schema function specs, or NULL */
     bool add_generation_prompt;
-    const cJSON *vars;     /* object of extra variables (enable_thinking, date_string...) or
-                            * NULL; they override the special tokens */
-    const struct tm *now;  /* local time for strftime_now, or NULL (then it is an error) */
+    const cJSON *vars;    /* object of extra variables (enable_thinking, date_string...) or
+                           * NULL; they override the special tokens */
+    const struct tm *now; /* local time for strftime_now, or NULL (then it is an error) */
 };
 
 /* Renders the prompt. *out is returned NUL-terminated (free with free()),
@@ -66,7 +72,9 @@ struct eng_chat_request {
  * template's own raise_exception, whose text is the message), SH_ETOOBIG (a
  * render limit), SH_EUNSUPPORTED, SH_ENOMEM. */
 int eng_chat_template_render(const struct eng_chat_template *ct,
-                             const struct eng_chat_request *req, char **out, size_t *len,
+                             const struct eng_chat_request *req,
+                             char **out,
+                             size_t *len,
                              struct sh_err *err);
 
 /* The template text a render with (has_tools) would use, for output-format

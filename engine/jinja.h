@@ -54,8 +54,12 @@ void eng_jinja_free(struct eng_jinja *t);
  * whose message is exactly the template's text), SH_ETOOBIG (a
  * limit, named), SH_EUNSUPPORTED (a filter, test or method we lack),
  * SH_ENOMEM. */
-int eng_jinja_render(const struct eng_jinja *t, const cJSON *vars, const struct tm *now,
-                     const struct eng_jinja_limits *limits, char **out, size_t *len,
+int eng_jinja_render(const struct eng_jinja *t,
+                     const cJSON *vars,
+                     const struct tm *now,
+                     const struct eng_jinja_limits *limits,
+                     char **out,
+                     size_t *len,
                      struct sh_err *err);
 
 #endif

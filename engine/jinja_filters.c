@@ -10,8 +10,13 @@
 #include "engine/jinja_internal.h"
 
 /* Keyword or positional argument `pos` named `name`, or NULL. */
-static struct jv *arg(struct jv *args, size_t nargs, const char **kwn, struct jv *kwv, size_t nkw,
-                      size_t pos, const char *name)
+static struct jv *arg(struct jv *args,
+                      size_t nargs,
+                      const char **kwn,
+                      struct jv *kwv,
+                      size_t nkw,
+                      size_t pos,
+                      const char *name)
 {
     for (size_t k = 0; k < nkw; k++)
         if (!strcmp(kwn[k], name))
@@ -34,8 +39,15 @@ static int new_dict_val(struct jv_dict *d, struct jv *out)
     return 0;
 }
 
-static int do_tojson(struct jrender *r, const struct jnode *at, struct jv *v, struct jv *args,
-                     size_t nargs, const char **kwn, struct jv *kwv, size_t nkw, struct jv *out)
+static int do_tojson(struct jrender *r,
+                     const struct jnode *at,
+                     struct jv *v,
+                     struct jv *args,
+                     size_t nargs,
+                     const char **kwn,
+                     struct jv *kwv,
+                     size_t nkw,
+                     struct jv *out)
 {
     /* transformers: tojson(x, ensure_ascii=False, indent=None, separators=None,
      * sort_keys=False) */
@@ -119,8 +131,11 @@ static int do_len(struct jrender *r, const struct jnode *at, const struct jv *v,
 
 /* environment.getitem with a dotted path ("a.b.0"), as map/selectattr/sort
  * use it. */
-static int attr_path(struct jrender *r, const struct jnode *at, const struct jv *v,
-                     const struct jv *path, struct jv *out)
+static int attr_path(struct jrender *r,
+                     const struct jnode *at,
+                     const struct jv *v,
+                     const struct jv *path,
+                     struct jv *out)
 {
     const char *p = path->u.s.p, *end = p + path->u.s.n;
     *out = *v;
@@ -149,8 +164,14 @@ static int attr_path(struct jrender *r, const struct jnode *at, const struct jv 
 }
 
 /* selectattr/rejectattr/select/reject */
-static int do_select(struct jrender *r, const struct jnode *at, struct jv *v, struct jv *args,
-                     size_t nargs, bool by_attr, bool keep, struct jv *out)
+static int do_select(struct jrender *r,
+                     const struct jnode *at,
+                     struct jv *v,
+                     struct jv *args,
+                     size_t nargs,
+                     bool by_attr,
+                     bool keep,
+                     struct jv *out)
 {
     struct jv_list *items, *res;
     size_t first = by_attr ? 1 : 0;
@@ -183,8 +204,15 @@ static int do_select(struct jrender *r, const struct jnode *at, struct jv *v, st
     return 0;
 }
 
-static int do_map(struct jrender *r, const struct jnode *at, struct jv *v, struct jv *args,
-                  size_t nargs, const char **kwn, struct jv *kwv, size_t nkw, struct jv *out)
+static int do_map(struct jrender *r,
+                  const struct jnode *at,
+                  struct jv *v,
+                  struct jv *args,
+                  size_t nargs,
+                  const char **kwn,
+                  struct jv *kwv,
+                  size_t nkw,
+                  struct jv *out)
 {
     struct jv_list *items, *res;
     struct jv *attr = arg(NULL, 0, kwn, kwv, nkw, 0, "attribute");
@@ -243,8 +271,8 @@ static int key_cmp(struct sort_ctx *c, const struct jv *a, const struct jv *b)
 }
 
 /* Stable insertion sort of items by keys (parallel arrays). */
-static int stable_sort(struct sort_ctx *c, struct jv *items, struct jv *keys, size_t n,
-                       bool reverse)
+static int
+stable_sort(struct sort_ctx *c, struct jv *items, struct jv *keys, size_t n, bool reverse)
 {
     for (size_t i = 1; i < n && !c->failed; i++) {
         struct jv it = items[i], k = keys[i];
@@ -263,8 +291,14 @@ static int stable_sort(struct sort_ctx *c, struct jv *items, struct jv *keys, si
     return c->failed ? -1 : 0;
 }
 
-static int do_sort(struct jrender *r, const struct jnode *at, struct jv *v, bool reverse,
-                   bool case_sensitive, struct jv *attr, bool dictsort_by_value, struct jv *out)
+static int do_sort(struct jrender *r,
+                   const struct jnode *at,
+                   struct jv *v,
+                   bool reverse,
+                   bool case_sensitive,
+                   struct jv *attr,
+                   bool dictsort_by_value,
+                   struct jv *out)
 {
     struct jv_list *items, *res;
     struct jv *keys;
@@ -308,8 +342,13 @@ static int do_sort(struct jrender *r, const struct jnode *at, struct jv *v, bool
     return 0;
 }
 
-static int do_indent(struct jrender *r, const struct jnode *at, struct jv *s, struct jv *width,
-                     bool first, bool blank, struct jv *out)
+static int do_indent(struct jrender *r,
+                     const struct jnode *at,
+                     struct jv *s,
+                     struct jv *width,
+                     bool first,
+                     bool blank,
+                     struct jv *out)
 {
     struct jout o = {0};
     struct jv_list *lines;
@@ -347,8 +386,12 @@ static int do_indent(struct jrender *r, const struct jnode *at, struct jv *s, st
     return js_new(r, at, &o, out);
 }
 
-static int do_round(struct jrender *r, const struct jnode *at, struct jv *v, struct jv *precv,
-                    struct jv *methodv, struct jv *out)
+static int do_round(struct jrender *r,
+                    const struct jnode *at,
+                    struct jv *v,
+                    struct jv *precv,
+                    struct jv *methodv,
+                    struct jv *out)
 {
     int64_t prec = precv && precv->type == JV_INT ? precv->u.i : 0;
     double x, scale;
@@ -378,8 +421,12 @@ static int do_round(struct jrender *r, const struct jnode *at, struct jv *v, str
 }
 
 /* int()/float() conversions as jinja's do_int / do_float */
-static int do_number(struct jrender *r, const struct jnode *at, struct jv *v, bool want_int,
-                     struct jv *def, struct jv *out)
+static int do_number(struct jrender *r,
+                     const struct jnode *at,
+                     struct jv *v,
+                     bool want_int,
+                     struct jv *def,
+                     struct jv *out)
 {
     double d;
     int64_t i;
@@ -414,9 +461,9 @@ static int do_number(struct jrender *r, const struct jnode *at, struct jv *v, bo
             *out = want_int ? jv_int(i) : jv_float((double)i);
             return 0;
         }
-        if (sh_parse_double(s, -INFINITY, INFINITY, &d) ||
-            !strcasecmp(s, "inf") || !strcasecmp(s, "nan") || !strcasecmp(s, "-inf") ||
-            !strcasecmp(s, "infinity") || !strcasecmp(s, "+inf")) {
+        if (sh_parse_double(s, -INFINITY, INFINITY, &d) || !strcasecmp(s, "inf") ||
+            !strcasecmp(s, "nan") || !strcasecmp(s, "-inf") || !strcasecmp(s, "infinity") ||
+            !strcasecmp(s, "+inf")) {
             d = strtod(s, NULL);
             if (!want_int) {
                 *out = jv_float(d);
@@ -432,8 +479,15 @@ static int do_number(struct jrender *r, const struct jnode *at, struct jv *v, bo
     return 0;
 }
 
-int jf_filter(struct jrender *r, const struct jnode *at, const char *f, struct jv *v,
-              struct jv *args, size_t nargs, const char **kwn, struct jv *kwv, size_t nkw,
+int jf_filter(struct jrender *r,
+              const struct jnode *at,
+              const char *f,
+              struct jv *v,
+              struct jv *args,
+              size_t nargs,
+              const char **kwn,
+              struct jv *kwv,
+              size_t nkw,
               struct jv *out)
 {
     struct jv s, *a0 = nargs ? &args[0] : NULL;
@@ -463,8 +517,8 @@ int jf_filter(struct jrender *r, const struct jnode *at, const char *f, struct j
         return to_str(r, at, v, out);
     if (!strcmp(f, "trim") || !strcmp(f, "upper") || !strcmp(f, "lower") ||
         !strcmp(f, "capitalize") || !strcmp(f, "title") || !strcmp(f, "replace") ||
-        !strcmp(f, "indent") || !strcmp(f, "format") || !strcmp(f, "escape") ||
-        !strcmp(f, "e") || !strcmp(f, "wordcount") || !strcmp(f, "center")) {
+        !strcmp(f, "indent") || !strcmp(f, "format") || !strcmp(f, "escape") || !strcmp(f, "e") ||
+        !strcmp(f, "wordcount") || !strcmp(f, "center")) {
         if (to_str(r, at, v, &s))
             return -1;
         if (!strcmp(f, "trim")) {
@@ -477,9 +531,10 @@ int jf_filter(struct jrender *r, const struct jnode *at, const char *f, struct j
         if (!strcmp(f, "upper") || !strcmp(f, "lower") || !strcmp(f, "capitalize") ||
             !strcmp(f, "title"))
             return js_case(r, at, &s,
-                           f[0] == 'u' ? JS_UPPER : f[0] == 'l' ? JS_LOWER
-                           : f[0] == 'c'                     ? JS_CAPITALIZE
-                                                             : JS_WORDTITLE,
+                           f[0] == 'u'   ? JS_UPPER
+                           : f[0] == 'l' ? JS_LOWER
+                           : f[0] == 'c' ? JS_CAPITALIZE
+                                         : JS_WORDTITLE,
                            out);
         if (!strcmp(f, "replace")) {
             struct jv *cnt = arg(args, nargs, kwn, kwv, nkw, 2, "count"), o, nw;
@@ -487,8 +542,7 @@ int jf_filter(struct jrender *r, const struct jnode *at, const char *f, struct j
                 return jr_fail(r, at, SH_EINVAL, "replace needs old and new strings");
             if (to_str(r, at, &args[0], &o) || to_str(r, at, &args[1], &nw))
                 return -1;
-            return js_replace(r, at, &s, &o, &nw,
-                              cnt && cnt->type == JV_INT ? cnt->u.i : -1, out);
+            return js_replace(r, at, &s, &o, &nw, cnt && cnt->type == JV_INT ? cnt->u.i : -1, out);
         }
         if (!strcmp(f, "indent")) {
             struct jv *first = arg(args, nargs, kwn, kwv, nkw, 1, "first");
@@ -615,14 +669,14 @@ int jf_filter(struct jrender *r, const struct jnode *at, const char *f, struct j
                 return jout_free(&o), -1;
             if (to_str(r, at, &it, &s))
                 return jout_free(&o), -1;
-            if ((k && js_put(r, at, &o, sep.u.s.p, sep.u.s.n)) || js_put(r, at, &o, s.u.s.p, s.u.s.n))
+            if ((k && js_put(r, at, &o, sep.u.s.p, sep.u.s.n)) ||
+                js_put(r, at, &o, s.u.s.p, s.u.s.n))
                 return -1;
         }
         return js_new(r, at, &o, out);
     }
     if (!strcmp(f, "int") || !strcmp(f, "float"))
-        return do_number(r, at, v, f[0] == 'i', arg(args, nargs, kwn, kwv, nkw, 0, "default"),
-                         out);
+        return do_number(r, at, v, f[0] == 'i', arg(args, nargs, kwn, kwv, nkw, 0, "default"), out);
     if (!strcmp(f, "abs")) {
         if (!jv_is_number(v))
             return jr_fail(r, at, SH_EINVAL, "bad operand type for abs(): '%s'", jv_type_name(v));
@@ -658,7 +712,8 @@ int jf_filter(struct jrender *r, const struct jnode *at, const char *f, struct j
             bool dup = false;
             if (attr && attr->type == JV_STR && attr_path(r, at, &items->items[k], attr, &key))
                 return -1;
-            if (key.type == JV_STR && !(cs && jv_truthy(cs)) && js_case(r, at, &key, JS_LOWER, &key))
+            if (key.type == JV_STR && !(cs && jv_truthy(cs)) &&
+                js_case(r, at, &key, JS_LOWER, &key))
                 return -1;
             for (size_t j = 0; j < seen->n && !dup; j++)
                 dup = jv_equal(&seen->items[j], &key);
@@ -736,92 +791,4 @@ int jf_filter(struct jrender *r, const struct jnode *at, const char *f, struct j
         return jr_getattr(r, at, v, name, out);
     }
     return jr_fail(r, at, SH_EUNSUPPORTED, "filter '%s' is not supported", f);
-}
-
-/* ---- tests ------------------------------------------------------------------- */
-int jf_test(struct jrender *r, const struct jnode *at, const char *t, struct jv *v,
-            struct jv *args, size_t nargs)
-{
-    struct jv *a0 = nargs ? &args[0] : NULL;
-    if (!strcmp(t, "defined"))
-        return v->type != JV_UNDEF;
-    if (!strcmp(t, "undefined"))
-        return v->type == JV_UNDEF;
-    if (!strcmp(t, "none"))
-        return v->type == JV_NONE;
-    if (!strcmp(t, "string"))
-        return v->type == JV_STR;
-    if (!strcmp(t, "mapping"))
-        return v->type == JV_DICT;
-    if (!strcmp(t, "iterable"))
-        return v->type == JV_STR || v->type == JV_LIST || v->type == JV_DICT ||
-               v->type == JV_UNDEF;
-    if (!strcmp(t, "sequence"))
-        return v->type == JV_STR || v->type == JV_LIST || v->type == JV_DICT ||
-               v->type == JV_UNDEF;
-    if (!strcmp(t, "number"))
-        return jv_is_number(v);
-    if (!strcmp(t, "integer"))
-        return v->type == JV_INT;
-    if (!strcmp(t, "float"))
-        return v->type == JV_FLOAT;
-    if (!strcmp(t, "boolean"))
-        return v->type == JV_BOOL;
-    if (!strcmp(t, "true"))
-        return v->type == JV_BOOL && v->u.b;
-    if (!strcmp(t, "false"))
-        return v->type == JV_BOOL && !v->u.b;
-    if (!strcmp(t, "callable"))
-        return v->type == JV_FUNC;
-    if (!strcmp(t, "escaped"))
-        return 0;
-    if (!strcmp(t, "lower") || !strcmp(t, "upper")) {
-        struct jv s, res;
-        if (jv_to_str(r->ar, r->ar->max, v, &s))
-            return jr_oom(r, at);
-        if (jf_method(r, at, &s, t[0] == 'l' ? "islower" : "isupper", NULL, 0, NULL, NULL, 0,
-                      &res))
-            return -1;
-        return res.u.b;
-    }
-    if (!strcmp(t, "odd") || !strcmp(t, "even") || !strcmp(t, "divisibleby")) {
-        int64_t x, d = 2;
-        if (v->type != JV_INT && v->type != JV_BOOL)
-            return jr_fail(r, at, SH_EINVAL, "test '%s' needs an integer", t);
-        x = v->type == JV_BOOL ? v->u.b : v->u.i;
-        if (t[0] == 'd') {
-            if (!a0 || a0->type != JV_INT || a0->u.i == 0)
-                return jr_fail(r, at, SH_EINVAL, "divisibleby needs a non-zero integer");
-            d = a0->u.i;
-            return d == -1 || x % d == 0;
-        }
-        return (x % 2 != 0) == (t[0] == 'o');
-    }
-    if (!strcmp(t, "sameas")) {
-        if (!a0)
-            return jr_fail(r, at, SH_EINVAL, "sameas needs an argument");
-        if (v->type != a0->type)
-            return 0;
-        if (v->type == JV_LIST || v->type == JV_DICT || v->type == JV_NS)
-            return v->u.l == a0->u.l;
-        return jv_equal(v, a0);
-    }
-    {
-        static const struct {
-            const char *name;
-            uint8_t op;
-        } cmp[] = {{"equalto", JO_EQ}, {"eq", JO_EQ},   {"==", JO_EQ},  {"ne", JO_NE},
-                   {"!=", JO_NE},      {"lt", JO_LT},   {"lessthan", JO_LT}, {"<", JO_LT},
-                   {"le", JO_LE},      {"<=", JO_LE},   {"gt", JO_GT},  {"greaterthan", JO_GT},
-                   {">", JO_GT},       {"ge", JO_GE},   {">=", JO_GE},  {"in", JO_IN}};
-        for (size_t k = 0; k < sizeof cmp / sizeof cmp[0]; k++)
-            if (!strcmp(t, cmp[k].name)) {
-                if (!a0)
-                    return jr_fail(r, at, SH_EINVAL, "test '%s' needs an argument", t);
-                return jr_compare(r, at, cmp[k].op, v, a0);
-            }
-    }
-    if (!strcmp(t, "filter") || !strcmp(t, "test"))
-        return jr_fail(r, at, SH_EUNSUPPORTED, "test '%s' is not supported", t);
-    return jr_fail(r, at, SH_EUNSUPPORTED, "test '%s' is not supported", t);
 }

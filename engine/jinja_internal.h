@@ -34,17 +34,17 @@ char *ja_strndup(struct jarena *a, const char *s, size_t n);
 
 /* ---- values ------------------------------------------------------------ */
 enum jv_type {
-    JV_UNDEF,  /* Jinja's default Undefined; u.undef says what was missing */
+    JV_UNDEF, /* Jinja's default Undefined; u.undef says what was missing */
     JV_NONE,
     JV_BOOL,
-    JV_INT,    /* Python int, kept in int64 (overflow is an error) */
+    JV_INT, /* Python int, kept in int64 (overflow is an error) */
     JV_FLOAT,
-    JV_STR,    /* UTF-8 bytes, not NUL-terminated; len in bytes */
-    JV_LIST,   /* list or tuple (flag JV_F_TUPLE) */
-    JV_DICT,   /* insertion-ordered */
-    JV_NS,     /* namespace(): a dict whose attributes may be set */
-    JV_FUNC,   /* builtin, macro, caller, bound method */
-    JV_LOOP,   /* the `loop` object of a for */
+    JV_STR,  /* UTF-8 bytes, not NUL-terminated; len in bytes */
+    JV_LIST, /* list or tuple (flag JV_F_TUPLE) */
+    JV_DICT, /* insertion-ordered */
+    JV_NS,   /* namespace(): a dict whose attributes may be set */
+    JV_FUNC, /* builtin, macro, caller, bound method */
+    JV_LOOP, /* the `loop` object of a for */
 };
 
 #define JV_F_TUPLE 1u
@@ -56,8 +56,8 @@ struct jloop;
 
 /* Why a value is undefined, for the error when it is used. */
 struct jundef {
-    const char *name;   /* missing variable or attribute/key, NUL-terminated */
-    const char *owner;  /* NULL for a variable, else the owner's type name */
+    const char *name;  /* missing variable or attribute/key, NUL-terminated */
+    const char *owner; /* NULL for a variable, else the owner's type name */
 };
 
 struct jv {
@@ -162,40 +162,40 @@ int jlex(struct jarena *a, const char *src, size_t len, struct jtokens *out, str
 /* ---- AST --------------------------------------------------------------- */
 enum jn_kind {
     /* statements */
-    JN_BODY,     /* items[n]: statements */
-    JN_TEXT,     /* val: string */
-    JN_OUTPUT,   /* a: expression */
-    JN_IF,       /* a: cond, b: body, c: else (BODY or IF) or NULL */
-    JN_FOR,      /* targets[n]: names, a: iter, b: body, c: else, d: filter; flag recursive */
-    JN_SET,      /* targets[n] names (or a: GETATTR of NAME for ns.x), b: value */
-    JN_SETBLOCK, /* targets[1], b: body, filters in items[n] (FILTER with a == NULL) */
-    JN_MACRO,    /* name, params[n] (names) with defaults[n] (NULL = none), b: body */
-    JN_CALLBLOCK,/* a: CALL expression, params/defaults: caller's, b: body */
+    JN_BODY,        /* items[n]: statements */
+    JN_TEXT,        /* val: string */
+    JN_OUTPUT,      /* a: expression */
+    JN_IF,          /* a: cond, b: body, c: else (BODY or IF) or NULL */
+    JN_FOR,         /* targets[n]: names, a: iter, b: body, c: else, d: filter; flag recursive */
+    JN_SET,         /* targets[n] names (or a: GETATTR of NAME for ns.x), b: value */
+    JN_SETBLOCK,    /* targets[1], b: body, filters in items[n] (FILTER with a == NULL) */
+    JN_MACRO,       /* name, params[n] (names) with defaults[n] (NULL = none), b: body */
+    JN_CALLBLOCK,   /* a: CALL expression, params/defaults: caller's, b: body */
     JN_FILTERBLOCK, /* items[n]: FILTER nodes (a == NULL), b: body */
     JN_BREAK,
     JN_CONTINUE,
-    JN_WITH,     /* targets[n] names, items[n] values, b: body */
+    JN_WITH, /* targets[n] names, items[n] values, b: body */
     /* expressions */
-    JN_CONST,    /* val */
-    JN_NAME,     /* name */
-    JN_GETATTR,  /* a: object, name */
-    JN_GETITEM,  /* a: object, b: key */
-    JN_SLICE,    /* a: object, b: start, c: stop, d: step (each may be NULL) */
-    JN_CALL,     /* a: callee, items[n]: args, kwnames/kwvals[nkw] */
-    JN_FILTER,   /* a: operand, name, items/kw: extra args */
-    JN_TEST,     /* a: operand, name, items: args; flag negated */
-    JN_NOT,      /* a */
-    JN_NEG,      /* a */
-    JN_POS,      /* a */
-    JN_BINOP,    /* op, a, b: + - * / // % ** */
-    JN_AND,      /* a, b */
-    JN_OR,       /* a, b */
-    JN_COMPARE,  /* items[n] operands, ops[n-1] */
-    JN_CONCAT,   /* items[n] joined with ~ */
-    JN_COND,     /* a: value, b: condition, c: else value (NULL: undefined) */
-    JN_LIST,     /* items[n] */
-    JN_TUPLE,    /* items[n] */
-    JN_DICT,     /* kwvals as keys? no: items[2k] key, items[2k+1] value */
+    JN_CONST,   /* val */
+    JN_NAME,    /* name */
+    JN_GETATTR, /* a: object, name */
+    JN_GETITEM, /* a: object, b: key */
+    JN_SLICE,   /* a: object, b: start, c: stop, d: step (each may be NULL) */
+    JN_CALL,    /* a: callee, items[n]: args, kwnames/kwvals[nkw] */
+    JN_FILTER,  /* a: operand, name, items/kw: extra args */
+    JN_TEST,    /* a: operand, name, items: args; flag negated */
+    JN_NOT,     /* a */
+    JN_NEG,     /* a */
+    JN_POS,     /* a */
+    JN_BINOP,   /* op, a, b: + - * / // % ** */
+    JN_AND,     /* a, b */
+    JN_OR,      /* a, b */
+    JN_COMPARE, /* items[n] operands, ops[n-1] */
+    JN_CONCAT,  /* items[n] joined with ~ */
+    JN_COND,    /* a: value, b: condition, c: else value (NULL: undefined) */
+    JN_LIST,    /* items[n] */
+    JN_TUPLE,   /* items[n] */
+    JN_DICT,    /* kwvals as keys? no: items[2k] key, items[2k+1] value */
 };
 
 #define JN_F_RECURSIVE 1u
@@ -250,8 +250,8 @@ struct jloop {
     struct jv_list *items;
     size_t index0;
     size_t depth0;
-    const struct jnode *node;   /* for recursive loops */
-    struct jscope *scope;       /* scope the recursive loop re-runs in */
+    const struct jnode *node; /* for recursive loops */
+    struct jscope *scope;     /* scope the recursive loop re-runs in */
 };
 
 struct jout {
@@ -262,7 +262,7 @@ struct jout {
 
 struct jrender {
     struct jarena *ar;
-    struct jout *out;        /* where output goes now (captures swap it) */
+    struct jout *out; /* where output goes now (captures swap it) */
     size_t max_output;
     size_t max_depth;
     uint64_t max_steps;
@@ -271,8 +271,8 @@ struct jrender {
     const struct tm *now;
     struct jscope *globals;
     struct sh_err *err;
-    int code;            /* first error's code */
-    bool raised;         /* the error came from raise_exception */
+    int code;    /* first error's code */
+    bool raised; /* the error came from raise_exception */
 };
 
 /* Sets the render error at a node (line:col prefix) and returns -1. */
@@ -349,8 +349,13 @@ struct jjson_opts {
     const char *key_sep;
     size_t key_sep_len;
 };
-int jv_tojson(struct jarena *a, struct jout *o, size_t max, const struct jv *v,
-              const struct jjson_opts *opts, size_t depth, struct sh_err *err);
+int jv_tojson(struct jarena *a,
+              struct jout *o,
+              size_t max,
+              const struct jv *v,
+              const struct jjson_opts *opts,
+              size_t depth,
+              struct sh_err *err);
 
 /* Growable output; appends fail with SH_ETOOBIG past max or SH_ENOMEM. */
 int jout_put(struct jout *o, size_t max, const char *p, size_t n);
@@ -369,15 +374,33 @@ uint32_t ju_lower(uint32_t cp);
 bool ju_isalpha(uint32_t cp); /* cased letter as far as ju_upper/lower know */
 
 /* ---- filters, tests, methods (jinja_filters.c) ------------------------- */
-int jf_filter(struct jrender *r, const struct jnode *at, const char *name, struct jv *self,
-              struct jv *args, size_t nargs, const char **kwn, struct jv *kwv, size_t nkw,
+int jf_filter(struct jrender *r,
+              const struct jnode *at,
+              const char *name,
+              struct jv *self,
+              struct jv *args,
+              size_t nargs,
+              const char **kwn,
+              struct jv *kwv,
+              size_t nkw,
               struct jv *out);
 /* Returns 1/0 for the test result, -1 on error. */
-int jf_test(struct jrender *r, const struct jnode *at, const char *name, struct jv *self,
-            struct jv *args, size_t nargs);
+int jf_test(struct jrender *r,
+            const struct jnode *at,
+            const char *name,
+            struct jv *self,
+            struct jv *args,
+            size_t nargs);
 /* Method call self.name(args). */
-int jf_method(struct jrender *r, const struct jnode *at, struct jv *self, const char *name,
-              struct jv *args, size_t nargs, const char **kwn, struct jv *kwv, size_t nkw,
+int jf_method(struct jrender *r,
+              const struct jnode *at,
+              struct jv *self,
+              const char *name,
+              struct jv *args,
+              size_t nargs,
+              const char **kwn,
+              struct jv *kwv,
+              size_t nkw,
               struct jv *out);
 /* True when `name` is a method of self's type (attribute lookup finds it first). */
 bool jf_has_method(const struct jv *self, const char *name);
@@ -390,13 +413,23 @@ enum js_case {
     JS_CAPITALIZE, /* str.capitalize() */
     JS_WORDTITLE,  /* Jinja's |title: words split at [-\s({[<]+ */
 };
-int js_case(struct jrender *r, const struct jnode *at, const struct jv *s, enum js_case mode,
+int js_case(struct jrender *r,
+            const struct jnode *at,
+            const struct jv *s,
+            enum js_case mode,
             struct jv *out);
 /* str.strip/lstrip/rstrip; chars NULL strips whitespace. No allocation. */
 void js_strip(const struct jv *s, const struct jv *chars, bool left, bool right, struct jv *out);
-int js_replace(struct jrender *r, const struct jnode *at, const struct jv *s,
-               const struct jv *old, const struct jv *new, int64_t count, struct jv *out);
-int js_splitlines(struct jrender *r, const struct jnode *at, const struct jv *s,
+int js_replace(struct jrender *r,
+               const struct jnode *at,
+               const struct jv *s,
+               const struct jv *old,
+               const struct jv *new,
+               int64_t count,
+               struct jv *out);
+int js_splitlines(struct jrender *r,
+                  const struct jnode *at,
+                  const struct jv *s,
                   struct jv_list **out);
 /* Append to a scratch buffer (freed on failure) / turn it into a value. */
 int js_put(struct jrender *r, const struct jnode *at, struct jout *o, const char *p, size_t n);
@@ -404,32 +437,92 @@ int js_new(struct jrender *r, const struct jnode *at, struct jout *o, struct jv 
 
 /* Iteration: materializes v as a list (dict: keys, string: characters,
  * undefined: empty). -1 with error set for non-iterables. */
-int jr_iterate(struct jrender *r, const struct jnode *at, const struct jv *v,
-               struct jv_list **out);
+int jr_iterate(struct jrender *r, const struct jnode *at, const struct jv *v, struct jv_list **out);
 /* Calls a callable value with evaluated arguments (macros, builtins, methods). */
-int jr_call(struct jrender *r, const struct jnode *at, struct jv *fn, struct jv *args,
-            size_t nargs, const char **kwn, struct jv *kwv, size_t nkw, struct jv *out);
+int jr_call(struct jrender *r,
+            const struct jnode *at,
+            struct jv *fn,
+            struct jv *args,
+            size_t nargs,
+            const char **kwn,
+            struct jv *kwv,
+            size_t nkw,
+            struct jv *out);
 /* Attribute / item access with Jinja's sandboxed getattr/getitem rules. */
-int jr_getattr(struct jrender *r, const struct jnode *at, const struct jv *obj, const char *name,
+int jr_getattr(struct jrender *r,
+               const struct jnode *at,
+               const struct jv *obj,
+               const char *name,
                struct jv *out);
-int jr_getitem(struct jrender *r, const struct jnode *at, const struct jv *obj,
-               const struct jv *key, struct jv *out);
+int jr_getitem(struct jrender *r,
+               const struct jnode *at,
+               const struct jv *obj,
+               const struct jv *key,
+               struct jv *out);
 /* Fails with the UndefinedError message when v is undefined. */
 int jr_need_defined(struct jrender *r, const struct jnode *at, const struct jv *v);
 /* A new string value of n bytes (NUL added) in the render arena. */
 int jr_str(struct jrender *r, const struct jnode *at, const char *p, size_t n, struct jv *out);
 /* Python operators (jinja_ops.c): + - * / // % ** on two values. */
-int jr_binop(struct jrender *r, const struct jnode *at, uint8_t op, const struct jv *a,
-             const struct jv *b, struct jv *out);
+int jr_binop(struct jrender *r,
+             const struct jnode *at,
+             uint8_t op,
+             const struct jv *a,
+             const struct jv *b,
+             struct jv *out);
 /* `needle in hay`: 1/0, -1 on error. */
-int jr_contains(struct jrender *r, const struct jnode *at, const struct jv *needle,
+int jr_contains(struct jrender *r,
+                const struct jnode *at,
+                const struct jv *needle,
                 const struct jv *hay);
 /* One link of a comparison chain (== != < <= > >= in, not in): 1/0, -1. */
-int jr_compare(struct jrender *r, const struct jnode *at, uint8_t op, const struct jv *a,
-               const struct jv *b);
+int jr_compare(
+    struct jrender *r, const struct jnode *at, uint8_t op, const struct jv *a, const struct jv *b);
 /* Python's printf-style `fmt % args` (args a tuple or one value). */
-int jpy_format(struct jrender *r, const struct jnode *at, const struct jv *fmt,
-               const struct jv *args, struct jv *out);
+int jpy_format(struct jrender *r,
+               const struct jnode *at,
+               const struct jv *fmt,
+               const struct jv *args,
+               struct jv *out);
+/* Evaluator core (jinja_eval.c). jr_exec returns 0, JX_BREAK/JX_CONTINUE,
+ * or -1 with the render error set; the others 0 or -1. */
+#define JX_BREAK    1
+#define JX_CONTINUE 2
+int jr_eval(struct jrender *r, struct jscope *sc, const struct jnode *nd, struct jv *out);
+int jr_exec(struct jrender *r, struct jscope *sc, const struct jnode *nd);
+/* Counts one level of nesting; fails past max_depth (caller decrements). */
+int jr_enter(struct jrender *r, const struct jnode *at);
+struct jscope *jr_scope_new(struct jrender *r, struct jscope *parent);
+int jr_assign(
+    struct jrender *r, const struct jnode *at, struct jscope *sc, const char *name, struct jv v);
+/* Runs a for node over iter at loop depth depth0 (loop() recursion). */
+int jr_run_for(struct jrender *r,
+               struct jscope *sc,
+               const struct jnode *nd,
+               const struct jv *iter,
+               size_t depth0);
+/* Calls a macro (or a call block's caller) with arguments; caller is the
+ * `caller` to bind inside, or NULL (jinja_call.c). */
+int jr_call_macro(struct jrender *r,
+                  const struct jnode *at,
+                  const struct jfunc *fn,
+                  struct jv *args,
+                  size_t nargs,
+                  const char **kwn,
+                  struct jv *kwv,
+                  size_t nkw,
+                  const struct jv *caller,
+                  struct jv *out);
+/* str.format with {} {0} {name} and !r/!s (jinja_format.c). */
+int jpy_str_format(struct jrender *r,
+                   const struct jnode *at,
+                   const struct jv *fmt,
+                   struct jv *args,
+                   size_t nargs,
+                   const char **kwn,
+                   struct jv *kwv,
+                   size_t nkw,
+                   struct jv *out);
 /* Renders a body into a string (used by macros, block set, caller). */
 int jr_capture(struct jrender *r, struct jscope *scope, const struct jnode *body, struct jv *out);
 /* Counts one step (loop iteration, call); fails past max_steps. */

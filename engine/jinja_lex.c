@@ -280,8 +280,8 @@ static int lex_number(struct lexer *lx, size_t start, size_t *pos)
     size_t bn = 0;
     struct jtoken *tk;
 
-    if (s[start] == '0' && start + 2 < lx->len &&
-        strchr("xXoObB", s[start + 1]) && s[start + 1] != '\0') {
+    if (s[start] == '0' && start + 2 < lx->len && strchr("xXoObB", s[start + 1]) &&
+        s[start + 1] != '\0') {
         /* 0x.., 0o.., 0b.. with optional single underscores */
         int base = (s[start + 1] | 0x20) == 'x' ? 16 : (s[start + 1] | 0x20) == 'o' ? 8 : 2;
         uint64_t v = 0;
@@ -357,13 +357,12 @@ struct opdef {
 };
 
 static const struct opdef ops[] = {
-    {"//", JO_FLOORDIV}, {"**", JO_POW},   {"==", JO_EQ},       {"!=", JO_NE},
-    {">=", JO_GE},       {"<=", JO_LE},    {"+", JO_ADD},       {"-", JO_SUB},
-    {"/", JO_DIV},       {"*", JO_MUL},    {"%", JO_MOD},       {"~", JO_TILDE},
-    {"[", JO_LBRACKET},  {"]", JO_RBRACKET}, {"(", JO_LPAREN},  {")", JO_RPAREN},
-    {"{", JO_LBRACE},    {"}", JO_RBRACE}, {">", JO_GT},        {"<", JO_LT},
-    {"=", JO_ASSIGN},    {".", JO_DOT},    {":", JO_COLON},     {"|", JO_PIPE},
-    {",", JO_COMMA},     {";", JO_SEMICOLON},
+    {"//", JO_FLOORDIV}, {"**", JO_POW},   {"==", JO_EQ},      {"!=", JO_NE},      {">=", JO_GE},
+    {"<=", JO_LE},       {"+", JO_ADD},    {"-", JO_SUB},      {"/", JO_DIV},      {"*", JO_MUL},
+    {"%", JO_MOD},       {"~", JO_TILDE},  {"[", JO_LBRACKET}, {"]", JO_RBRACKET}, {"(", JO_LPAREN},
+    {")", JO_RPAREN},    {"{", JO_LBRACE}, {"}", JO_RBRACE},   {">", JO_GT},       {"<", JO_LT},
+    {"=", JO_ASSIGN},    {".", JO_DOT},    {":", JO_COLON},    {"|", JO_PIPE},     {",", JO_COMMA},
+    {";", JO_SEMICOLON},
 };
 
 static bool starts(const struct lexer *lx, size_t p, const char *s)
@@ -546,8 +545,8 @@ int jlex(struct jarena *a, const char *src, size_t len, struct jtokens *out, str
         char kind = 0, sign = 0;
         /* the next tag start */
         for (tag = p; tag + 1 < len; tag++)
-            if (src[tag] == '{' && (src[tag + 1] == '{' || src[tag + 1] == '%' ||
-                                    src[tag + 1] == '#'))
+            if (src[tag] == '{' &&
+                (src[tag + 1] == '{' || src[tag + 1] == '%' || src[tag + 1] == '#'))
                 break;
         if (tag + 1 >= len) {
             rc = emit_text(&lx, p, len - p);

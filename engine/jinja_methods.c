@@ -9,23 +9,24 @@
 #include "engine/jinja_internal.h"
 
 static const char *const str_methods[] = {
-    "capitalize", "casefold", "center", "count", "encode", "endswith", "expandtabs", "find",
-    "format", "format_map", "index", "isalnum", "isalpha", "isascii", "isdecimal", "isdigit",
-    "isidentifier", "islower", "isnumeric", "isprintable", "isspace", "istitle", "isupper",
-    "join", "ljust", "lower", "lstrip", "maketrans", "partition", "removeprefix",
-    "removesuffix", "replace", "rfind", "rindex", "rjust", "rpartition", "rsplit", "rstrip",
-    "split", "splitlines", "startswith", "strip", "swapcase", "title", "translate", "upper",
-    "zfill", NULL};
-static const char *const dict_methods[] = {"clear", "copy", "fromkeys", "get", "items",
-                                           "keys", "pop", "popitem", "setdefault", "update",
-                                           "values", NULL};
-static const char *const list_methods[] = {"append", "clear", "copy", "count", "extend",
-                                           "index", "insert", "pop", "remove", "reverse",
-                                           "sort", NULL};
+    "capitalize",   "casefold",    "center",    "count",      "encode",       "endswith",
+    "expandtabs",   "find",        "format",    "format_map", "index",        "isalnum",
+    "isalpha",      "isascii",     "isdecimal", "isdigit",    "isidentifier", "islower",
+    "isnumeric",    "isprintable", "isspace",   "istitle",    "isupper",      "join",
+    "ljust",        "lower",       "lstrip",    "maketrans",  "partition",    "removeprefix",
+    "removesuffix", "replace",     "rfind",     "rindex",     "rjust",        "rpartition",
+    "rsplit",       "rstrip",      "split",     "splitlines", "startswith",   "strip",
+    "swapcase",     "title",       "translate", "upper",      "zfill",        NULL};
+static const char *const dict_methods[] = {"clear",      "copy",   "fromkeys", "get",
+                                           "items",      "keys",   "pop",      "popitem",
+                                           "setdefault", "update", "values",   NULL};
+static const char *const list_methods[] = {"append", "clear",   "copy",   "count",
+                                           "extend", "index",   "insert", "pop",
+                                           "remove", "reverse", "sort",   NULL};
 /* mutators the immutable sandbox refuses */
-static const char *const unsafe[] = {"clear", "pop", "popitem", "setdefault", "update",
-                                     "append", "extend", "insert", "remove", "reverse",
-                                     "sort", NULL};
+static const char *const unsafe[] = {"clear",  "pop",     "popitem", "setdefault",
+                                     "update", "append",  "extend",  "insert",
+                                     "remove", "reverse", "sort",    NULL};
 
 static bool in_set(const char *const *set, const char *name)
 {
@@ -68,7 +69,10 @@ int js_put(struct jrender *r, const struct jnode *at, struct jout *o, const char
     return 0;
 }
 
-int js_case(struct jrender *r, const struct jnode *at, const struct jv *s, enum js_case mode,
+int js_case(struct jrender *r,
+            const struct jnode *at,
+            const struct jv *s,
+            enum js_case mode,
             struct jv *out)
 {
     struct jout o = {0};
@@ -93,8 +97,8 @@ int js_case(struct jrender *r, const struct jnode *at, const struct jv *s, enum 
             break;
         case JS_WORDTITLE: /* Jinja's title filter: words split at [-\s({[<]+ */
             m = prev_cased ? ju_lower(cp) : ju_upper(cp);
-            cased = !(cp == '-' || ju_isspace(cp) || cp == '(' || cp == '{' || cp == '[' ||
-                      cp == '<');
+            cased =
+                !(cp == '-' || ju_isspace(cp) || cp == '(' || cp == '{' || cp == '[' || cp == '<');
             break;
         }
         prev_cased = cased;
@@ -139,8 +143,13 @@ void js_strip(const struct jv *s, const struct jv *chars, bool left, bool right,
     *out = jv_strn(s->u.s.p + b, e - b);
 }
 
-int js_replace(struct jrender *r, const struct jnode *at, const struct jv *s,
-               const struct jv *old, const struct jv *new, int64_t count, struct jv *out)
+int js_replace(struct jrender *r,
+               const struct jnode *at,
+               const struct jv *s,
+               const struct jv *old,
+               const struct jv *new,
+               int64_t count,
+               struct jv *out)
 {
     struct jout o = {0};
     size_t i = 0, l;
@@ -177,8 +186,13 @@ int js_replace(struct jrender *r, const struct jnode *at, const struct jv *s,
 }
 
 /* str.split / str.rsplit (sep NULL: runs of whitespace). */
-static int js_split(struct jrender *r, const struct jnode *at, const struct jv *s,
-                    const struct jv *sep, int64_t maxsplit, bool from_right, struct jv *out)
+static int js_split(struct jrender *r,
+                    const struct jnode *at,
+                    const struct jv *s,
+                    const struct jv *sep,
+                    int64_t maxsplit,
+                    bool from_right,
+                    struct jv *out)
 {
     struct jv_list *l = jv_list_new(r->ar, 0);
     const char *p = s->u.s.p;
@@ -211,8 +225,8 @@ static int js_split(struct jrender *r, const struct jnode *at, const struct jv *
                     return jr_oom(r, at);
                 maxsplit--;
             } else {
-                const char *hit = maxsplit != 0 ? memmem(p + i, n - i, sep->u.s.p, sep->u.s.n)
-                                                : NULL;
+                const char *hit =
+                    maxsplit != 0 ? memmem(p + i, n - i, sep->u.s.p, sep->u.s.n) : NULL;
                 size_t e = hit ? (size_t)(hit - p) : n;
                 if (jv_list_push(r->ar, l, jv_strn(p + i, e - i)))
                     return jr_oom(r, at);
@@ -260,8 +274,7 @@ static int js_split(struct jrender *r, const struct jnode *at, const struct jv *
                         return jr_oom(r, at);
                     break;
                 }
-                if (jv_list_push(r->ar, l, jv_strn(p + found + sep->u.s.n, e - found -
-                                                                              sep->u.s.n)))
+                if (jv_list_push(r->ar, l, jv_strn(p + found + sep->u.s.n, e - found - sep->u.s.n)))
                     return jr_oom(r, at);
                 e = found;
                 maxsplit--;
@@ -277,7 +290,9 @@ static int js_split(struct jrender *r, const struct jnode *at, const struct jv *
     return 0;
 }
 
-int js_splitlines(struct jrender *r, const struct jnode *at, const struct jv *s,
+int js_splitlines(struct jrender *r,
+                  const struct jnode *at,
+                  const struct jv *s,
                   struct jv_list **out)
 {
     struct jv_list *l = jv_list_new(r->ar, 0);
@@ -304,214 +319,6 @@ int js_splitlines(struct jrender *r, const struct jnode *at, const struct jv *s,
     return 0;
 }
 
-/* ---- Python formatting ------------------------------------------------------ */
-static int fmt_one(struct jrender *r, const struct jnode *at, struct jout *o, char conv,
-                   const char *flags, int width, int prec, const struct jv *v)
-{
-    char cfmt[32], buf[512];
-    if (conv == 's' || conv == 'r' || conv == 'a') {
-        struct jout t = {0};
-        size_t cps, pad;
-        int rc = conv == 's' ? jv_str(r->ar, &t, r->ar->max, v) : jv_repr(r->ar, &t, r->ar->max, v);
-        if (rc) {
-            jout_free(&t);
-            return jr_oom(r, at);
-        }
-        if (prec >= 0 && t.p)
-            t.n = ju_cpoff(t.p, t.n, (size_t)prec);
-        cps = t.p ? ju_cplen(t.p, t.n) : 0;
-        pad = width > 0 && (size_t)width > cps ? (size_t)width - cps : 0;
-        for (size_t k = 0; !strchr(flags, '-') && k < pad; k++)
-            if (js_put(r, at, o, " ", 1))
-                return jout_free(&t), -1;
-        if (t.n && js_put(r, at, o, t.p, t.n))
-            return jout_free(&t), -1;
-        for (size_t k = 0; strchr(flags, '-') && k < pad; k++)
-            if (js_put(r, at, o, " ", 1))
-                return jout_free(&t), -1;
-        jout_free(&t);
-        return 0;
-    }
-    if (!jv_is_number(v))
-        return jr_fail(r, at, SH_EINVAL, "%%%c format: a real number is required, not %s", conv,
-                       jv_type_name(v));
-    if (width > 400 || prec > 300)
-        return jr_fail(r, at, SH_EUNSUPPORTED, "format width/precision above 400");
-    if (strchr("diuxXoc", conv)) {
-        long long iv = v->type == JV_FLOAT ? (long long)v->u.f
-                       : v->type == JV_BOOL ? v->u.b
-                                            : (long long)v->u.i;
-        if (conv == 'c') {
-            char cb[4];
-            return js_put(r, at, o, cb, ju_encode((uint32_t)iv & 0x1FFFFF, cb));
-        }
-        snprintf(cfmt, sizeof cfmt, "%%%s%s%sll%c", flags, width >= 0 ? "*" : "",
-                 prec >= 0 ? ".*" : "", conv == 'u' || conv == 'i' ? 'd' : conv);
-    } else if (strchr("eEfFgG", conv)) {
-        snprintf(cfmt, sizeof cfmt, "%%%s%s%s%c", flags, width >= 0 ? "*" : "",
-                 prec >= 0 ? ".*" : "", conv);
-    } else {
-        return jr_fail(r, at, SH_EUNSUPPORTED, "format conversion '%%%c' is not supported", conv);
-    }
-    {
-        int n;
-        bool isint = strchr("diuxXo", conv) != NULL;
-        long long iv = v->type == JV_FLOAT ? (long long)v->u.f
-                       : v->type == JV_BOOL ? v->u.b
-                                            : (long long)v->u.i;
-        double dv = jv_as_double(v);
-        if (width >= 0 && prec >= 0)
-            n = isint ? snprintf(buf, sizeof buf, cfmt, width, prec, iv)
-                      : snprintf(buf, sizeof buf, cfmt, width, prec, dv);
-        else if (width >= 0)
-            n = isint ? snprintf(buf, sizeof buf, cfmt, width, iv)
-                      : snprintf(buf, sizeof buf, cfmt, width, dv);
-        else if (prec >= 0)
-            n = isint ? snprintf(buf, sizeof buf, cfmt, prec, iv)
-                      : snprintf(buf, sizeof buf, cfmt, prec, dv);
-        else
-            n = isint ? snprintf(buf, sizeof buf, cfmt, iv) : snprintf(buf, sizeof buf, cfmt, dv);
-        if (n < 0 || (size_t)n >= sizeof buf)
-            return jr_fail(r, at, SH_EUNSUPPORTED, "formatted number too long");
-        return js_put(r, at, o, buf, (size_t)n);
-    }
-}
-
-int jpy_format(struct jrender *r, const struct jnode *at, const struct jv *fmt,
-               const struct jv *args, struct jv *out)
-{
-    struct jout o = {0};
-    const char *p = fmt->u.s.p, *end = p + fmt->u.s.n;
-    size_t argi = 0;
-    bool tuple = args->type == JV_LIST && (args->flags & JV_F_TUPLE);
-    size_t nargs = tuple ? args->u.l->n : 1;
-
-    while (p < end) {
-        const char *pct = memchr(p, '%', (size_t)(end - p));
-        char flags[8] = {0};
-        int nf = 0, width = -1, prec = -1;
-        const struct jv *v;
-        if (!pct)
-            pct = end;
-        if (js_put(r, at, &o, p, (size_t)(pct - p)))
-            return -1;
-        if (pct == end)
-            break;
-        p = pct + 1;
-        if (p < end && *p == '%') {
-            if (js_put(r, at, &o, "%", 1))
-                return -1;
-            p++;
-            continue;
-        }
-        if (p < end && *p == '(') {
-            const char *close = memchr(p, ')', (size_t)(end - p));
-            if (!close || args->type != JV_DICT)
-                return jout_free(&o), jr_fail(r, at, SH_EINVAL, "format requires a mapping");
-            v = jv_dict_get(args->u.d, p + 1, (size_t)(close - p - 1));
-            if (!v)
-                return jout_free(&o), jr_fail(r, at, SH_EINVAL, "format key '%.*s' missing",
-                                              (int)(close - p - 1), p + 1);
-            p = close + 1;
-        } else {
-            v = NULL;
-        }
-        while (p < end && strchr("-+ #0", *p) && nf < 6)
-            flags[nf++] = *p++;
-        while (p < end && *p >= '0' && *p <= '9' && width < 1000)
-            width = (width < 0 ? 0 : width * 10) + (*p++ - '0');
-        if (p < end && *p == '.') {
-            p++;
-            prec = 0;
-            while (p < end && *p >= '0' && *p <= '9' && prec < 1000)
-                prec = prec * 10 + (*p++ - '0');
-        }
-        while (p < end && (*p == 'h' || *p == 'l' || *p == 'L'))
-            p++;
-        if (p >= end)
-            return jout_free(&o), jr_fail(r, at, SH_EINVAL, "incomplete format");
-        if (!v) {
-            if (argi >= nargs)
-                return jout_free(&o),
-                       jr_fail(r, at, SH_EINVAL, "not enough arguments for format string");
-            v = tuple ? &args->u.l->items[argi] : args;
-            argi++;
-        }
-        if (fmt_one(r, at, &o, *p, flags, width, prec, v))
-            return jout_free(&o), -1;
-        p++;
-    }
-    if (args->type != JV_DICT && argi < nargs)
-        return jout_free(&o),
-               jr_fail(r, at, SH_EINVAL, "not all arguments converted during string formatting");
-    return js_new(r, at, &o, out);
-}
-
-/* str.format: {} {0} {name} with optional !r/!s; format specs are refused. */
-static int str_format(struct jrender *r, const struct jnode *at, const struct jv *fmt,
-                      struct jv *args, size_t nargs, const char **kwn, struct jv *kwv,
-                      size_t nkw, struct jv *out)
-{
-    struct jout o = {0};
-    const char *p = fmt->u.s.p, *end = p + fmt->u.s.n;
-    size_t autoi = 0;
-    while (p < end) {
-        if ((*p == '{' || *p == '}') && p + 1 < end && p[1] == *p) {
-            if (js_put(r, at, &o, p, 1))
-                return -1;
-            p += 2;
-            continue;
-        }
-        if (*p == '}')
-            return jout_free(&o), jr_fail(r, at, SH_EINVAL, "Single '}' encountered in format");
-        if (*p == '{') {
-            const char *close = memchr(p, '}', (size_t)(end - p)), *f = p + 1, *fe;
-            const struct jv *v = NULL;
-            char conv = 's';
-            if (!close)
-                return jout_free(&o), jr_fail(r, at, SH_EINVAL, "Single '{' encountered in format");
-            fe = close;
-            if (memchr(f, ':', (size_t)(fe - f)))
-                return jout_free(&o), jr_fail(r, at, SH_EUNSUPPORTED, "str.format specs (':') are "
-                                              "not supported");
-            if (fe - f >= 2 && fe[-2] == '!') {
-                conv = fe[-1];
-                fe -= 2;
-            }
-            if (f == fe) {
-                if (autoi < nargs)
-                    v = &args[autoi++];
-            } else if (*f >= '0' && *f <= '9') {
-                size_t idx = 0;
-                for (const char *q = f; q < fe; q++)
-                    idx = idx * 10 + (size_t)(*q - '0');
-                if (idx < nargs)
-                    v = &args[idx];
-            } else {
-                for (size_t k = 0; k < nkw; k++)
-                    if (strlen(kwn[k]) == (size_t)(fe - f) && !memcmp(kwn[k], f, (size_t)(fe - f)))
-                        v = &kwv[k];
-            }
-            if (!v)
-                return jout_free(&o), jr_fail(r, at, SH_EINVAL, "format field '%.*s' has no value",
-                                              (int)(fe - f), f);
-            if (fmt_one(r, at, &o, conv == 'r' ? 'r' : 's', "", -1, -1, v))
-                return jout_free(&o), -1;
-            p = close + 1;
-            continue;
-        }
-        {
-            const char *q = p;
-            while (q < end && *q != '{' && *q != '}')
-                q++;
-            if (js_put(r, at, &o, p, (size_t)(q - p)))
-                return -1;
-            p = q;
-        }
-    }
-    return js_new(r, at, &o, out);
-}
-
 /* ---- methods ------------------------------------------------------------------ */
 static int need_str(struct jrender *r, const struct jnode *at, const char *m, const struct jv *v)
 {
@@ -527,12 +334,19 @@ static bool affix(const struct jv *s, const struct jv *a, bool end)
     return memcmp(s->u.s.p + (end ? s->u.s.n - a->u.s.n : 0), a->u.s.p, a->u.s.n) == 0;
 }
 
-static int str_method(struct jrender *r, const struct jnode *at, struct jv *s, const char *m,
-                      struct jv *args, size_t nargs, const char **kwn, struct jv *kwv,
-                      size_t nkw, struct jv *out)
+static int str_method(struct jrender *r,
+                      const struct jnode *at,
+                      struct jv *s,
+                      const char *m,
+                      struct jv *args,
+                      size_t nargs,
+                      const char **kwn,
+                      struct jv *kwv,
+                      size_t nkw,
+                      struct jv *out)
 {
     if (!strcmp(m, "format"))
-        return str_format(r, at, s, args, nargs, kwn, kwv, nkw, out);
+        return jpy_str_format(r, at, s, args, nargs, kwn, kwv, nkw, out);
     if (nkw && strcmp(m, "split") && strcmp(m, "rsplit"))
         return jr_fail(r, at, SH_EUNSUPPORTED, "keyword arguments to str.%s()", m);
     if (!strcmp(m, "startswith") || !strcmp(m, "endswith")) {
@@ -547,8 +361,10 @@ static int str_method(struct jrender *r, const struct jnode *at, struct jv *s, c
             }
         } else {
             if (args[0].type != JV_STR)
-                return jr_fail(r, at, SH_EINVAL, "%s first arg must be str or a tuple of str, "
-                               "not %s", m, jv_type_name(&args[0]));
+                return jr_fail(r, at, SH_EINVAL,
+                               "%s first arg must be str or a tuple of str, "
+                               "not %s",
+                               m, jv_type_name(&args[0]));
             hit = affix(s, &args[0], end);
         }
         *out = jv_bool(hit);
@@ -579,7 +395,8 @@ static int str_method(struct jrender *r, const struct jnode *at, struct jv *s, c
     if (!strcmp(m, "upper") || !strcmp(m, "lower") || !strcmp(m, "title") ||
         !strcmp(m, "capitalize") || !strcmp(m, "casefold"))
         return js_case(r, at, s,
-                       m[0] == 'u' ? JS_UPPER : m[0] == 't' ? JS_TITLE
+                       m[0] == 'u'                  ? JS_UPPER
+                       : m[0] == 't'                ? JS_TITLE
                        : m[1] == 'a' && m[2] == 'p' ? JS_CAPITALIZE
                                                     : JS_LOWER,
                        out);
@@ -589,8 +406,8 @@ static int str_method(struct jrender *r, const struct jnode *at, struct jv *s, c
         return js_replace(r, at, s, &args[0], &args[1],
                           nargs > 2 && args[2].type == JV_INT ? args[2].u.i : -1, out);
     }
-    if (!strcmp(m, "find") || !strcmp(m, "rfind") || !strcmp(m, "count") ||
-        !strcmp(m, "index") || !strcmp(m, "rindex")) {
+    if (!strcmp(m, "find") || !strcmp(m, "rfind") || !strcmp(m, "count") || !strcmp(m, "index") ||
+        !strcmp(m, "rindex")) {
         const char *hit = NULL;
         int64_t count = 0;
         if (nargs != 1 || need_str(r, at, m, &args[0]))
@@ -616,8 +433,8 @@ static int str_method(struct jrender *r, const struct jnode *at, struct jv *s, c
                     break;
                 }
         } else {
-            hit = args[0].u.s.n ? memmem(s->u.s.p, s->u.s.n, args[0].u.s.p, args[0].u.s.n)
-                                : s->u.s.p;
+            hit =
+                args[0].u.s.n ? memmem(s->u.s.p, s->u.s.n, args[0].u.s.p, args[0].u.s.n) : s->u.s.p;
         }
         if (!hit && strstr(m, "index"))
             return jr_fail(r, at, SH_EINVAL, "substring not found");
@@ -631,9 +448,10 @@ static int str_method(struct jrender *r, const struct jnode *at, struct jv *s, c
             return nargs != 1 ? jr_fail(r, at, SH_EINVAL, "join() takes one argument") : -1;
         for (size_t i = 0; i < items->n; i++) {
             if (items->items[i].type != JV_STR)
-                return jout_free(&o), jr_fail(r, at, SH_EINVAL, "sequence item %zu: expected "
-                                              "str instance, %s found", i,
-                                              jv_type_name(&items->items[i]));
+                return jout_free(&o), jr_fail(r, at, SH_EINVAL,
+                                              "sequence item %zu: expected "
+                                              "str instance, %s found",
+                                              i, jv_type_name(&items->items[i]));
             if ((i && js_put(r, at, &o, s->u.s.p, s->u.s.n)) ||
                 js_put(r, at, &o, items->items[i].u.s.p, items->items[i].u.s.n))
                 return -1;
@@ -690,18 +508,25 @@ static int str_method(struct jrender *r, const struct jnode *at, struct jv *s, c
     return jr_fail(r, at, SH_EUNSUPPORTED, "method str.%s() is not supported", m);
 }
 
-int jf_method(struct jrender *r, const struct jnode *at, struct jv *self, const char *name,
-              struct jv *args, size_t nargs, const char **kwn, struct jv *kwv, size_t nkw,
+int jf_method(struct jrender *r,
+              const struct jnode *at,
+              struct jv *self,
+              const char *name,
+              struct jv *args,
+              size_t nargs,
+              const char **kwn,
+              struct jv *kwv,
+              size_t nkw,
               struct jv *out)
 {
     if (in_set(unsafe, name) && (self->type == JV_DICT || self->type == JV_LIST))
-        return jr_fail(r, at, SH_EINVAL, "access to attribute '%s' of '%s' object is unsafe.",
-                       name, jv_type_name(self));
+        return jr_fail(r, at, SH_EINVAL, "access to attribute '%s' of '%s' object is unsafe.", name,
+                       jv_type_name(self));
     if (self->type == JV_STR)
         return str_method(r, at, self, name, args, nargs, kwn, kwv, nkw, out);
     if (nkw)
-        return jr_fail(r, at, SH_EUNSUPPORTED, "keyword arguments to %s.%s()",
-                       jv_type_name(self), name);
+        return jr_fail(r, at, SH_EUNSUPPORTED, "keyword arguments to %s.%s()", jv_type_name(self),
+                       name);
     if (self->type == JV_DICT) {
         const struct jv_dict *d = self->u.d;
         if (!strcmp(name, "get")) {

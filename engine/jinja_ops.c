@@ -1,6 +1,7 @@
 /* engine/jinja_ops.c: Python's operators on Jinja values (arithmetic with
- * int64 overflow checks, comparisons, `in`), and the sandbox's attribute and
- * item access, iteration and Undefined errors. */
+ * int64 overflow checks, comparisons, `in`), Jinja's tests (`is defined`...),
+ * and the sandbox's attribute and item access, iteration and Undefined
+ * errors. */
 #include <math.h>
 #include <stdarg.h>
 #include <stdio.h>
@@ -91,15 +92,22 @@ int jr_need_defined(struct jrender *r, const struct jnode *at, const struct jv *
     return jr_fail(r, at, SH_EINVAL, "'%s' has no attribute '%s'", u->owner, u->name);
 }
 
-static int undef_attr(struct jrender *r, const struct jnode *at, const struct jv *obj,
-                      const char *name, size_t n, struct jv *out)
+static int undef_attr(struct jrender *r,
+                      const struct jnode *at,
+                      const struct jv *obj,
+                      const char *name,
+                      size_t n,
+                      struct jv *out)
 {
     *out = jv_undef(r->ar, name, n, owner_name(obj));
     return out->u.undef ? 0 : jr_oom(r, at);
 }
 
-static int method_value(struct jrender *r, const struct jnode *at, const struct jv *obj,
-                        const char *name, struct jv *out)
+static int method_value(struct jrender *r,
+                        const struct jnode *at,
+                        const struct jv *obj,
+                        const char *name,
+                        struct jv *out)
 {
     struct jfunc *fn = ja_alloc(r->ar, sizeof *fn);
     if (!fn)
@@ -114,8 +122,11 @@ static int method_value(struct jrender *r, const struct jnode *at, const struct 
     return 0;
 }
 
-static int loop_attr(struct jrender *r, const struct jnode *at, const struct jv *obj,
-                     const char *name, struct jv *out)
+static int loop_attr(struct jrender *r,
+                     const struct jnode *at,
+                     const struct jv *obj,
+                     const char *name,
+                     struct jv *out)
 {
     const struct jloop *l = obj->u.loop;
     size_t len = l->items->n, i = l->index0;
@@ -153,7 +164,10 @@ static int loop_attr(struct jrender *r, const struct jnode *at, const struct jv 
     return 0;
 }
 
-int jr_getattr(struct jrender *r, const struct jnode *at, const struct jv *obj, const char *name,
+int jr_getattr(struct jrender *r,
+               const struct jnode *at,
+               const struct jv *obj,
+               const char *name,
                struct jv *out)
 {
     const struct jv *v;
@@ -196,8 +210,11 @@ static bool index_of(const struct jv *key, size_t len, size_t *idx)
     return true;
 }
 
-int jr_getitem(struct jrender *r, const struct jnode *at, const struct jv *obj,
-               const struct jv *key, struct jv *out)
+int jr_getitem(struct jrender *r,
+               const struct jnode *at,
+               const struct jv *obj,
+               const struct jv *key,
+               struct jv *out)
 {
     size_t idx;
     char buf[64];
@@ -228,8 +245,8 @@ int jr_getitem(struct jrender *r, const struct jnode *at, const struct jv *obj,
         char *name = ja_strndup(r->ar, key->u.s.p, key->u.s.n);
         if (!name)
             return jr_oom(r, at);
-        if (obj->type == JV_LOOP || (obj->type != JV_DICT && obj->type != JV_NS &&
-                                     jf_has_method(obj, name)))
+        if (obj->type == JV_LOOP ||
+            (obj->type != JV_DICT && obj->type != JV_NS && jf_has_method(obj, name)))
             return jr_getattr(r, at, obj, name, out);
         if (obj->type == JV_DICT && jf_has_method(obj, name))
             return jr_getattr(r, at, obj, name, out);
@@ -247,8 +264,7 @@ int jr_getitem(struct jrender *r, const struct jnode *at, const struct jv *obj,
     return out->u.undef ? 0 : jr_oom(r, at);
 }
 
-int jr_iterate(struct jrender *r, const struct jnode *at, const struct jv *v,
-               struct jv_list **out)
+int jr_iterate(struct jrender *r, const struct jnode *at, const struct jv *v, struct jv_list **out)
 {
     struct jv_list *l;
     switch (v->type) {
@@ -284,8 +300,11 @@ int jr_iterate(struct jrender *r, const struct jnode *at, const struct jv *v,
 }
 
 /* ---- arithmetic ------------------------------------------------------------ */
-static int type_error(struct jrender *r, const struct jnode *at, const char *op,
-                      const struct jv *a, const struct jv *b)
+static int type_error(struct jrender *r,
+                      const struct jnode *at,
+                      const char *op,
+                      const struct jv *a,
+                      const struct jv *b)
 {
     return jr_fail(r, at, SH_EINVAL, "unsupported operand type(s) for %s: '%s' and '%s'", op,
                    jv_type_name(a), jv_type_name(b));
@@ -306,8 +325,11 @@ static int overflow(struct jrender *r, const struct jnode *at)
     return jr_fail(r, at, SH_EUNSUPPORTED, "integer result does not fit in 64 bits");
 }
 
-static int concat_seq(struct jrender *r, const struct jnode *at, const struct jv *a,
-                      const struct jv *b, struct jv *out)
+static int concat_seq(struct jrender *r,
+                      const struct jnode *at,
+                      const struct jv *a,
+                      const struct jv *b,
+                      struct jv *out)
 {
     if (a->type == JV_STR) {
         size_t n;
@@ -334,8 +356,8 @@ static int concat_seq(struct jrender *r, const struct jnode *at, const struct jv
     }
 }
 
-static int repeat_seq(struct jrender *r, const struct jnode *at, const struct jv *seq,
-                      int64_t times, struct jv *out)
+static int repeat_seq(
+    struct jrender *r, const struct jnode *at, const struct jv *seq, int64_t times, struct jv *out)
 {
     size_t unit = seq->type == JV_STR ? seq->u.s.n : seq->u.l->n, total, k;
     if (times < 0)
@@ -382,8 +404,12 @@ static const char *op_text(uint8_t op)
     }
 }
 
-int jr_binop(struct jrender *r, const struct jnode *at, uint8_t op, const struct jv *a,
-             const struct jv *b, struct jv *out)
+int jr_binop(struct jrender *r,
+             const struct jnode *at,
+             uint8_t op,
+             const struct jv *a,
+             const struct jv *b,
+             struct jv *out)
 {
     if (jr_need_defined(r, at, a) || jr_need_defined(r, at, b))
         return -1;
@@ -486,7 +512,9 @@ int jr_binop(struct jrender *r, const struct jnode *at, uint8_t op, const struct
     }
 }
 
-int jr_contains(struct jrender *r, const struct jnode *at, const struct jv *needle,
+int jr_contains(struct jrender *r,
+                const struct jnode *at,
+                const struct jv *needle,
                 const struct jv *hay)
 {
     switch (hay->type) {
@@ -515,8 +543,8 @@ int jr_contains(struct jrender *r, const struct jnode *at, const struct jv *need
     }
 }
 
-int jr_compare(struct jrender *r, const struct jnode *at, uint8_t op, const struct jv *a,
-               const struct jv *b)
+int jr_compare(
+    struct jrender *r, const struct jnode *at, uint8_t op, const struct jv *a, const struct jv *b)
 {
     int c, rc;
     const char *sym;
@@ -551,4 +579,93 @@ int jr_compare(struct jrender *r, const struct jnode *at, uint8_t op, const stru
     default:
         return c >= 0;
     }
+}
+
+/* ---- tests ------------------------------------------------------------------- */
+int jf_test(struct jrender *r,
+            const struct jnode *at,
+            const char *t,
+            struct jv *v,
+            struct jv *args,
+            size_t nargs)
+{
+    struct jv *a0 = nargs ? &args[0] : NULL;
+    if (!strcmp(t, "defined"))
+        return v->type != JV_UNDEF;
+    if (!strcmp(t, "undefined"))
+        return v->type == JV_UNDEF;
+    if (!strcmp(t, "none"))
+        return v->type == JV_NONE;
+    if (!strcmp(t, "string"))
+        return v->type == JV_STR;
+    if (!strcmp(t, "mapping"))
+        return v->type == JV_DICT;
+    if (!strcmp(t, "iterable"))
+        return v->type == JV_STR || v->type == JV_LIST || v->type == JV_DICT || v->type == JV_UNDEF;
+    if (!strcmp(t, "sequence"))
+        return v->type == JV_STR || v->type == JV_LIST || v->type == JV_DICT || v->type == JV_UNDEF;
+    if (!strcmp(t, "number"))
+        return jv_is_number(v);
+    if (!strcmp(t, "integer"))
+        return v->type == JV_INT;
+    if (!strcmp(t, "float"))
+        return v->type == JV_FLOAT;
+    if (!strcmp(t, "boolean"))
+        return v->type == JV_BOOL;
+    if (!strcmp(t, "true"))
+        return v->type == JV_BOOL && v->u.b;
+    if (!strcmp(t, "false"))
+        return v->type == JV_BOOL && !v->u.b;
+    if (!strcmp(t, "callable"))
+        return v->type == JV_FUNC;
+    if (!strcmp(t, "escaped"))
+        return 0;
+    if (!strcmp(t, "lower") || !strcmp(t, "upper")) {
+        struct jv s, res;
+        if (jv_to_str(r->ar, r->ar->max, v, &s))
+            return jr_oom(r, at);
+        if (jf_method(r, at, &s, t[0] == 'l' ? "islower" : "isupper", NULL, 0, NULL, NULL, 0, &res))
+            return -1;
+        return res.u.b;
+    }
+    if (!strcmp(t, "odd") || !strcmp(t, "even") || !strcmp(t, "divisibleby")) {
+        int64_t x, d = 2;
+        if (v->type != JV_INT && v->type != JV_BOOL)
+            return jr_fail(r, at, SH_EINVAL, "test '%s' needs an integer", t);
+        x = v->type == JV_BOOL ? v->u.b : v->u.i;
+        if (t[0] == 'd') {
+            if (!a0 || a0->type != JV_INT || a0->u.i == 0)
+                return jr_fail(r, at, SH_EINVAL, "divisibleby needs a non-zero integer");
+            d = a0->u.i;
+            return d == -1 || x % d == 0;
+        }
+        return (x % 2 != 0) == (t[0] == 'o');
+    }
+    if (!strcmp(t, "sameas")) {
+        if (!a0)
+            return jr_fail(r, at, SH_EINVAL, "sameas needs an argument");
+        if (v->type != a0->type)
+            return 0;
+        if (v->type == JV_LIST || v->type == JV_DICT || v->type == JV_NS)
+            return v->u.l == a0->u.l;
+        return jv_equal(v, a0);
+    }
+    {
+        static const struct {
+            const char *name;
+            uint8_t op;
+        } cmp[] = {{"equalto", JO_EQ}, {"eq", JO_EQ}, {"==", JO_EQ},       {"ne", JO_NE},
+                   {"!=", JO_NE},      {"lt", JO_LT}, {"lessthan", JO_LT}, {"<", JO_LT},
+                   {"le", JO_LE},      {"<=", JO_LE}, {"gt", JO_GT},       {"greaterthan", JO_GT},
+                   {">", JO_GT},       {"ge", JO_GE}, {">=", JO_GE},       {"in", JO_IN}};
+        for (size_t k = 0; k < sizeof cmp / sizeof cmp[0]; k++)
+            if (!strcmp(t, cmp[k].name)) {
+                if (!a0)
+                    return jr_fail(r, at, SH_EINVAL, "test '%s' needs an argument", t);
+                return jr_compare(r, at, cmp[k].op, v, a0);
+            }
+    }
+    if (!strcmp(t, "filter") || !strcmp(t, "test"))
+        return jr_fail(r, at, SH_EUNSUPPORTED, "test '%s' is not supported", t);
+    return jr_fail(r, at, SH_EUNSUPPORTED, "test '%s' is not supported", t);
 }

@@ -42,8 +42,8 @@ static int collect(void *arg, const struct eng_chat_event *ev)
 }
 
 /* Feeds text in pieces cut at the given offsets (ascending). */
-static char *run(const struct eng_chat_parse_opts *o, const char *text, const size_t *cuts,
-                 size_t ncuts)
+static char *
+run(const struct eng_chat_parse_opts *o, const char *text, const size_t *cuts, size_t ncuts)
 {
     struct eng_chat_parser *p = NULL;
     struct trace t = {.last = -1};
@@ -61,8 +61,8 @@ static char *run(const struct eng_chat_parse_opts *o, const char *text, const si
     return sh_strbuf_take(&t.sb);
 }
 
-static void check_sample(const struct eng_chat_parse_opts *o, const char *text,
-                         const char *expected)
+static void
+check_sample(const struct eng_chat_parse_opts *o, const char *text, const char *expected)
 {
     size_t n = strlen(text), *cuts = malloc((n + 1) * sizeof *cuts);
     char *whole = run(o, text, NULL, 0);
@@ -87,31 +87,45 @@ static void check_sample(const struct eng_chat_parse_opts *o, const char *text,
     free(cuts);
 }
 
-#define DS_CALLS     "<\xef\xbd\x9ctool\xe2\x96\x81" "calls\xe2\x96\x81" "begin\xef\xbd\x9c>"
-#define DS_CALLS_END "<\xef\xbd\x9ctool\xe2\x96\x81" "calls\xe2\x96\x81" "end\xef\xbd\x9c>"
-#define DS_CALL      "<\xef\xbd\x9ctool\xe2\x96\x81" "call\xe2\x96\x81" "begin\xef\xbd\x9c>"
-#define DS_CALL_END  "<\xef\xbd\x9ctool\xe2\x96\x81" "call\xe2\x96\x81" "end\xef\xbd\x9c>"
-#define DS_SEP       "<\xef\xbd\x9ctool\xe2\x96\x81" "sep\xef\xbd\x9c>"
+#define DS_CALLS                                                                                   \
+    "<\xef\xbd\x9ctool\xe2\x96\x81"                                                                \
+    "calls\xe2\x96\x81"                                                                            \
+    "begin\xef\xbd\x9c>"
+#define DS_CALLS_END                                                                               \
+    "<\xef\xbd\x9ctool\xe2\x96\x81"                                                                \
+    "calls\xe2\x96\x81"                                                                            \
+    "end\xef\xbd\x9c>"
+#define DS_CALL                                                                                    \
+    "<\xef\xbd\x9ctool\xe2\x96\x81"                                                                \
+    "call\xe2\x96\x81"                                                                             \
+    "begin\xef\xbd\x9c>"
+#define DS_CALL_END                                                                                \
+    "<\xef\xbd\x9ctool\xe2\x96\x81"                                                                \
+    "call\xe2\x96\x81"                                                                             \
+    "end\xef\xbd\x9c>"
+#define DS_SEP                                                                                     \
+    "<\xef\xbd\x9ctool\xe2\x96\x81"                                                                \
+    "sep\xef\xbd\x9c>"
 
 static void hermes_qwen3(void **state)
 {
-    struct eng_chat_parse_opts o = {.format = ENG_CHAT_FMT_HERMES, .tools = true,
-                                    .reasoning = true};
+    struct eng_chat_parse_opts o = {
+        .format = ENG_CHAT_FMT_HERMES, .tools = true, .reasoning = true};
     (void)state;
     check_sample(&o, "<think>\nLet me think.\n\nMore.\n</think>\n\nHello there!\n",
                  "R[Let me think.\n\nMore.]C[Hello there!\n]");
-    check_sample(&o,
-                 "<think>\nneed weather\n</think>\n\n<tool_call>\n{\"name\": \"get_weather\", "
-                 "\"arguments\": {\"city\": \"Z\xc3\xbcrich\", \"unit\": \"celsius\"}}\n</tool_call>",
-                 "R[need weather]T[get_weather|{\"city\": \"Z\xc3\xbcrich\", \"unit\": "
-                 "\"celsius\"}|call_0]");
+    check_sample(
+        &o,
+        "<think>\nneed weather\n</think>\n\n<tool_call>\n{\"name\": \"get_weather\", "
+        "\"arguments\": {\"city\": \"Z\xc3\xbcrich\", \"unit\": \"celsius\"}}\n</tool_call>",
+        "R[need weather]T[get_weather|{\"city\": \"Z\xc3\xbcrich\", \"unit\": "
+        "\"celsius\"}|call_0]");
     check_sample(&o,
                  "Checking both.\n<tool_call>\n{\"name\": \"a\", \"arguments\": {}}\n</tool_call>\n"
                  "<tool_call>\n{\"name\": \"b\", \"arguments\": \"{\\\"x\\\": 1}\"}\n</tool_call>",
                  "C[Checking both.]T[a|{}|call_0]T[b|{\"x\": 1}|call_1]");
     /* malformed JSON is an error event, and parsing goes on */
-    check_sample(&o,
-                 "<tool_call>\n{\"name\": \"f\", \"arguments\": {\"a\": }\n</tool_call>after",
+    check_sample(&o, "<tool_call>\n{\"name\": \"f\", \"arguments\": {\"a\": }\n</tool_call>after",
                  "E[call_0|{\"name\": \"f\", \"arguments\": {\"a\": }]C[after]");
     check_sample(&o, "<tool_call>\n[1, 2]\n</tool_call>", "E[call_0|[1, 2]]");
     /* an unterminated call is parsed at the end */
@@ -127,8 +141,8 @@ static void hermes_qwen3(void **state)
 static void reasoning_from_prompt(void **state)
 {
     /* DeepSeek-R1 style: the prompt ended with "<think>\n" */
-    struct eng_chat_parse_opts o = {.format = ENG_CHAT_FMT_PLAIN, .reasoning = true,
-                                    .starts_in_reasoning = true};
+    struct eng_chat_parse_opts o = {
+        .format = ENG_CHAT_FMT_PLAIN, .reasoning = true, .starts_in_reasoning = true};
     (void)state;
     check_sample(&o, "reasoning here\n</think>\n\nAnswer", "R[reasoning here]C[Answer]");
     check_sample(&o, "never closed", "R[never closed]");
@@ -185,8 +199,8 @@ static void detect_from_templates(void **state)
         bool reasoning;
     } cases[] = {
         {FIXTURES_DIR "/tokenizers/qwen3/tokenizer_config.json", ENG_CHAT_FMT_HERMES, true},
-        {FIXTURES_DIR "/tokenizers/deepseek_v3/tokenizer_config.json",
-         ENG_CHAT_FMT_DEEPSEEK_V3, false},
+        {FIXTURES_DIR "/tokenizers/deepseek_v3/tokenizer_config.json", ENG_CHAT_FMT_DEEPSEEK_V3,
+         false},
         {FIXTURES_DIR "/tokenizers/llama3_1/tokenizer_config.json", ENG_CHAT_FMT_PLAIN, false},
         {DEMO_MODEL_DIR "/tokenizer_config.json", ENG_CHAT_FMT_PLAIN, false},
     };
@@ -241,8 +255,7 @@ static void callback_stop_and_limits(void **state)
     assert_int_equal(eng_chat_parser_new(&o, &p, &err), 0);
     assert_int_equal(eng_chat_parser_feed(p, "<tool_call>", 11, count_cb, &events, &err), 0);
     memset(big, 'x', ENG_CHAT_MAX_CALL + 16);
-    assert_int_equal(eng_chat_parser_feed(p, big, ENG_CHAT_MAX_CALL + 16, count_cb, &events,
-                                          &err),
+    assert_int_equal(eng_chat_parser_feed(p, big, ENG_CHAT_MAX_CALL + 16, count_cb, &events, &err),
                      SH_ETOOBIG);
     assert_non_null(strstr(err.msg, "unterminated tool call"));
     eng_chat_parser_free(p);

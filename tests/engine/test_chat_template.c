@@ -237,8 +237,11 @@ static void write_text(const char *dir, const char *name, const char *text)
     assert_int_equal(sh_write_file_atomic(path, text, strlen(text), 0600, NULL), 0);
 }
 
-static char *render_simple(const struct eng_chat_template *ct, const char *messages_json,
-                           const char *tools_json, int *rc, struct sh_err *err)
+static char *render_simple(const struct eng_chat_template *ct,
+                           const char *messages_json,
+                           const char *tools_json,
+                           int *rc,
+                           struct sh_err *err)
 {
     cJSON *m = cJSON_Parse(messages_json), *t = tools_json ? cJSON_Parse(tools_json) : NULL;
     struct eng_chat_request req = {.messages = m, .tools = t, .add_generation_prompt = true};
@@ -301,8 +304,9 @@ static void template_discovery(void **state)
     assert_non_null(strstr(err.msg, "tokenizer_config.json: chat template: line 1 col 11"));
     write_text(dir, "tokenizer_config.json", "{\"bos_token\": 3, \"chat_template\": \"x\"}");
     assert_int_equal(eng_chat_template_load(dir, &ct, &err), SH_EMALFORMED);
-    write_text(dir, "tokenizer_config.json", "{\"chat_template\": [{\"name\": \"x\", "
-                                              "\"template\": \"X\"}]}");
+    write_text(dir, "tokenizer_config.json",
+               "{\"chat_template\": [{\"name\": \"x\", "
+               "\"template\": \"X\"}]}");
     assert_int_equal(eng_chat_template_load(dir, &ct, &err), 0);
     assert_null(render_simple(ct, "[]", NULL, &rc, &err));
     assert_int_equal(rc, SH_EINVAL);
@@ -322,9 +326,8 @@ static void raise_exception_reaches_caller(void **state)
     (void)state;
     snprintf(path, sizeof path, "%s/chat-templates/llama3_1_official.jinja", FIXTURES_DIR);
     assert_int_equal(sh_read_file(path, 1u << 20, &src, &len, NULL), 0);
-    assert_int_equal(eng_chat_template_from_string(src, len, "<|begin_of_text|>", "<|eot_id|>",
-                                                   &ct, &err),
-                     0);
+    assert_int_equal(
+        eng_chat_template_from_string(src, len, "<|begin_of_text|>", "<|eot_id|>", &ct, &err), 0);
     free(src);
     out = render_simple(ct,
                         "[{\"role\": \"user\", \"content\": \"x\"}, {\"role\": \"assistant\", "

@@ -15,15 +15,17 @@
 static cJSON *context(void)
 {
     cJSON *ctx = NULL;
-    assert_int_equal(sh_json_parse(JINJA_CASES_CONTEXT, strlen(JINJA_CASES_CONTEXT), "ctx",
-                                   &ctx, NULL),
-                     0);
+    assert_int_equal(
+        sh_json_parse(JINJA_CASES_CONTEXT, strlen(JINJA_CASES_CONTEXT), "ctx", &ctx, NULL), 0);
     return ctx;
 }
 
 /* Renders src; returns the code, *out the text (or the error message). */
-static int render_lim(const char *src, const cJSON *vars, const struct tm *now,
-                      const struct eng_jinja_limits *lim, char **out)
+static int render_lim(const char *src,
+                      const cJSON *vars,
+                      const struct tm *now,
+                      const struct eng_jinja_limits *lim,
+                      char **out)
 {
     struct eng_jinja *t = NULL;
     struct sh_err err;
@@ -59,8 +61,7 @@ static void construct_case(void **state)
     char *out;
     int rc = render(c->src, &out);
     if (rc != 0 || strcmp(out, c->expected) != 0)
-        fprintf(stderr, "case %s:\n  got      [%s]\n  expected [%s]\n", c->name, out,
-                c->expected);
+        fprintf(stderr, "case %s:\n  got      [%s]\n  expected [%s]\n", c->name, out, c->expected);
     assert_int_equal(rc, 0);
     assert_string_equal(out, c->expected);
     free(out);
@@ -71,8 +72,8 @@ static void expect_error(const char *src, int code, const char *substr)
     char *out;
     int rc = render(src, &out);
     if (rc != code || !strstr(out, substr))
-        fprintf(stderr, "template [%s]: rc %d, message [%s], wanted %d [%s]\n", src, rc, out,
-                code, substr);
+        fprintf(stderr, "template [%s]: rc %d, message [%s], wanted %d [%s]\n", src, rc, out, code,
+                substr);
     assert_int_equal(rc, code);
     assert_non_null(strstr(out, substr));
     free(out);
@@ -151,9 +152,9 @@ static void limits(void **state)
     size_t k = 0;
     (void)state;
     /* huge loops, alone or nested, stop at the step budget */
-    assert_int_equal(render_lim("{% for i in range(100000000) %}{% endfor %}", NULL, NULL, &lim,
-                                &out),
-                     SH_ETOOBIG);
+    assert_int_equal(
+        render_lim("{% for i in range(100000000) %}{% endfor %}", NULL, NULL, &lim, &out),
+        SH_ETOOBIG);
     assert_non_null(strstr(out, "loop iterations"));
     free(out);
     assert_int_equal(render_lim("{% for a in range(1000) %}{% for b in range(1000) %}"
@@ -169,9 +170,9 @@ static void limits(void **state)
     free(out);
     /* output and memory caps */
     lim = (struct eng_jinja_limits){.max_output = 1000};
-    assert_int_equal(render_lim("{% for i in range(1000) %}xxxxxxxxxx{% endfor %}", NULL, NULL,
-                                &lim, &out),
-                     SH_ETOOBIG);
+    assert_int_equal(
+        render_lim("{% for i in range(1000) %}xxxxxxxxxx{% endfor %}", NULL, NULL, &lim, &out),
+        SH_ETOOBIG);
     assert_non_null(strstr(out, "output exceeds 1000 bytes"));
     free(out);
     lim = (struct eng_jinja_limits){.max_memory = 1u << 20};
@@ -213,9 +214,9 @@ static void globals_and_extensions(void **state)
     assert_string_equal(out, "gen 3");
     free(out);
     /* integral JSON numbers are ints, others floats; key order is kept */
-    assert_int_equal(sh_json_parse("{\"a\": 1.5, \"b\": 2, \"o\": {\"z\": 1, \"a\": 2}}", 44,
-                                   "v", &vars, NULL),
-                     0);
+    assert_int_equal(
+        sh_json_parse("{\"a\": 1.5, \"b\": 2, \"o\": {\"z\": 1, \"a\": 2}}", 44, "v", &vars, NULL),
+        0);
     assert_int_equal(render_lim("{{ a }} {{ b }} {{ o|tojson }} {{ o }}", vars, NULL, NULL, &out),
                      0);
     assert_string_equal(out, "1.5 2 {\"z\": 1, \"a\": 2} {'z': 1, 'a': 2}");
@@ -248,10 +249,31 @@ static char *fixture_template(const char *path)
 
 static void mutated_templates_never_crash(void **state)
 {
-    static const char *const snippets[] = {"{{", "}}", "{%", "%}", "{#", "#}", "-", "(", ")",
-                                           "[", "]", "'", "\"", "|", ".", "~", " if ",
-                                           " else ", "loop.", "not ", "{% endfor %}",
-                                           "{% endif %}", "{% for x in messages %}", "*", ","};
+    static const char *const snippets[] = {"{{",
+                                           "}}",
+                                           "{%",
+                                           "%}",
+                                           "{#",
+                                           "#}",
+                                           "-",
+                                           "(",
+                                           ")",
+                                           "[",
+                                           "]",
+                                           "'",
+                                           "\"",
+                                           "|",
+                                           ".",
+                                           "~",
+                                           " if ",
+                                           " else ",
+                                           "loop.",
+                                           "not ",
+                                           "{% endfor %}",
+                                           "{% endif %}",
+                                           "{% for x in messages %}",
+                                           "*",
+                                           ","};
     const char *paths[] = {FIXTURES_DIR "/tokenizers/qwen3/tokenizer_config.json",
                            FIXTURES_DIR "/tokenizers/llama3_1/tokenizer_config.json",
                            FIXTURES_DIR "/tokenizers/deepseek_v3/tokenizer_config.json",
@@ -285,8 +307,8 @@ static void mutated_templates_never_crash(void **state)
                     }
                     break;
                 default: { /* insert a syntax fragment */
-                    const char *sn = snippets[rng_next(&seed) % (sizeof snippets /
-                                                                 sizeof snippets[0])];
+                    const char *sn =
+                        snippets[rng_next(&seed) % (sizeof snippets / sizeof snippets[0])];
                     size_t sl = strlen(sn);
                     if (n + sl < blen * 2 + 32) {
                         memmove(m + i + sl, m + i, n - i);
