@@ -564,7 +564,7 @@ static int parse_pow(struct parser *p, struct jnode **out)
     int rc = parse_unary(p, true, out);
     while (!rc && jp_is_op(jp_cur(p), JO_POW)) {
         const struct jtoken *at = jp_cur(p);
-        struct jnode *r;
+        struct jnode *r = NULL;
         p->i++;
         if ((rc = parse_unary(p, true, &r)) == 0)
             rc = binop(p, at, JN_BINOP, JO_POW, *out, r, out);
@@ -579,7 +579,7 @@ static int parse_math2(struct parser *p, struct jnode **out)
            (jp_cur(p)->op == JO_MUL || jp_cur(p)->op == JO_DIV || jp_cur(p)->op == JO_FLOORDIV ||
             jp_cur(p)->op == JO_MOD)) {
         const struct jtoken *at = jp_cur(p);
-        struct jnode *r;
+        struct jnode *r = NULL;
         p->i++;
         if ((rc = parse_pow(p, &r)) == 0)
             rc = binop(p, at, JN_BINOP, at->op, *out, r, out);
@@ -618,7 +618,7 @@ static int parse_math1(struct parser *p, struct jnode **out)
     int rc = parse_concat(p, out);
     while (!rc && (jp_is_op(jp_cur(p), JO_ADD) || jp_is_op(jp_cur(p), JO_SUB))) {
         const struct jtoken *at = jp_cur(p);
-        struct jnode *r;
+        struct jnode *r = NULL;
         p->i++;
         if ((rc = parse_concat(p, &r)) == 0)
             rc = binop(p, at, JN_BINOP, at->op, *out, r, out);
@@ -694,7 +694,7 @@ static int parse_and(struct parser *p, struct jnode **out)
     int rc = parse_not(p, out);
     while (!rc && jp_is_name(jp_cur(p), "and")) {
         const struct jtoken *at = jp_cur(p);
-        struct jnode *r;
+        struct jnode *r = NULL;
         p->i++;
         if ((rc = parse_not(p, &r)) == 0)
             rc = binop(p, at, JN_AND, 0, *out, r, out);
@@ -707,7 +707,7 @@ static int parse_or(struct parser *p, struct jnode **out)
     int rc = parse_and(p, out);
     while (!rc && jp_is_name(jp_cur(p), "or")) {
         const struct jtoken *at = jp_cur(p);
-        struct jnode *r;
+        struct jnode *r = NULL;
         p->i++;
         if ((rc = parse_and(p, &r)) == 0)
             rc = binop(p, at, JN_OR, 0, *out, r, out);

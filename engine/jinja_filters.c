@@ -492,7 +492,7 @@ int jf_filter(struct jrender *r,
 {
     struct jv s, *a0 = nargs ? &args[0] : NULL;
     struct jv_list *items;
-    int64_t n;
+    int64_t n = 0;
 
     if (!strcmp(f, "tojson"))
         return do_tojson(r, at, v, args, nargs, kwn, kwv, nkw, out);
