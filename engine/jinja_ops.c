@@ -177,10 +177,9 @@ int jr_getattr(struct jrender *r,
     case JV_UNDEF:
         return jr_need_defined(r, at, obj);
     case JV_DICT:
-        if (jf_has_method(obj, name))
-            return method_value(r, at, obj, name, out);
-        /* fall through */
     case JV_NS:
+        if (obj->type == JV_DICT && jf_has_method(obj, name))
+            return method_value(r, at, obj, name, out);
         v = jv_dict_get(obj->u.d, name, n);
         if (v) {
             *out = *v;

@@ -264,9 +264,74 @@ static void callback_stop_and_limits(void **state)
     assert_int_equal(events, 0);
 }
 
+/* Random texts made of marker pieces, JSON bits and UTF-8: for every format,
+ * feeding in random pieces gives the same trace as feeding the whole. */
+static void random_splits_agree(void **state)
+{
+    static const char *const parts[] = {"<think>",
+                                        "</think>",
+                                        "<tool_call>",
+                                        "</tool_call>",
+                                        "<|python_tag|>",
+                                        "\n",
+                                        "\n\n",
+                                        "{\"name\": \"f\", \"arguments\": {\"a\": 1}}",
+                                        "{\"name\": \"g\", \"parameters\": {}}",
+                                        "{",
+                                        "}",
+                                        "\"",
+                                        "text ",
+                                        "<",
+                                        "</",
+                                        "<tool",
+                                        "Z\xc3\xbcrich",
+                                        "\xe4\xbd\xa0",
+                                        DS_CALLS,
+                                        DS_CALL,
+                                        DS_SEP,
+                                        DS_CALL_END,
+                                        DS_CALLS_END,
+                                        "function",
+                                        "```json\n{}\n```",
+                                        "get.call(q=\"x\")"};
+    uint64_t s = 0x243F6A8885A308D3ull;
+    (void)state;
+    for (int iter = 0; iter < 300; iter++) {
+        struct eng_chat_parse_opts o = {.tools = (iter % 5) != 0,
+                                        .reasoning = (iter % 3) != 0,
+                                        .starts_in_reasoning = (iter % 7) == 0};
+        char text[2048] = "";
+        size_t n = 0, cuts[64], ncuts = 0;
+        char *whole, *split;
+        o.format = (enum eng_chat_format)(iter % 4);
+        for (int k = 0; k < 12; k++) {
+            const char *p;
+            s ^= s << 13;
+            s ^= s >> 7;
+            s ^= s << 17;
+            p = parts[s % (sizeof parts / sizeof parts[0])];
+            if (n + strlen(p) + 1 >= sizeof text)
+                break;
+            memcpy(text + n, p, strlen(p) + 1);
+            n += strlen(p);
+        }
+        for (size_t c = 1; c < n && ncuts < 64; c += 1 + (s >> (ncuts % 32)) % 9)
+            cuts[ncuts++] = c;
+        whole = run(&o, text, NULL, 0);
+        split = run(&o, text, cuts, ncuts);
+        if (strcmp(whole, split) != 0)
+            fprintf(stderr, "format %d text [%s]\n whole %s\n split %s\n", (int)o.format, text,
+                    whole, split);
+        assert_string_equal(whole, split);
+        free(whole);
+        free(split);
+    }
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
+        cmocka_unit_test(random_splits_agree),
         cmocka_unit_test(hermes_qwen3),
         cmocka_unit_test(reasoning_from_prompt),
         cmocka_unit_test(tools_off),
