@@ -333,6 +333,8 @@ static int eval_inner(struct jrender *r, struct jscope *sc, const struct jnode *
         if (!rc)
             rc = jr_str(r, nd, o.p ? o.p : "", o.n, out) ? SH_ENOMEM : 0;
         jout_free(&o);
+        if (rc == SH_ERANGE)
+            return jr_fail(r, nd, SH_ETOOBIG, "cannot print a value nested deeper than 200");
         return rc ? jr_oom(r, nd) : 0;
     }
     case JN_COND:
@@ -519,6 +521,8 @@ static int exec_inner(struct jrender *r, struct jscope *sc, const struct jnode *
         rc = jv_str(r->ar, r->out, r->max_output, &v);
         if (rc == SH_ETOOBIG)
             return jr_fail(r, nd, SH_ETOOBIG, "template output exceeds %zu bytes", r->max_output);
+        if (rc == SH_ERANGE)
+            return jr_fail(r, nd, SH_ETOOBIG, "cannot print a value nested deeper than 200");
         return rc ? jr_fail(r, nd, SH_EINVAL, "cannot print a %s", jv_type_name(&v)) : 0;
     }
     case JN_IF:

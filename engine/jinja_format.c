@@ -153,7 +153,7 @@ static int repr_depth(struct jout *o, size_t max, const struct jv *v, size_t dep
 {
     int rc;
     if (depth > 200)
-        return SH_ETOOBIG;
+        return SH_ERANGE; /* nesting; SH_ETOOBIG means the output cap */
     if (v->type == JV_LIST) {
         bool tup = v->flags & JV_F_TUPLE;
         rc = put(o, max, tup ? "(" : "[");

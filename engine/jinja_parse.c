@@ -101,7 +101,11 @@ static int parse_if(struct parser *p, const struct jtoken *at, struct jnode **ou
     if (jp_is_name(jp_cur(p), "elif")) {
         const struct jtoken *t = jp_cur(p);
         p->i++;
-        return parse_if(p, t, &nd->c);
+        /* each elif nests one level: long chains are bounded like nesting */
+        if ((rc = jp_enter(p)) != 0 || (rc = parse_if(p, t, &nd->c)) != 0)
+            return rc;
+        p->depth--;
+        return 0;
     }
     if (jp_is_name(jp_cur(p), "else")) {
         p->i++;

@@ -438,7 +438,18 @@ static int64_t as_i64(const struct jv *v)
     return v->type == JV_BOOL ? (int64_t)v->u.b : v->u.i;
 }
 
+/* Containers nested deeper than this compare unequal (and unordered) rather
+ * than recurse without bound: a namespace can build any depth at run time. */
+#define JV_CMP_DEPTH 200
+
+static bool equal_depth(const struct jv *a, const struct jv *b, int depth);
+
 bool jv_equal(const struct jv *a, const struct jv *b)
+{
+    return equal_depth(a, b, 0);
+}
+
+static bool equal_depth(const struct jv *a, const struct jv *b, int depth)
 {
     if (jv_is_number(a) && jv_is_number(b)) {
         if (a->type != JV_FLOAT && b->type != JV_FLOAT)
@@ -457,7 +468,8 @@ bool jv_equal(const struct jv *a, const struct jv *b)
         if ((a->flags & JV_F_TUPLE) != (b->flags & JV_F_TUPLE) || a->u.l->n != b->u.l->n)
             return false;
         for (size_t i = 0; i < a->u.l->n; i++)
-            if (!jv_equal(&a->u.l->items[i], &b->u.l->items[i]))
+            if (depth >= JV_CMP_DEPTH ||
+                !equal_depth(&a->u.l->items[i], &b->u.l->items[i], depth + 1))
                 return false;
         return true;
     case JV_DICT:
@@ -465,7 +477,7 @@ bool jv_equal(const struct jv *a, const struct jv *b)
             return false;
         for (size_t i = 0; i < a->u.d->n; i++) {
             const struct jv *o = jv_dict_getv(b->u.d, a->u.d->keys[i]);
-            if (!o || !jv_equal(&a->u.d->vals[i], o))
+            if (!o || depth >= JV_CMP_DEPTH || !equal_depth(&a->u.d->vals[i], o, depth + 1))
                 return false;
         }
         return true;
@@ -480,7 +492,14 @@ bool jv_equal(const struct jv *a, const struct jv *b)
     }
 }
 
+static bool order_depth(const struct jv *a, const struct jv *b, int *cmp, int depth);
+
 bool jv_order(const struct jv *a, const struct jv *b, int *cmp)
+{
+    return order_depth(a, b, cmp, 0);
+}
+
+static bool order_depth(const struct jv *a, const struct jv *b, int *cmp, int depth)
 {
     if (jv_is_number(a) && jv_is_number(b)) {
         if (a->type != JV_FLOAT && b->type != JV_FLOAT) {
@@ -510,7 +529,9 @@ bool jv_order(const struct jv *a, const struct jv *b, int *cmp)
         for (size_t i = 0; i < n; i++) {
             if (jv_equal(&a->u.l->items[i], &b->u.l->items[i]))
                 continue;
-            return jv_order(&a->u.l->items[i], &b->u.l->items[i], cmp);
+            if (depth >= JV_CMP_DEPTH)
+                return false;
+            return order_depth(&a->u.l->items[i], &b->u.l->items[i], cmp, depth + 1);
         }
         *cmp = a->u.l->n < b->u.l->n ? -1 : a->u.l->n > b->u.l->n;
         return true;

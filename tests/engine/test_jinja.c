@@ -148,7 +148,7 @@ static void raise_exception_message(void **state)
 static void limits(void **state)
 {
     struct eng_jinja_limits lim = {.max_steps = 100000};
-    char *out, deep[4096];
+    char *out, deep[8192];
     size_t k = 0;
     (void)state;
     /* huge loops, alone or nested, stop at the step budget */
@@ -180,11 +180,42 @@ static void limits(void **state)
                      SH_ETOOBIG);
     assert_non_null(strstr(out, "memory"));
     free(out);
+    /* values nested deeper at run time than any literal: compared without
+     * unbounded recursion, refused when printed */
+#define DEEP                                                                                       \
+    "{% set ns = namespace(x=[]) %}{% for i in range(5000) %}{% set ns.x = [ns.x] %}"              \
+    "{% endfor %}"
+    assert_int_equal(
+        render_lim(DEEP "{{ ns.x == ns.x }}{{ ns.x in [ns.x] }}", NULL, NULL, NULL, &out), 0);
+    assert_string_equal(out, "FalseFalse");
+    free(out);
+    assert_int_equal(render_lim(DEEP "{{ ns.x|tojson }}", NULL, NULL, NULL, &out), SH_ETOOBIG);
+    assert_non_null(strstr(out, "nesting deeper than 200"));
+    free(out);
+    assert_int_equal(render_lim(DEEP "{{ ns.x }}", NULL, NULL, NULL, &out), SH_ETOOBIG);
+    assert_non_null(strstr(out, "nested deeper than 200"));
+    free(out);
+    assert_int_equal(render_lim(DEEP "{{ ns.x < ns.x }}", NULL, NULL, NULL, &out), SH_EINVAL);
+    free(out);
+#undef DEEP
     /* deep nesting in the source */
     for (int i = 0; i < 300; i++)
         k += (size_t)snprintf(deep + k, sizeof deep - k, "{%% if t %%}");
     assert_int_equal(render(deep, &out), SH_ETOOBIG);
     assert_non_null(strstr(out, "nested deeper"));
+    free(out);
+    k = (size_t)snprintf(deep, sizeof deep, "{%% if n == 0 %%}");
+    for (int i = 1; i < 150; i++)
+        k += (size_t)snprintf(deep + k, sizeof deep - k, "{%% elif n == %d %%}%d", i, i);
+    snprintf(deep + k, sizeof deep - k, "{%% endif %%}");
+    assert_int_equal(render(deep, &out), 0);
+    assert_string_equal(out, "3");
+    free(out);
+    deep[k] = '\0';
+    for (int i = 150; i < 250; i++)
+        k += (size_t)snprintf(deep + k, sizeof deep - k, "{%% elif n == %d %%}", i);
+    snprintf(deep + k, sizeof deep - k, "{%% endif %%}");
+    assert_int_equal(render(deep, &out), SH_ETOOBIG);
     free(out);
     k = (size_t)snprintf(deep, sizeof deep, "{{ ");
     for (int i = 0; i < 1000; i++)
