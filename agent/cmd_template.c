@@ -70,8 +70,10 @@ int agent_cmd_template(int argc, char **argv)
     int c, status = AGENT_EXIT_FAIL;
 
     sh_err_clear(&err);
-    if (!vars)
-        return fail("out of memory", NULL);
+    if (!vars) {
+        fprintf(stderr, "shoal template: out of memory\n");
+        return AGENT_EXIT_FAIL;
+    }
     optind = 1;
     while ((c = getopt_long(argc, argv, "", opts, NULL)) != -1) {
         switch (c) {
@@ -110,7 +112,7 @@ int agent_cmd_template(int argc, char **argv)
     if (!model)
         model = agent_default_model();
     if (sh_json_parse_file(messages_path, INPUT_MAX, &messages, &err)) {
-        fail(messages_path, &err);
+        fail(NULL, &err);
         goto out;
     }
     /* a bare array, or {"messages": [...], "tools": [...]} */
@@ -122,14 +124,14 @@ int agent_cmd_template(int argc, char **argv)
     }
     if (tools_path) {
         if (sh_json_parse_file(tools_path, INPUT_MAX, &tools, &err)) {
-            fail(tools_path, &err);
+            fail(NULL, &err);
             goto out;
         }
         req.tools = tools;
     }
     if (eng_chat_template_load(model, &ct, &err)) {
         if (!template_path || err.code != SH_ENOTFOUND) {
-            fail(model, &err);
+            fail(NULL, &err);
             goto out;
         }
         ct = NULL;

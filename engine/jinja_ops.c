@@ -588,7 +588,17 @@ int jf_test(struct jrender *r,
             struct jv *args,
             size_t nargs)
 {
+    static const char *const unary[] = {"defined",  "undefined", "none",   "string",   "mapping",
+                                        "iterable", "sequence",  "number", "integer",  "float",
+                                        "boolean",  "true",      "false",  "callable", "escaped",
+                                        "lower",    "upper",     "odd",    "even"};
     struct jv *a0 = nargs ? &args[0] : NULL;
+    for (size_t k = 0; nargs && k < sizeof unary / sizeof unary[0]; k++)
+        if (!strcmp(t, unary[k]))
+            return jr_fail(r, at, SH_EINVAL,
+                           "test_%s() takes 1 positional argument but %zu were "
+                           "given",
+                           t, nargs + 1);
     if (!strcmp(t, "defined"))
         return v->type != JV_UNDEF;
     if (!strcmp(t, "undefined"))

@@ -225,6 +225,22 @@ static void cli_reproduces_fixtures(void **state)
         cJSON_Delete(fx);
     }
     assert_int_equal(total, 27);
+    {
+        /* usage errors exit 2, failures 1, and nothing reaches stdout */
+        char *usage[] = {(char *)bin, "template", NULL};
+        char *bad_model[] = {(char *)bin, "template", "--model", tmpdir, "--messages", msgs, NULL};
+        char *bad_var[] = {(char *)bin, "template", "--messages", msgs, "--var", "x=abc", NULL};
+        char *out;
+        size_t len;
+        assert_int_equal(run_capture(usage, &out, &len), 2);
+        assert_int_equal(len, 0);
+        free(out);
+        assert_int_equal(run_capture(bad_model, &out, &len), 1);
+        assert_int_equal(len, 0);
+        free(out);
+        assert_int_equal(run_capture(bad_var, &out, &len), 2);
+        free(out);
+    }
     unlink(msgs);
     unlink(tools);
     rmdir(tmpdir);
