@@ -211,7 +211,6 @@ static int builtin_call(struct jrender *r,
             return jr_oom(r, at);
         if (!r->code) {
             r->code = SH_EINVAL;
-            r->raised = true;
             sh_err_set(r->err, SH_EINVAL, "%.*s", (int)(msg.u.s.n > 250 ? 250 : msg.u.s.n),
                        msg.u.s.p);
         }

@@ -195,7 +195,7 @@ enum jn_kind {
     JN_COND,    /* a: value, b: condition, c: else value (NULL: undefined) */
     JN_LIST,    /* items[n] */
     JN_TUPLE,   /* items[n] */
-    JN_DICT,    /* kwvals as keys? no: items[2k] key, items[2k+1] value */
+    JN_DICT,    /* items[2k] key, items[2k+1] value */
 };
 
 #define JN_F_RECURSIVE 1u
@@ -271,8 +271,7 @@ struct jrender {
     const struct tm *now;
     struct jscope *globals;
     struct sh_err *err;
-    int code;    /* first error's code */
-    bool raised; /* the error came from raise_exception */
+    int code; /* first error's code */
 };
 
 /* Sets the render error at a node (line:col prefix) and returns -1. */
