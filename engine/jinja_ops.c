@@ -277,7 +277,8 @@ int jr_iterate(struct jrender *r, const struct jnode *at, const struct jv *v, st
     case JV_DICT:
         if (!(l = jv_list_new(r->ar, v->u.d->n)))
             return jr_oom(r, at);
-        memcpy(l->items, v->u.d->keys, v->u.d->n * sizeof *l->items);
+        if (v->u.d->n)
+            memcpy(l->items, v->u.d->keys, v->u.d->n * sizeof *l->items);
         l->n = v->u.d->n;
         *out = l;
         return 0;
@@ -367,7 +368,7 @@ static int repeat_seq(
         char *p = ja_alloc(r->ar, total + 1);
         if (!p)
             return jr_oom(r, at);
-        for (k = 0; k < (size_t)times; k++)
+        for (k = 0; unit && k < (size_t)times; k++)
             memcpy(p + k * unit, seq->u.s.p, unit);
         p[total] = '\0';
         *out = jv_strn(p, total);
@@ -375,7 +376,7 @@ static int repeat_seq(
         struct jv_list *l = jv_list_new(r->ar, total);
         if (!l)
             return jr_oom(r, at);
-        for (k = 0; k < (size_t)times; k++)
+        for (k = 0; unit && k < (size_t)times; k++)
             memcpy(l->items + k * unit, seq->u.l->items, unit * sizeof *l->items);
         l->n = total;
         *out = jv_list_val(l, seq->flags & JV_F_TUPLE);

@@ -253,6 +253,13 @@ static void globals_and_extensions(void **state)
     assert_string_equal(out, "1.5 2 {\"z\": 1, \"a\": 2} {'z': 1, 'a': 2}");
     free(out);
     cJSON_Delete(vars);
+    /* empty sequences through every copying path (found by libFuzzer) */
+    assert_int_equal(render("{{ [] * 3 }}|{{ '' * 3 }}|{{ {}|list }}|{{ [] + [] }}|{{ ''[::-1] }}"
+                            "|{% for k in {} %}{% endfor %}{{ {}.items()|list }}",
+                            &out),
+                     0);
+    assert_string_equal(out, "[]||[]|[]||[]");
+    free(out);
     /* an empty template renders to an empty, allocated string */
     assert_int_equal(render("", &out), 0);
     assert_string_equal(out, "");
