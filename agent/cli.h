@@ -47,5 +47,6 @@ int agent_cmd_detokenize(int argc, char **argv);
 struct eng_tokenizer;
 int agent_load_tokenizer(const char *cmd, const char *dir, struct eng_tokenizer **tok);
 int agent_cmd_keygen(int argc, char **argv);
+int agent_cmd_template(int argc, char **argv);
 
 #endif

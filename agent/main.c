@@ -55,6 +55,23 @@ static const struct agent_cmd commands[] = {
      "\n"
      "  -f, --force   replace FILE if it exists (default: refuse)\n",
      agent_cmd_keygen},
+    {"template", "render a model's chat template for a messages file",
+     "usage: shoal template [--model DIR] --messages FILE.json [--tools FILE.json]\n"
+     "                      [--add-generation-prompt] [--var NAME=JSON]... [--template FILE]\n"
+     "\n"
+     "Renders the model's own Jinja chat template (chat_template.jinja or\n"
+     "tokenizer_config.json) as transformers' apply_chat_template does and prints\n"
+     "the prompt exactly, with no newline added.\n"
+     "\n"
+     "  --model DIR              model folder (default: $SHOAL_MODEL or the demo model)\n"
+     "  --messages FILE.json     a JSON array of messages, or {\"messages\": [...],\n"
+     "                           \"tools\": [...]}\n"
+     "  --tools FILE.json        a JSON array of tool (function) specs\n"
+     "  --add-generation-prompt  end with the assistant turn's opening\n"
+     "  --var NAME=JSON          an extra template variable, e.g. enable_thinking=false\n"
+     "                           or date_string='\"01 Jan 2025\"'\n"
+     "  --template FILE          use this Jinja file instead of the model's template\n",
+     agent_cmd_template},
 };
 
 #define NCOMMANDS (sizeof commands / sizeof commands[0])

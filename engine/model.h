@@ -46,21 +46,21 @@ enum eng_rope_type {
 
 struct eng_config {
     enum eng_family family;
-    int n_layers;       /* num_hidden_layers */
-    int dim;            /* hidden_size */
-    int n_heads;        /* num_attention_heads */
-    int n_kv_heads;     /* num_key_value_heads (GQA) */
-    int head_dim;       /* head_dim, or dim / n_heads when absent */
-    int hidden_dim;     /* intermediate_size */
+    int n_layers;   /* num_hidden_layers */
+    int dim;        /* hidden_size */
+    int n_heads;    /* num_attention_heads */
+    int n_kv_heads; /* num_key_value_heads (GQA) */
+    int head_dim;   /* head_dim, or dim / n_heads when absent */
+    int hidden_dim; /* intermediate_size */
     int vocab_size;
-    int max_pos;        /* max_position_embeddings */
-    float norm_eps;     /* rms_norm_eps */
+    int max_pos;    /* max_position_embeddings */
+    float norm_eps; /* rms_norm_eps */
     float rope_theta;
     enum eng_rope_type rope_type;
-    float rope_factor;            /* llama3 scaling */
-    float rope_low_freq_factor;   /* llama3 scaling */
-    float rope_high_freq_factor;  /* llama3 scaling */
-    int rope_orig_max_pos;        /* llama3 original_max_position_embeddings */
+    float rope_factor;           /* llama3 scaling */
+    float rope_low_freq_factor;  /* llama3 scaling */
+    float rope_high_freq_factor; /* llama3 scaling */
+    int rope_orig_max_pos;       /* llama3 original_max_position_embeddings */
     bool tie_embeddings;
     bool attn_bias;      /* q/k/v biases (qwen2; llama/qwen3 attention_bias) */
     bool attn_out_bias;  /* o_proj bias (llama/qwen3 attention_bias; never qwen2) */
@@ -82,9 +82,9 @@ struct eng_config {
 struct eng_gen_defaults {
     bool present;
     bool do_sample;
-    float temperature; /* 1 if absent */
-    float top_p;       /* 1 if absent */
-    int top_k;         /* 0 if absent */
+    float temperature;        /* 1 if absent */
+    float top_p;              /* 1 if absent */
+    int top_k;                /* 0 if absent */
     float repetition_penalty; /* 1 if absent */
 };
 
@@ -136,8 +136,11 @@ struct eng_ctx;
  * but touched only as positions fill. Sets OpenBLAS to one thread per call
  * (process-wide): prompt SGEMMs run one per pool thread. Errors: SH_EINVAL
  * (n_ctx larger than max_pos), SH_ENOMEM. */
-int eng_ctx_new(const struct eng_model *m, struct eng_pool *pool, int n_ctx,
-                struct eng_ctx **out, struct sh_err *err);
+int eng_ctx_new(const struct eng_model *m,
+                struct eng_pool *pool,
+                int n_ctx,
+                struct eng_ctx **out,
+                struct sh_err *err);
 void eng_ctx_free(struct eng_ctx *ctx);
 
 /* Positions already in the KV cache, and the capacity. */

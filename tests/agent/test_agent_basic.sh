@@ -5,7 +5,7 @@
 . "$SHOAL_SOURCE_ROOT/tests/lib/agent.sh"
 
 dir=$(mktemp -d)
-trap 'kill $pid 2>/dev/null; rm -rf "$dir"' EXIT
+trap 'kill $pid $first 2>/dev/null; rm -rf "$dir"' EXIT
 port=$(free_port)
 
 "$SHOAL_BIN" agent --data-dir "$dir/data" --api-port "$port" --api-key sekrit \
@@ -25,16 +25,17 @@ wait_exit $pid 10; st=$EXIT_STATUS
 tap_check "SIGTERM: clean exit 0 within 10 s" test "$st" = 0
 tap_check "log says it stopped" grep -q "agent: stopped" "$dir/log"
 
-# A port in use is a clear failure, not a hang.
-python3 -c 'import socket,time,sys; s=socket.socket(); s.bind(("127.0.0.1",int(sys.argv[1]))); s.listen(); time.sleep(5)' "$port" &
-blocker=$!
-sleep 0.3
-"$SHOAL_BIN" agent --data-dir "$dir/data" --api-port "$port" 2>"$dir/log2" &
+# A port in use (by another agent, which is known to be listening once it
+# answers) is a clear failure, not a hang.
+"$SHOAL_BIN" agent --data-dir "$dir/data" --api-port "$port" 2>"$dir/log1" &
+first=$!
+tap_check "first agent answers" wait_http "http://127.0.0.1:$port/health" 10
+"$SHOAL_BIN" agent --data-dir "$dir/data2" --api-port "$port" 2>"$dir/log2" &
 pid=$!
 wait_exit $pid 10; st=$EXIT_STATUS
-kill $blocker 2>/dev/null
 tap_check "port in use: exit 1" test "$st" = 1
-tap_check "port in use: error names the address" grep -q "127.0.0.1:$port" "$dir/log2"
+tap_check "port in use: error names the address" grep -q "ERROR.*127.0.0.1:$port" "$dir/log2"
+kill -TERM $first; wait_exit $first 10
 
 "$SHOAL_BIN" agent --api-port 70000 2>/dev/null; st=$?
 tap_check "bad --api-port is a usage error (2)" test $st = 2
