@@ -43,6 +43,8 @@ static const struct agent_cmd commands[] = {
      "  --ids LIST       comma-separated ids; \"[1, 2, 3]\" as tokenize prints works too\n"
      "  --skip-special   leave out tokens flagged special\n",
      agent_cmd_detokenize},
+    {"run", "generate text from a prompt with a model, streamed", agent_run_usage,
+     agent_cmd_run},
 };
 
 #define NCOMMANDS (sizeof commands / sizeof commands[0])
