@@ -288,21 +288,21 @@ static void stop_string_spans_tokens(void **state)
     assert_memory_equal(r.ids, pr.greedy, 6 * sizeof(int32_t));
 }
 
-/* A stop string that is a whole later token, and one never produced: the
- * held-back prefix of a stop that never completes comes out at the end. */
+/* A stop string whose prefix appears but which never completes: the held
+ * prefix comes out once the text diverges, and at the end. */
 static void stop_string_held_then_released(void **state)
 {
     struct prompt pr = ref_prompt(2);
-    const char *stops[] = {"life.X"}; /* "life." appears; the X never does */
+    const char *stops[] = {"so lovedX", "world, thatX"};
     struct eng_gen_params p;
     struct run r;
     (void)state;
-    greedy_params(&p, 256);
+    greedy_params(&p, 8);
     p.stops = stops;
-    p.n_stops = 1;
+    p.n_stops = 2;
     generate(&p, pr.ids, pr.n, 0, &r);
-    assert_string_equal(r.text, john_3_16);
-    assert_int_equal(r.end, ENG_GEN_EOS);
+    assert_string_equal(r.text, "For God so loved the world, that");
+    assert_int_equal(r.end, ENG_GEN_MAX_TOKENS);
 }
 
 static void max_tokens_is_length(void **state)
@@ -376,7 +376,7 @@ static void special_tokens_text(void **state)
     struct run r;
     char *want;
     (void)state;
-    greedy_params(&p, 16);
+    greedy_params(&p, 10); /* ... earth.<|im_end|>\n<|endoftext|><|im_start|> */
     p.stop_at_eos = false;
     p.skip_special = false;
     generate(&p, pr.ids, pr.n, 0, &r);
@@ -571,13 +571,14 @@ static void prefix_reuse(void **state)
     struct run r;
     size_t cached[] = {0, 3, 7};
     (void)state;
-    greedy_params(&p, 16);
+    greedy_params(&p, 6);
     p.stop_at_eos = false;
     for (size_t k = 0; k < 3; k++) {
         g = new_gen(demo.m, demo.tok, c, &p);
         assert_int_equal(eng_gen_prefill(g, pr.ids, pr.n, cached[k], &err), 0);
         drain(g, demo.tok, &r);
-        assert_memory_equal(r.ids, pr.greedy, sizeof pr.greedy);
+        assert_int_equal(r.n, 6);
+        assert_memory_equal(r.ids, pr.greedy, 6 * sizeof(int32_t));
         assert_int_equal(r.st.prompt_cached, cached[k] < pr.n ? cached[k] : pr.n - 1);
         eng_gen_free(g);
     }
