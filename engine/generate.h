@@ -174,7 +174,8 @@ void eng_gen_free(struct eng_gen *g);
  * Errors: SH_EINVAL (n == 0, called twice, n_cached past the context's
  * position), SH_ERANGE (an id outside the model's vocabulary; or n + 1 >
  * the context's capacity: no room to generate, the message gives both
- * numbers). On error the context is unchanged and prefill may be retried. */
+ * numbers): checked before the context is touched, so it is unchanged and
+ * prefill may be retried. */
 int eng_gen_prefill(
     struct eng_gen *g, const int32_t *ids, size_t n, size_t n_cached, struct sh_err *err);
 
