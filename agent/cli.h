@@ -41,6 +41,8 @@ extern const char agent_replay_usage[];
 int agent_cmd_logits(int argc, char **argv);
 int agent_cmd_tokenize(int argc, char **argv);
 int agent_cmd_detokenize(int argc, char **argv);
+int agent_cmd_run(int argc, char **argv);
+extern const char agent_run_usage[];
 
 /* Loads DIR/tokenizer.json into *tok (free with eng_tokenizer_free); on
  * failure prints "shoal CMD: why" and returns AGENT_EXIT_FAIL. */
