@@ -9,12 +9,14 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/random.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "agent/cli.h"
 #include "common/file.h"
 #include "common/json.h"
 #include "common/util.h"
+#include "engine/chat_template.h"
 #include "engine/generate.h"
 #include "engine/model.h"
 #include "engine/tokenizer.h"
@@ -35,7 +37,7 @@ const char agent_run_usage[] =
     "  --model DIR         Hugging Face model folder (default: $SHOAL_MODEL or the\n"
     "                      demo model)\n"
     "  --prompt TEXT       the prompt (UTF-8)\n"
-    "  --chat              wrap TEXT as one user turn in ChatML (<|im_start|>...)\n"
+    "  --chat              ask TEXT as one user turn in the model's own chat template\n"
     "                      and stop at the end of the turn\n"
     "  -n N                tokens to generate at most (default 256; -1: until the\n"
     "                      context is full)\n"
@@ -76,40 +78,70 @@ static const struct agent_cmd *self(void)
 }
 
 /* ---- the chat format ------------------------------------------------------------
- * ChatML, as Qwen2.5's template and the demo model's render one user turn
- * (with their default system message). One function so that the model's own
- * chat template can take its place. */
+ * The model's own chat template (engine/chat_template.h), rendered as
+ * transformers' apply_chat_template([{"role": "user", "content": TEXT}],
+ * add_generation_prompt=True) does. */
 
-static const char chatml_system[] = "You are a helpful assistant.";
+/* End-of-turn markers of the families we run. A template that writes one of
+ * these after an assistant turn ends the turn with it, so generation stops
+ * there even when generation_config's eos ids do not list it (as llama.cpp
+ * treats end-of-generation tokens by their text). */
+static const char *const turn_markers[] = {"<|im_end|>", "<|eot_id|>", "<|end|>",
+                                           "<｜end▁of▁sentence｜>"};
 
-/* *text is returned (caller frees with free()); *end_of_turn is the token
- * that closes the assistant's turn. */
-static int
-chat_prompt(const struct eng_tokenizer *tok, const char *user, char **text, int32_t *end_of_turn)
+/* *text is returned (caller frees with free()); end_of_turn receives up to
+ * cap ids of turn markers the template uses (*n set). */
+static int chat_prompt(const char *model_dir,
+                       const struct eng_tokenizer *tok,
+                       const char *user,
+                       char **text,
+                       int32_t *end_of_turn,
+                       size_t cap,
+                       size_t *n)
 {
-    struct sh_strbuf sb;
-    int32_t start = eng_token_lookup(tok, "<|im_start|>");
-    int32_t end = eng_token_lookup(tok, "<|im_end|>");
+    struct eng_chat_template *ct = NULL;
+    struct eng_chat_request req = {.add_generation_prompt = true};
+    struct sh_err err = {0};
+    cJSON *messages = NULL, *msg;
+    const char *src;
+    size_t len = 0;
+    time_t now = time(NULL);
+    struct tm tm_now;
+    int rc = AGENT_EXIT_FAIL;
 
-    if (start < 0 || end < 0) {
-        fprintf(stderr, "shoal run: --chat: this model's tokenizer has no <|im_start|>/<|im_end|> "
-                        "tokens, so its chat format is not ChatML; it needs the model's chat "
-                        "template, which shoal run does not render yet (leave out --chat to "
-                        "continue a plain prompt)\n");
+    *n = 0;
+    if (eng_chat_template_load(model_dir, &ct, &err)) {
+        fprintf(stderr, "shoal run: --chat: %s\n", sh_err_msg(&err));
         return AGENT_EXIT_FAIL;
     }
-    sh_strbuf_init(&sb, SIZE_MAX);
-    if (sh_strbuf_printf(&sb,
-                         "<|im_start|>system\n%s<|im_end|>\n<|im_start|>user\n%s<|im_end|>\n"
-                         "<|im_start|>assistant\n",
-                         chatml_system, user) ||
-        !(*text = sh_strbuf_take(&sb))) {
-        sh_strbuf_free(&sb);
+    messages = cJSON_CreateArray();
+    msg = cJSON_CreateObject();
+    if (!messages || !msg || !cJSON_AddItemToArray(messages, msg) ||
+        !cJSON_AddStringToObject(msg, "role", "user") ||
+        !cJSON_AddStringToObject(msg, "content", user)) {
+        if (msg && !cJSON_IsArray(messages))
+            cJSON_Delete(msg);
         fprintf(stderr, "shoal run: out of memory\n");
-        return AGENT_EXIT_FAIL;
+        goto out;
     }
-    *end_of_turn = end;
-    return AGENT_EXIT_OK;
+    localtime_r(&now, &tm_now);
+    req.messages = messages;
+    req.now = &tm_now;
+    if (eng_chat_template_render(ct, &req, text, &len, &err)) {
+        fprintf(stderr, "shoal run: --chat: %s\n", sh_err_msg(&err));
+        goto out;
+    }
+    src = eng_chat_template_source(ct, false);
+    for (size_t i = 0; i < sizeof turn_markers / sizeof turn_markers[0] && *n < cap; i++) {
+        int32_t id = eng_token_lookup(tok, turn_markers[i]);
+        if (id >= 0 && strstr(src, turn_markers[i]))
+            end_of_turn[(*n)++] = id;
+    }
+    rc = AGENT_EXIT_OK;
+out:
+    cJSON_Delete(messages);
+    eng_chat_template_free(ct);
+    return rc;
 }
 
 /* The tokenizer_config.json eos_token's id into *id (-1 when the file, the
@@ -325,11 +357,11 @@ int agent_cmd_run(int argc, char **argv)
     struct eng_ctx *ctx = NULL;
     struct eng_gen *gen = NULL;
     struct sh_err err = {0};
-    int32_t *ids = NULL, stop_ids[2];
+    int32_t *ids = NULL, stop_ids[8], eot[4];
     char *chat_text = NULL;
     const char *text;
-    size_t n_ids = 0, n_stop_ids = 0;
-    int32_t eot = -1, cfg_eos = -1;
+    size_t n_ids = 0, n_stop_ids = 0, n_eot = 0;
+    int32_t cfg_eos = -1;
     int64_t n_ctx, max_pos;
     int rc;
 
@@ -345,7 +377,7 @@ int agent_cmd_run(int argc, char **argv)
     }
     text = o.prompt;
     if (o.chat) {
-        if ((rc = chat_prompt(tok, o.prompt, &chat_text, &eot)))
+        if ((rc = chat_prompt(o.model, tok, o.prompt, &chat_text, eot, 4, &n_eot)))
             goto out;
         rc = AGENT_EXIT_FAIL;
         text = chat_text;
@@ -360,8 +392,8 @@ int agent_cmd_run(int argc, char **argv)
     if (config_eos(o.model, tok, &cfg_eos))
         goto out;
     if (!o.no_eos) {
-        if (eot >= 0)
-            stop_ids[n_stop_ids++] = eot;
+        for (size_t i = 0; i < n_eot; i++)
+            stop_ids[n_stop_ids++] = eot[i];
         if (cfg_eos >= 0 && cfg_eos < eng_model_config(model)->vocab_size)
             stop_ids[n_stop_ids++] = cfg_eos;
     }

@@ -107,15 +107,26 @@ tap_check "invalid UTF-8 prompt: 1" test $rc -eq 1
 run --prompt ""
 tap_check "empty prompt: 1" test $rc -eq 1
 
-# --chat with a tokenizer that has no ChatML tokens (Llama 3.1's).
-mkdir "$tmp/llama"
+# --chat renders the model's own template: a folder whose chat_template.jinja
+# is just the user's text makes a prompt of exactly that text's tokens.
+mkdir "$tmp/plain"
 for f in "$SHOAL_SOURCE_ROOT"/models/kjv-llama-16m/*; do
-    ln -s "$f" "$tmp/llama/"
+    ln -s "$f" "$tmp/plain/"
 done
-rm "$tmp/llama/tokenizer.json" "$tmp/llama/tokenizer_config.json"
-gzip -dc "$SHOAL_SOURCE_ROOT/tests/fixtures/tokenizers/llama3_1/tokenizer.json.gz" \
-    > "$tmp/llama/tokenizer.json"
-run --model "$tmp/llama" --chat --prompt hi
-tap_check "--chat without ChatML tokens: 1" test $rc -eq 1
-tap_check "--chat without ChatML: needs the template" err_has 'chat template'
+printf '%s' "{{ messages[0]['content'] }} said" > "$tmp/plain/chat_template.jinja"
+want=$("$SHOAL_BIN" tokenize --model "$tmp/plain" --text "Thou shalt not said" | tr -cd ',' | wc -c)
+want=$((want + 1))
+run --model "$tmp/plain" --chat --prompt "Thou shalt not" -n 3 --temp 0
+tap_check "--chat uses chat_template.jinja: exit 0" test $rc -eq 0
+tap_check "--chat uses chat_template.jinja: prompt is the rendered text" err_has "prompt: $want tokens"
+
+# --chat with a model folder that has no chat template at all.
+mkdir "$tmp/notmpl"
+for f in "$SHOAL_SOURCE_ROOT"/models/kjv-llama-16m/*; do
+    ln -s "$f" "$tmp/notmpl/"
+done
+rm "$tmp/notmpl/tokenizer_config.json"
+run --model "$tmp/notmpl" --chat --prompt hi
+tap_check "--chat without a template: 1" test $rc -eq 1
+tap_check "--chat without a template: says so" err_has 'tokenizer_config.json'
 tap_done
