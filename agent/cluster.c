@@ -196,7 +196,7 @@ int cluster_new(struct agent *a, struct cluster **out, struct sh_err *err)
     c->st = state_new();
     c->self = calloc(1, sizeof *c->self);
     c->tick_ev = evtimer_new(c->base, on_tick, c);
-    c->post_ev = event_new(c->base, -1, 0, on_post, c);
+    c->post_ev = evtimer_new(c->base, on_post, c);
     c->timer_ev = event_new(c->base, -1, EV_PERSIST, on_timer, c);
     if (!c->st || !c->self || !c->tick_ev || !c->post_ev || !c->timer_ev) {
         rc = sh_err_set(err, SH_ENOMEM, "out of memory");

@@ -12,9 +12,9 @@
  *     that fails marks the node broken: it takes no further step (its core
  *     is ahead of its disk) and shuts down.
  *
- * (2) Never re-entered. Everything that would feed the core from inside a
- *     step (the registry's SUBMIT, stream wake-ups) runs from post_ev, a
- *     zero-delay event on the loop, after the step has returned.
+ * (2) Never re-entered. What would feed the core from inside a step (the
+ *     registry's SUBMIT) runs from post_ev, a zero-delay timer, after the
+ *     step has returned; event streams are woken the same way (sse_ev).
  *
  * (3) The log is the core's memory: the fold reads committed entries from
  *     the core (elect_entry_at); REWIND (the commit index went down after an
@@ -350,8 +350,12 @@ int cluster_step(struct cluster *c, struct elect_event *ev, struct sh_err *err)
 
 void cluster_post(struct cluster *c)
 {
-    if (c->post_ev)
-        event_active(c->post_ev, EV_TIMEOUT, 0);
+    /* A zero timeout, not event_active: a timer runs after the next poll,
+     * so a leader that keeps submitting (--test-events) never starves the
+     * sockets and signals. */
+    struct timeval zero = {0, 0};
+    if (c->post_ev && !evtimer_pending(c->post_ev, NULL))
+        evtimer_add(c->post_ev, &zero);
 }
 
 void cluster_receive(struct cluster *c, uint64_t peer, const uint8_t *data, size_t len)

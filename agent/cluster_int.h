@@ -53,7 +53,7 @@ struct cluster {
     uint64_t t0_ns;             /* monotonic origin of the core's clock */
     uint64_t last_now;          /* never decreasing (election.h R1) */
     struct event *tick_ev;      /* the core's next TICK */
-    struct event *post_ev;      /* registry + streams, after a step (never inside one) */
+    struct event *post_ev;      /* the registry, after a step (never inside one) */
     struct event *timer_ev;     /* every CLUSTER_INFO_EVERY_MS */
     struct event *sse_ev;       /* streams that still have entries to send */
     struct event *keepalive_ev; /* idle streams get a comment line */
