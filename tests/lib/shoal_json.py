@@ -9,6 +9,9 @@ control plane (the answers of GET /health, /state, /nodes, /events and of
   entries-match MAX A B.. every /events page B.. holds entries 1..MAX exactly
                           as page A does (index, term, kind, event; the row
                           time is each node's own append time, not compared)
+  summary [FILE]          a GET /state answer as one line: "ROLE LEADER TERM
+                          EPOCH MEMBERS NODES COMMIT" (MEMBERS, NODES: sorted
+                          ids joined by ",", "-" when none)
   merge FILE...           the "events" of several /events pages as one
                           {"events": [...]} document
   log-ok FILE             a replay --json document: entries contiguous from
@@ -70,6 +73,18 @@ def main(argv):
             print("-")  # no answer, or not JSON: the caller's wait goes on
             return 1
         print(show(at(doc, argv[2])))
+        return 0
+    if cmd == "summary":
+        try:
+            d = load(argv[2] if len(argv) > 2 else None)
+            st = d["state"]
+            print(d["role"], show(at(d, "leader.id")), show(d["term"]), show(d["epoch"]["number"]),
+                  ",".join(sorted(st["epoch"]["members"])) or "-",
+                  ",".join(sorted(n["node"] for n in st["nodes"])) or "-",
+                  show(d["commit_index"]))
+        except (OSError, ValueError, KeyError, TypeError):
+            print("- - - - - - -")
+            return 1
         return 0
     if cmd == "merge":
         out = []
