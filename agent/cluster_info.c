@@ -5,8 +5,7 @@
  * DISC_MSG_INFO message when a link comes up and when its resources move
  * enough (state_info_decide, so telemetry stays cheap); the leader turns
  * those into registry events (cluster_driver.c). The address is the one the
- * node sees itself at: --bind when it names one address, else the first
- * IPv4 address of an interface that is up and not loopback.
+ * node sees itself at (own_host).
  */
 #include <arpa/inet.h>
 #include <errno.h>
@@ -31,53 +30,6 @@
 #define MEMINFO_PATH "/proc/meminfo"
 
 /* ---- resources ------------------------------------------------------------- */
-
-/* "Key:   1234 kB" -> bytes. */
-static int meminfo_field(const char *text, const char *key, uint64_t *out, struct sh_err *err)
-{
-    size_t klen = strlen(key);
-    const char *p = text;
-    uint64_t kb;
-    char num[32];
-    size_t n = 0;
-
-    while (p && *p) {
-        if (strncmp(p, key, klen) == 0 && p[klen] == ':') {
-            p += klen + 1;
-            while (*p == ' ' || *p == '\t')
-                p++;
-            while (n + 1 < sizeof num && p[n] >= '0' && p[n] <= '9') {
-                num[n] = p[n];
-                n++;
-            }
-            num[n] = '\0';
-            if (n == 0 || !sh_parse_u64(num, UINT64_MAX, &kb) || strncmp(p + n, " kB", 3) != 0 ||
-                !sh_mul_u64(kb, 1024, out))
-                return sh_err_set(err, SH_EMALFORMED, "meminfo: %s: expected 'N kB'", key);
-            return 0;
-        }
-        p = strchr(p, '\n');
-        if (p)
-            p++;
-    }
-    return sh_err_set(err, SH_EMALFORMED, "meminfo: no %s line", key);
-}
-
-int cluster_meminfo_parse(const char *text, uint64_t *total, uint64_t *avail, struct sh_err *err)
-{
-    uint64_t t = 0, a = 0;
-    int rc;
-
-    if ((rc = meminfo_field(text, "MemTotal", &t, err)) ||
-        (rc = meminfo_field(text, "MemAvailable", &a, err)))
-        return rc;
-    if (t > (uint64_t)STATE_JSON_INT_MAX)
-        return sh_err_set(err, SH_EMALFORMED, "meminfo: MemTotal %" PRIu64 " bytes is too large",
-                          t);
-    *total = t;
-    *avail = a > t ? t : a; /* never more free than there is */
-    return 0;
-}
 
 static int cmp_model(const void *a, const void *b)
 {
@@ -143,28 +95,63 @@ static bool wildcard_or_loopback(const char *a)
            strncmp(a, "127.", 4) == 0 || strcmp(a, "::1") == 0 || strcmp(a, "localhost") == 0;
 }
 
-/* The host part of this node's address, IPv6 in brackets. */
+/* The interface of the IPv4 default route (/proc/net/route), "" if none:
+ * on a machine with bridges (docker0, virbr0) the first interface is often
+ * not the one the LAN reaches it through. */
+static void default_route_iface(char *out, size_t cap)
+{
+    char text[MEMINFO_MAX], iface[IF_NAMESIZE], dest[16];
+    const char *p = text;
+    int fd = open("/proc/net/route", O_RDONLY | O_CLOEXEC);
+    ssize_t n;
+
+    out[0] = '\0';
+    if (fd < 0)
+        return;
+    n = read(fd, text, sizeof text - 1);
+    close(fd);
+    if (n <= 0)
+        return;
+    text[n] = '\0';
+    while ((p = strchr(p, '\n')) != NULL) { /* the first line is the header */
+        p++;
+        if (sscanf(p, "%15s %15s", iface, dest) == 2 && strcmp(dest, "00000000") == 0) {
+            snprintf(out, cap, "%s", iface);
+            return;
+        }
+    }
+}
+
+/* The host part of this node's address, IPv6 in brackets: --bind when it
+ * names one address, else the IPv4 address of the default route's
+ * interface, else of the first interface up that is not loopback. */
 static void own_host(const struct cluster *c, char *out, size_t cap)
 {
     const char *bind = c->a->opts->bind;
     struct ifaddrs *ifs = NULL;
+    char route_if[IF_NAMESIZE];
+    bool found = false;
 
     snprintf(out, cap, "127.0.0.1");
     if (!wildcard_or_loopback(bind)) {
         snprintf(out, cap, strchr(bind, ':') ? "[%s]" : "%s", bind);
         return;
     }
+    default_route_iface(route_if, sizeof route_if);
     if (getifaddrs(&ifs) != 0)
         return;
-    for (struct ifaddrs *i = ifs; i; i = i->ifa_next) {
-        char buf[INET_ADDRSTRLEN];
-        if (!i->ifa_addr || i->ifa_addr->sa_family != AF_INET || !(i->ifa_flags & IFF_UP) ||
-            (i->ifa_flags & IFF_LOOPBACK))
-            continue;
-        if (inet_ntop(AF_INET, &((const struct sockaddr_in *)(const void *)i->ifa_addr)->sin_addr,
-                      buf, sizeof buf)) {
-            snprintf(out, cap, "%s", buf);
-            break;
+    for (int pass = route_if[0] ? 0 : 1; pass < 2 && !found; pass++) {
+        for (struct ifaddrs *i = ifs; i && !found; i = i->ifa_next) {
+            char buf[INET_ADDRSTRLEN];
+            if (!i->ifa_addr || i->ifa_addr->sa_family != AF_INET || !(i->ifa_flags & IFF_UP) ||
+                (i->ifa_flags & IFF_LOOPBACK) || (pass == 0 && strcmp(i->ifa_name, route_if) != 0))
+                continue;
+            if (inet_ntop(AF_INET,
+                          &((const struct sockaddr_in *)(const void *)i->ifa_addr)->sin_addr, buf,
+                          sizeof buf)) {
+                snprintf(out, cap, "%s", buf);
+                found = true;
+            }
         }
     }
     freeifaddrs(ifs);
