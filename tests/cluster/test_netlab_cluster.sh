@@ -7,7 +7,8 @@
 #   B  plug all -> one leader, all three agree on leader/term/members (timed);
 #   C  a stranger with another cluster key is never admitted;
 #   D  kill -9 the leader -> a new leader (timed), no committed entry lost;
-#      the killed node restarts and catches up;
+#      the killed node restarts and catches up; SIGTERM on the leader ->
+#      leadership handed over (timed);
 #   E  unplug a follower -> removed after the removal timeout (timed);
 #      replug -> it rejoins (timed);
 #   F  two nodes left, one unplugged -> each side goes on in a new epoch
@@ -67,8 +68,11 @@ start_agent() {
 }
 BAD_EXITS=""
 stop_agent() { # NAME: SIGTERM, bounded wait, note a non-zero exit
+    kill -TERM "${PID[$1]}" 2>/dev/null
+    reap_agent "$1"
+}
+reap_agent() { # NAME: (after a SIGTERM) bounded wait, note a non-zero exit
     local p=${PID[$1]} rc
-    kill -TERM "$p" 2>/dev/null
     wait_for 10 sh -c "! kill -0 $p 2>/dev/null"
     wait "$p" 2>/dev/null; rc=$?
     [ "$rc" = 0 ] || BAD_EXITS="$BAD_EXITS $1:$rc"
@@ -168,6 +172,19 @@ T=$(now)
 start_agent "h$L" "$L" "$OUT/d$L" --cluster-key "$OUT/cluster.key"
 tap_check "D: the killed node restarts and catches up" wait_for 30 agreed 3 1 2 3
 tap_diag "restart after kill -9 -> in sync: $(elapsed "$T" "$(now)") s"
+# SIGTERM on the leader: it hands leadership over before it stops
+L=$(leader_host 1)
+S=$(for i in 1 2 3; do [ "$i" != "$L" ] && echo $i; done | tr '\n' ' ')
+T=$(now)
+kill -TERM "${PID[h$L]}"
+# shellcheck disable=SC2086
+tap_check "D: SIGTERM on the leader (host $L) -> a new leader" wait_for 20 new_leader $S
+tap_diag "leader SIGTERM -> new leader (handed over): $(elapsed "$T" "$(now)") s"
+reap_agent "h$L"
+tap_check "D: ...it handed leadership over before stopping" \
+    grep -q "leadership handed over; stopping" "$OUT/h$L.log"
+start_agent "h$L" "$L" "$OUT/d$L" --cluster-key "$OUT/cluster.key"
+tap_check "D: ...and rejoins when restarted" wait_for 30 agreed 3 1 2 3
 
 # ---- E: unplug a follower: removal, then rejoin --------------------------
 L=$(leader_host 1)
