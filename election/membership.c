@@ -225,10 +225,10 @@ size_t elect_payload_members(char *buf,
             return 0;
     if (!put(cap, &off, snprintf(buf + off, cap - off, "]")))
         return 0;
-    if (removed && !put(cap, &off,
-                        snprintf(buf + off, cap - off,
-                                 ",\"reason\":\"silent for %" PRIu64 ".%" PRIu64 " s\"",
-                                 silent_ms / 1000, silent_ms % 1000 / 100)))
+    if (removed &&
+        !put(cap, &off,
+             snprintf(buf + off, cap - off, ",\"reason\":\"silent for %" PRIu64 ".%" PRIu64 " s\"",
+                      silent_ms / 1000, silent_ms % 1000 / 100)))
         return 0;
     if (!put(cap, &off, snprintf(buf + off, cap - off, "}")))
         return 0;

@@ -6,7 +6,6 @@
 
 #include <stdint.h>
 #include <stdio.h>
-
 #include <string.h>
 
 #include "state/state.h"
