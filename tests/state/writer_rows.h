@@ -45,7 +45,7 @@ static inline int wr_kind(uint64_t idx)
 static inline struct state_persist wr_persist(uint64_t term)
 {
     struct state_persist p;
-    memset(&p, 0, sizeof p); /* compared with memcmp: no stray padding */
+    memset(&p, 0, sizeof p);
     p.term = term;
     p.voted_for = (term * UINT64_C(0x9e3779b97f4a7c15)) | 1;
     p.epoch = term / 4;
