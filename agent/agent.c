@@ -17,9 +17,11 @@
 #include <cjson/cJSON.h>
 #include <event2/event.h>
 
+#include "agent/cluster.h"
 #include "agent/datadir.h"
 #include "api/api.h"
 #include "common/util.h"
+#include "discovery/discovery.h"
 
 #define MOD "agent"
 
@@ -29,6 +31,7 @@ void agent_opts_init(struct agent_opts *o)
     o->bind = "127.0.0.1";
     o->api_port = API_DEFAULT_PORT;
     o->log_level = SH_LOG_INFO;
+    o->peer_port = DISC_DEFAULT_PEER_PORT;
     if (gethostname(o->name, sizeof o->name) != 0 || o->name[0] == '\0')
         snprintf(o->name, sizeof o->name, "shoal");
     o->name[sizeof o->name - 1] = '\0';
@@ -71,6 +74,8 @@ static void health_route(struct api_request *r, void *arg)
     cJSON_AddStringToObject(j, "version", SHOAL_VERSION);
     cJSON_AddStringToObject(j, "name", a->opts->name);
     cJSON_AddNumberToObject(j, "uptime_s", (double)(sh_now_ns() - a->start_ns) / 1e9);
+    if (a->cluster)
+        cluster_health(a->cluster, j);
     api_reply_json(r, a->stopping ? 503 : 200, j);
     cJSON_Delete(j);
 }
@@ -104,12 +109,16 @@ static int start_api(struct agent *a, struct sh_err *err)
 
 void agent_shutdown(struct agent *a)
 {
-    struct timeval grace = {a->grace_ms / 1000, (a->grace_ms % 1000) * 1000};
+    struct timeval grace;
 
     if (a->stopping)
         return;
     a->stopping = true;
     SH_LOG(SH_LOG_INFO, MOD, "shutting down");
+    if (a->cluster)
+        cluster_shutdown(a->cluster); /* a leader hands over first: raises grace_ms */
+    grace.tv_sec = a->grace_ms / 1000;
+    grace.tv_usec = (a->grace_ms % 1000) * 1000;
     /* Parts with goodbyes to send start them here and raise grace_ms; the
      * loop keeps running that long so they can be delivered. */
     event_base_loopexit(a->base, a->grace_ms > 0 ? &grace : NULL);
@@ -164,7 +173,7 @@ int agent_run(const struct agent_opts *opts)
     }
     SH_LOG(SH_LOG_INFO, MOD, "shoal %s starting: name %s, data dir %s", SHOAL_VERSION, o.name,
            o.data_dir);
-    if (start_api(&a, &err)) {
+    if (start_api(&a, &err) || cluster_new(&a, &a.cluster, &err)) {
         SH_LOG(SH_LOG_ERROR, MOD, "%s", sh_err_msg(&err));
         goto out;
     }
@@ -175,6 +184,7 @@ int agent_run(const struct agent_opts *opts)
     status = 0;
     SH_LOG(SH_LOG_INFO, MOD, "stopped");
 out:
+    cluster_free(a.cluster); /* before the API: it ends its event streams */
     api_server_free(a.api);
     if (ev_term)
         event_free(ev_term);

@@ -16,7 +16,8 @@
 #include "common/err.h"
 #include "common/log.h"
 
-#define AGENT_NAME_MAX 64
+#define AGENT_NAME_MAX  64
+#define AGENT_MAX_PEERS 64
 
 struct agent_opts {
     char data_dir[PATH_MAX];     /* --data-dir, else the XDG default */
@@ -26,19 +27,28 @@ struct agent_opts {
     const char *api_key;         /* --api-key or $SHOAL_API_KEY; NULL = none */
     const char *cors_origin;     /* --cors ORIGIN; NULL = off */
     enum sh_log_level log_level; /* --log-level */
+    /* The cluster (agent/cluster.h). */
+    uint16_t peer_port;                 /* --peer-port (default 52416) */
+    const char *peers[AGENT_MAX_PEERS]; /* --peer HOST:PORT (repeatable) */
+    size_t n_peers;
+    const char *cluster_key; /* --cluster-key FILE; NULL = an open cluster */
+    bool no_mdns;            /* --no-mdns: static peers only */
+    uint64_t test_events;    /* --test-events N: a test aid (see cmd_agent.c) */
 };
 
 struct event_base;
 struct api_server;
+struct cluster;
 
 struct agent {
     const struct agent_opts *opts; /* borrowed from the caller of agent_run */
     struct event_base *base;
     struct api_server *api;
-    uint64_t start_ns; /* sh_now_ns() at start, for /health uptime */
-    bool stopping;     /* a shutdown is under way */
-    int grace_ms;      /* how long the loop keeps running after a shutdown
-                        * begins, for parts that send goodbyes (0 = none) */
+    struct cluster *cluster; /* discovery, Raft, the event log (cluster.h) */
+    uint64_t start_ns;       /* sh_now_ns() at start, for /health uptime */
+    bool stopping;           /* a shutdown is under way */
+    int grace_ms;            /* how long the loop keeps running after a shutdown
+                              * begins, for parts that send goodbyes (0 = none) */
 };
 
 /* Fills defaults (everything but data_dir, which needs the environment:

@@ -50,5 +50,7 @@ struct eng_tokenizer;
 int agent_load_tokenizer(const char *cmd, const char *dir, struct eng_tokenizer **tok);
 int agent_cmd_keygen(int argc, char **argv);
 int agent_cmd_template(int argc, char **argv);
+int agent_cmd_status(int argc, char **argv);
+extern const char agent_status_usage[];
 
 #endif

@@ -11,7 +11,10 @@
 const char agent_agent_usage[] =
     "usage: shoal agent [OPTIONS]\n"
     "\n"
-    "Runs this machine's node: the HTTP API on --bind:--api-port.\n"
+    "Runs this machine's node: finds the other agents (mDNS on the LAN, or --peer),\n"
+    "links to them (encrypted; with --cluster-key only to holders of the key), elects\n"
+    "a leader over a replicated event log (DATA_DIR/events.db), and serves the HTTP API\n"
+    "on --bind:--api-port (/health, /state, /nodes, /events).\n"
     "\n"
     "  --data-dir DIR     node state (default $XDG_DATA_HOME/shoal or ~/.local/share/shoal)\n"
     "  --name NAME        this node's name (default: the host name)\n"
@@ -21,8 +24,15 @@ const char agent_agent_usage[] =
     "                     (default: $SHOAL_API_KEY; none when unset)\n"
     "  --cors ORIGIN      allow browser requests from ORIGIN ('*' for any; default off)\n"
     "  --log-level LEVEL  error, warn, info (default) or debug\n"
+    "  --peer-port PORT   peer link port, on every interface (default 52416)\n"
+    "  --peer HOST:PORT   a peer to link to without mDNS (repeatable; PORT defaults\n"
+    "                     to 52416; list every machine, this one included, on each)\n"
+    "  --cluster-key FILE only link to peers holding the same key (`shoal keygen FILE`)\n"
+    "  --no-mdns          do not publish or browse mDNS (static --peer only)\n"
+    "  --test-events N    test aid: once leader, append N node_info_updated events\n"
+    "                     about this node, back to back (exercises the log under load)\n"
     "\n"
-    "SIGTERM or SIGINT stops the node cleanly.\n";
+    "SIGTERM or SIGINT stops the node cleanly (a leader hands over first).\n";
 
 enum {
     OPT_DATA_DIR = 256,
@@ -32,6 +42,11 @@ enum {
     OPT_API_KEY,
     OPT_CORS,
     OPT_LOG_LEVEL,
+    OPT_PEER_PORT,
+    OPT_PEER,
+    OPT_CLUSTER_KEY,
+    OPT_NO_MDNS,
+    OPT_TEST_EVENTS,
 };
 
 int agent_cmd_agent(int argc, char **argv)
@@ -44,6 +59,11 @@ int agent_cmd_agent(int argc, char **argv)
         {"api-key", required_argument, NULL, OPT_API_KEY},
         {"cors", required_argument, NULL, OPT_CORS},
         {"log-level", required_argument, NULL, OPT_LOG_LEVEL},
+        {"peer-port", required_argument, NULL, OPT_PEER_PORT},
+        {"peer", required_argument, NULL, OPT_PEER},
+        {"cluster-key", required_argument, NULL, OPT_CLUSTER_KEY},
+        {"no-mdns", no_argument, NULL, OPT_NO_MDNS},
+        {"test-events", required_argument, NULL, OPT_TEST_EVENTS},
         {NULL, 0, NULL, 0},
     };
     const struct agent_cmd *cmd = agent_cmd_find("agent");
@@ -51,6 +71,7 @@ int agent_cmd_agent(int argc, char **argv)
     const char *env_key = getenv("SHOAL_API_KEY");
     int c, level;
     int64_t port;
+    uint64_t count;
 
     agent_opts_init(&o);
     if (env_key && *env_key)
@@ -90,6 +111,31 @@ int agent_cmd_agent(int argc, char **argv)
             if (level < 0)
                 return agent_usage_error(cmd, "--log-level: expected error|warn|info|debug");
             o.log_level = (enum sh_log_level)level;
+            break;
+        case OPT_PEER_PORT:
+            if (!sh_parse_i64(optarg, 1, 65535, &port))
+                return agent_usage_error(cmd, "--peer-port: expected 1..65535, got '%s'", optarg);
+            o.peer_port = (uint16_t)port;
+            break;
+        case OPT_PEER:
+            if (optarg[0] == '\0')
+                return agent_usage_error(cmd, "--peer: empty HOST:PORT");
+            if (o.n_peers == AGENT_MAX_PEERS)
+                return agent_usage_error(cmd, "--peer: at most %d peers", AGENT_MAX_PEERS);
+            o.peers[o.n_peers++] = optarg;
+            break;
+        case OPT_CLUSTER_KEY:
+            if (optarg[0] == '\0')
+                return agent_usage_error(cmd, "--cluster-key: empty path");
+            o.cluster_key = optarg;
+            break;
+        case OPT_NO_MDNS:
+            o.no_mdns = true;
+            break;
+        case OPT_TEST_EVENTS:
+            if (!sh_parse_u64(optarg, 1000000000, &count))
+                return agent_usage_error(cmd, "--test-events: expected 0..10^9, got '%s'", optarg);
+            o.test_events = count;
             break;
         default:
             return agent_usage_error(cmd, "unknown or incomplete option '%s'", argv[optind - 1]);

@@ -16,6 +16,8 @@ static const struct agent_cmd commands[] = {
     {"agent", "run this machine's node (the API on :52415)", agent_agent_usage, agent_cmd_agent},
     {"replay", "print a node's event log as a timeline and the state it folds to",
      agent_replay_usage, agent_cmd_replay},
+    {"status", "show the live cluster as a running node sees it", agent_status_usage,
+     agent_cmd_status},
     {"logits", "evaluate token ids with a model and print the top logits",
      "usage: shoal logits [--model DIR] --ids ID,ID,... [--top K] [--out FILE] [--threads N]\n"
      "\n"

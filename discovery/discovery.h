@@ -79,6 +79,7 @@ enum disc_msg_type {
     DISC_MSG_STATE = 17,   /* state/: snapshot and log catch-up */
     DISC_MSG_FORWARD = 18, /* api/: a request forwarded to the leader */
     DISC_MSG_WORKER = 19,  /* worker: downloads and runner coordination */
+    DISC_MSG_INFO = 20,    /* agent/cluster: the sender describes itself (node_joined JSON) */
     DISC_MSG_APP_MAX = 127,
 };
 

@@ -33,7 +33,12 @@
  *      before (c) completes must lose the whole update: nothing was sent, so
  *      no vote grant or ack can outlive the state it promised.
  *  R3  Core-written payloads (CONFIG, EPOCH, LEADER) are JSON built with
- *      snprintf; EVENT payloads come from SUBMIT and are opaque here.
+ *      snprintf; EVENT payloads come from SUBMIT and are opaque here. They
+ *      are events of state/state.h: EPOCH "epoch_started" {node, epoch,
+ *      base, term, members}; CONFIG "member_added" {node, epoch, term,
+ *      members} or "member_removed" {..., reason: "silent for S s"}; LEADER
+ *      "leader_elected" {term, node, epoch}. Members only: what a node *is*
+ *      (name, address, resources) is the driver's node_joined event.
  *
  * Log
  *  R4  Two entries are the same iff index and tag match (Raft §3.5 Log

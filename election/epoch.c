@@ -127,7 +127,7 @@ static uint64_t append_epoch_entry(struct elect *e, const uint64_t *members, uin
 {
     char payload[ELECT_CORE_PAYLOAD_MAX];
     size_t len = elect_payload_members(payload, sizeof payload, "epoch_started", e->p.id, &e->epoch,
-                                       e->term, members, n);
+                                       e->term, members, n, 0);
     return elect_append_core(e, ELECT_ENTRY_EPOCH, members, n, payload, (uint32_t)len);
 }
 

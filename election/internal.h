@@ -215,7 +215,9 @@ bool elect_has_quorum(const struct elect *e, const uint64_t *ids, size_t n);
 void elect_membership_tick(struct elect *e);
 int elect_transfer(struct elect *e, uint64_t target, struct sh_err *err);
 void elect_transfer_progress(struct elect *e, struct elect_progress *pr);
-/* Core-written payloads (R3): return bytes written, or 0 when it did not fit. */
+/* Core-written payloads (R3): return bytes written, or 0 when it did not fit.
+ * type: "epoch_started" (adds "base"), "member_added", "member_removed"
+ * (adds "reason": silent for silent_ms). */
 size_t elect_payload_members(char *buf,
                              size_t cap,
                              const char *type,
@@ -223,7 +225,8 @@ size_t elect_payload_members(char *buf,
                              const struct elect_epoch *ep,
                              uint64_t term,
                              const uint64_t *members,
-                             uint32_t n);
+                             uint32_t n,
+                             uint64_t silent_ms);
 size_t elect_payload_leader(
     char *buf, size_t cap, uint64_t term, uint64_t node, const struct elect_epoch *ep);
 

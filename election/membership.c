@@ -67,7 +67,9 @@ bool elect_has_quorum(const struct elect *e, const uint64_t *ids, size_t n)
     return 2 * k > n;
 }
 
-static void propose(struct elect *e, uint64_t id, bool add)
+/* Proposes adding (add) or removing id. silent_ms: how long a removed member
+ * has been silent, written into the entry as its reason. */
+static void propose(struct elect *e, uint64_t id, bool add, uint64_t silent_ms)
 {
     const struct elect_entry *c = elect_config(e);
     uint64_t members[ELECT_MAX_MEMBERS];
@@ -87,8 +89,8 @@ static void propose(struct elect *e, uint64_t id, bool add)
     }
     if (add && !placed)
         members[n++] = id;
-    len = elect_payload_members(payload, sizeof payload, add ? "node_joined" : "node_left", id,
-                                &e->epoch, e->term, members, n);
+    len = elect_payload_members(payload, sizeof payload, add ? "member_added" : "member_removed",
+                                id, &e->epoch, e->term, members, n, add ? 0 : silent_ms);
     elect_append_core(e, ELECT_ENTRY_CONFIG, members, n, payload, (uint32_t)len);
     elect_tracef(e, "%s " ELECT_ID_FMT " (%" PRIu32 " members)",
                  add ? "add member" : "remove silent member", id, n);
@@ -121,7 +123,7 @@ void elect_membership_tick(struct elect *e)
         if (c->n_members == 1)
             elect_epoch_regrow(e, add); /* R13 */
         else
-            propose(e, add, true);
+            propose(e, add, true, 0);
         return;
     }
     for (size_t i = 0; i < e->n_prog; i++) {
@@ -133,7 +135,7 @@ void elect_membership_tick(struct elect *e)
         struct elect_link *l = elect_link_find(e, drop);
         if (l)
             l->removed_at = e->now;
-        propose(e, drop, false);
+        propose(e, drop, false, e->now - elect_progress_find(e, drop)->last_contact);
     }
 }
 
@@ -201,10 +203,12 @@ size_t elect_payload_members(char *buf,
                              const struct elect_epoch *ep,
                              uint64_t term,
                              const uint64_t *members,
-                             uint32_t n)
+                             uint32_t n,
+                             uint64_t silent_ms)
 {
     size_t off = 0;
     bool epoch = strcmp(type, "epoch_started") == 0;
+    bool removed = strcmp(type, "member_removed") == 0;
     if (!put(cap, &off,
              snprintf(buf, cap, "{\"type\":\"%s\",\"node\":\"" ELECT_ID_FMT "\",\"epoch\":%" PRIu64,
                       type, node, ep->num)))
@@ -219,7 +223,14 @@ size_t elect_payload_members(char *buf,
                 cap, &off,
                 snprintf(buf + off, cap - off, "%s\"" ELECT_ID_FMT "\"", i ? "," : "", members[i])))
             return 0;
-    if (!put(cap, &off, snprintf(buf + off, cap - off, "]}")))
+    if (!put(cap, &off, snprintf(buf + off, cap - off, "]")))
+        return 0;
+    if (removed &&
+        !put(cap, &off,
+             snprintf(buf + off, cap - off, ",\"reason\":\"silent for %" PRIu64 ".%" PRIu64 " s\"",
+                      silent_ms / 1000, silent_ms % 1000 / 100)))
+        return 0;
+    if (!put(cap, &off, snprintf(buf + off, cap - off, "}")))
         return 0;
     return off;
 }

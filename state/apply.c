@@ -73,6 +73,27 @@ static void hexid(uint64_t id, char out[STATE_NODE_HEX_LEN + 1])
     state_node_id_format(id, out);
 }
 
+static bool is_member(const struct state *st, uint64_t id)
+{
+    for (uint32_t i = 0; i < st->n_members; i++)
+        if (st->members[i] == id)
+            return true;
+    return false;
+}
+
+/* member_added/removed: the new list must be exactly the current members
+ * plus (minus) the node, so a log that skipped a change cannot fold. */
+static bool members_follow(const struct state *st, const struct state_event *ev, bool add)
+{
+    uint32_t want = add ? st->n_members + 1 : st->n_members - 1;
+    if (ev->n_members != want)
+        return false;
+    for (uint32_t i = 0; i < ev->n_members; i++)
+        if (ev->members[i] != ev->node && !is_member(st, ev->members[i]))
+            return false;
+    return true;
+}
+
 /* The checks that need the state. Returns 0 when ev may be applied. */
 static int check_semantics(const struct state *st,
                            uint64_t index,
@@ -114,6 +135,22 @@ static int check_semantics(const struct state *st,
             return sh_err_set(err, SH_ERANGE, "%s: epoch %llu is not after the current epoch %llu",
                               t, (unsigned long long)ev->epoch, (unsigned long long)st->epoch);
         return 0;
+    case STATE_EV_MEMBER_ADDED:
+    case STATE_EV_MEMBER_REMOVED: {
+        bool add = ev->type == STATE_EV_MEMBER_ADDED;
+        if (ev->epoch != st->epoch)
+            return sh_err_set(err, SH_ERANGE, "%s: epoch %llu is not the current epoch %llu", t,
+                              (unsigned long long)ev->epoch, (unsigned long long)st->epoch);
+        if (add && is_member(st, ev->node))
+            return sh_err_set(err, SH_EINVAL, "%s: node %s is a member already", t, hex);
+        if (!add && !is_member(st, ev->node))
+            return sh_err_set(err, SH_ENOTFOUND, "%s: node %s is not a member", t, hex);
+        if (!members_follow(st, ev, add))
+            return sh_err_set(err, SH_EINVAL,
+                              "%s: members (%u) are not the current %u members %s node %s", t,
+                              ev->n_members, st->n_members, add ? "plus" : "minus", hex);
+        return 0;
+    }
     }
     return sh_err_set(err, SH_EINTERNAL, "unreachable event type");
 }
@@ -140,6 +177,13 @@ static void apply_joined(struct state *st, uint64_t index, const struct state_ev
     set_text(n->name, sizeof n->name, ev->name);
     set_text(n->addr, sizeof n->addr, ev->addr);
     set_resources(&n->res, &ev->res);
+}
+
+static void set_members(struct state *st, const struct state_event *ev)
+{
+    memset(st->members, 0, sizeof st->members);
+    memcpy(st->members, ev->members, ev->n_members * sizeof ev->members[0]);
+    st->n_members = ev->n_members;
 }
 
 int state_apply_event(struct state *st,
@@ -171,12 +215,16 @@ int state_apply_event(struct state *st,
     case STATE_EV_EPOCH_STARTED:
         st->epoch = ev->epoch;
         st->epoch_node = ev->node;
-        st->leader = STATE_NODE_NONE; /* a new epoch elects its own leader */
-        st->term = 0;
-        st->leader_index = 0;
-        memset(st->members, 0, sizeof st->members);
-        memcpy(st->members, ev->members, ev->n_members * sizeof ev->members[0]);
-        st->n_members = ev->n_members;
+        /* The Raft core's starter leads its epoch at once (it writes its
+         * term); without a term the new epoch elects its own leader. */
+        st->leader = ev->term ? ev->node : STATE_NODE_NONE;
+        st->term = ev->term;
+        st->leader_index = ev->term ? index : 0;
+        set_members(st, ev);
+        break;
+    case STATE_EV_MEMBER_ADDED:
+    case STATE_EV_MEMBER_REMOVED:
+        set_members(st, ev);
         break;
     case STATE_EV_NODE_INFO_UPDATED: {
         struct state_node *n = &st->nodes[lower_bound(st, ev->node)];

@@ -29,8 +29,12 @@ static const struct ev_spec specs[] = {
     {STATE_EV_NODE_JOINED, "node_joined", {"node", "name", "addr", "api_port", "resources", NULL}},
     {STATE_EV_NODE_LEFT, "node_left", {"node", "reason", NULL}},
     {STATE_EV_LEADER_ELECTED, "leader_elected", {"term", "node", "epoch", NULL}},
-    {STATE_EV_EPOCH_STARTED, "epoch_started", {"epoch", "node", "members", NULL}},
+    {STATE_EV_EPOCH_STARTED, "epoch_started", {"epoch", "node", "members", "base", "term", NULL}},
     {STATE_EV_NODE_INFO_UPDATED, "node_info_updated", {"node", "resources", NULL}},
+    {STATE_EV_MEMBER_ADDED, "member_added", {"node", "epoch", "term", "members", NULL}},
+    {STATE_EV_MEMBER_REMOVED,
+     "member_removed",
+     {"node", "epoch", "term", "members", "reason", NULL}},
 };
 
 static const char *const res_fields[] = {"ram_total", "ram_free", "cores", "models", NULL};
@@ -238,6 +242,36 @@ check_int(uint64_t v, uint64_t min, const char *type, const char *field, struct 
     return 0;
 }
 
+/* members[0..n): 1..STATE_MAX_NODES ids, sorted, distinct, not 0; node must
+ * be one of them (want > 0), must not (want < 0), or either (want == 0). */
+static int check_members(const struct state_event *ev, const char *t, int want, struct sh_err *err)
+{
+    bool found = false;
+
+    if (ev->n_members < 1 || ev->n_members > STATE_MAX_NODES)
+        return sh_err_set(err, SH_EMALFORMED, "%s: \"members\": %u members, expected 1..%d", t,
+                          ev->n_members, STATE_MAX_NODES);
+    for (uint32_t i = 0; i < ev->n_members; i++) {
+        if (ev->members[i] == STATE_NODE_NONE)
+            return sh_err_set(err, SH_EMALFORMED, "%s: \"members\": node id 0 is reserved", t);
+        if (i > 0 && ev->members[i - 1] >= ev->members[i])
+            return sh_err_set(err, SH_EMALFORMED,
+                              "%s: \"members\": %016llx listed twice or out of order", t,
+                              (unsigned long long)ev->members[i]);
+        found |= ev->members[i] == ev->node;
+    }
+    if (want > 0 && !found)
+        return sh_err_set(err, SH_EMALFORMED,
+                          "%s: \"members\": the %s node %016llx is not a member", t,
+                          ev->type == STATE_EV_EPOCH_STARTED ? "starting" : "added",
+                          (unsigned long long)ev->node);
+    if (want < 0 && found)
+        return sh_err_set(err, SH_EMALFORMED,
+                          "%s: \"members\": the removed node %016llx is still listed", t,
+                          (unsigned long long)ev->node);
+    return 0;
+}
+
 int state_event_validate(const struct state_event *ev, struct sh_err *err)
 {
     const struct ev_spec *sp = spec_of(ev->type);
@@ -266,28 +300,23 @@ int state_event_validate(const struct state_event *ev, struct sh_err *err)
         if ((rc = check_int(ev->term, 1, t, "term", err)))
             return rc;
         return check_int(ev->epoch, 0, t, "epoch", err);
-    case STATE_EV_EPOCH_STARTED: {
-        bool starter = false;
-        if ((rc = check_int(ev->epoch, 1, t, "epoch", err)))
+    case STATE_EV_EPOCH_STARTED:
+        if ((rc = check_int(ev->epoch, 1, t, "epoch", err)) ||
+            (rc = check_int(ev->term, 0, t, "term", err)) ||
+            (rc = check_int(ev->base, 0, t, "base", err)))
             return rc;
-        if (ev->n_members < 1 || ev->n_members > STATE_MAX_NODES)
-            return sh_err_set(err, SH_EMALFORMED, "%s: \"members\": %u members, expected 1..%d", t,
-                              ev->n_members, STATE_MAX_NODES);
-        for (uint32_t i = 0; i < ev->n_members; i++) {
-            if (ev->members[i] == STATE_NODE_NONE)
-                return sh_err_set(err, SH_EMALFORMED, "%s: \"members\": node id 0 is reserved", t);
-            if (i > 0 && ev->members[i - 1] >= ev->members[i])
-                return sh_err_set(err, SH_EMALFORMED,
-                                  "%s: \"members\": %016llx listed twice or out of order", t,
-                                  (unsigned long long)ev->members[i]);
-            starter |= ev->members[i] == ev->node;
-        }
-        if (!starter)
-            return sh_err_set(err, SH_EMALFORMED,
-                              "%s: \"members\": the starting node %016llx is not a member", t,
-                              (unsigned long long)ev->node);
-        return 0;
-    }
+        if (ev->term == 0 && ev->base != 0)
+            return sh_err_set(err, SH_EMALFORMED, "%s: \"base\" without \"term\"", t);
+        return check_members(ev, t, 1, err);
+    case STATE_EV_MEMBER_ADDED:
+    case STATE_EV_MEMBER_REMOVED:
+        if ((rc = check_int(ev->epoch, 1, t, "epoch", err)) ||
+            (rc = check_int(ev->term, 1, t, "term", err)))
+            return rc;
+        if (ev->type == STATE_EV_MEMBER_REMOVED &&
+            (rc = check_text(ev->reason, STATE_REASON_MAX, t, "reason", err)))
+            return rc;
+        return check_members(ev, t, ev->type == STATE_EV_MEMBER_ADDED ? 1 : -1, err);
     case STATE_EV_NODE_INFO_UPDATED:
         return check_resources(&ev->res, t, err);
     }
@@ -436,6 +465,31 @@ parse_resources(const cJSON *obj, struct state_resources *r, const char *type, s
     return 0;
 }
 
+/* "members": an array of node ids, sorted into ev->members. */
+static int
+parse_members(const cJSON *root, struct state_event *ev, const char *t, struct sh_err *err)
+{
+    const cJSON *v, *m;
+    int rc;
+
+    if (!(v = need(root, "members", t, "", err)))
+        return SH_EMALFORMED;
+    if (!cJSON_IsArray(v))
+        return sh_err_set(err, SH_EMALFORMED, "%s: \"members\": expected an array", t);
+    cJSON_ArrayForEach(m, v)
+    {
+        if (ev->n_members == STATE_MAX_NODES)
+            return sh_err_set(err, SH_EMALFORMED,
+                              "%s: \"members\": more than %d members (STATE_MAX_NODES)", t,
+                              STATE_MAX_NODES);
+        if ((rc = get_node(m, &ev->members[ev->n_members], t, "members[]", err)))
+            return rc;
+        ev->n_members++;
+    }
+    qsort(ev->members, ev->n_members, sizeof ev->members[0], cmp_u64);
+    return 0;
+}
+
 static int
 parse_fields(const cJSON *root, struct state_event *ev, const char *t, struct sh_err *err)
 {
@@ -469,27 +523,31 @@ parse_fields(const cJSON *root, struct state_event *ev, const char *t, struct sh
         if ((rc = get_u64(root, "term", 1, (uint64_t)STATE_JSON_INT_MAX, &ev->term, t, "", err)))
             return rc;
         return get_u64(root, "epoch", 0, (uint64_t)STATE_JSON_INT_MAX, &ev->epoch, t, "", err);
-    case STATE_EV_EPOCH_STARTED: {
-        const cJSON *m;
+    case STATE_EV_EPOCH_STARTED:
         if ((rc = get_u64(root, "epoch", 1, (uint64_t)STATE_JSON_INT_MAX, &ev->epoch, t, "", err)))
             return rc;
-        if (!(v = need(root, "members", t, "", err)))
-            return SH_EMALFORMED;
-        if (!cJSON_IsArray(v))
-            return sh_err_set(err, SH_EMALFORMED, "%s: \"members\": expected an array", t);
-        cJSON_ArrayForEach(m, v)
-        {
-            if (ev->n_members == STATE_MAX_NODES)
-                return sh_err_set(err, SH_EMALFORMED,
-                                  "%s: \"members\": more than %d members (STATE_MAX_NODES)", t,
-                                  STATE_MAX_NODES);
-            if ((rc = get_node(m, &ev->members[ev->n_members], t, "members[]", err)))
+        /* base and term come together (the Raft core writes both). */
+        if (cJSON_GetObjectItemCaseSensitive(root, "base") ||
+            cJSON_GetObjectItemCaseSensitive(root, "term")) {
+            if ((rc = get_u64(root, "base", 0, (uint64_t)STATE_JSON_INT_MAX, &ev->base, t, "",
+                              err)) ||
+                (rc =
+                     get_u64(root, "term", 1, (uint64_t)STATE_JSON_INT_MAX, &ev->term, t, "", err)))
                 return rc;
-            ev->n_members++;
         }
-        qsort(ev->members, ev->n_members, sizeof ev->members[0], cmp_u64);
-        return 0;
-    }
+        return parse_members(root, ev, t, err);
+    case STATE_EV_MEMBER_ADDED:
+    case STATE_EV_MEMBER_REMOVED:
+        if ((rc =
+                 get_u64(root, "epoch", 1, (uint64_t)STATE_JSON_INT_MAX, &ev->epoch, t, "", err)) ||
+            (rc = get_u64(root, "term", 1, (uint64_t)STATE_JSON_INT_MAX, &ev->term, t, "", err)) ||
+            (rc = parse_members(root, ev, t, err)))
+            return rc;
+        if (ev->type == STATE_EV_MEMBER_ADDED)
+            return 0;
+        if (!(v = need(root, "reason", t, "", err)))
+            return SH_EMALFORMED;
+        return get_str(v, ev->reason, sizeof ev->reason, t, "reason", err);
     case STATE_EV_NODE_INFO_UPDATED:
         if (!(v = need(root, "resources", t, "", err)))
             return SH_EMALFORMED;
@@ -577,9 +635,25 @@ static bool add_resources(cJSON *obj, const struct state_resources *res)
     return true;
 }
 
+static bool add_members(cJSON *obj, const struct state_event *ev)
+{
+    cJSON *v = cJSON_AddArrayToObject(obj, "members");
+    bool ok = v != NULL;
+    for (uint32_t i = 0; ok && i < ev->n_members; i++) {
+        char hex[STATE_NODE_HEX_LEN + 1];
+        cJSON *s;
+        state_node_id_format(ev->members[i], hex);
+        s = cJSON_CreateString(hex);
+        ok = s && cJSON_AddItemToArray(v, s);
+        if (!ok)
+            cJSON_Delete(s);
+    }
+    return ok;
+}
+
 int state_event_encode(const struct state_event *ev, char **out, struct sh_err *err)
 {
-    cJSON *root = NULL, *v = NULL;
+    cJSON *root = NULL;
     char *text = NULL;
     bool ok;
     int rc;
@@ -612,12 +686,19 @@ int state_event_encode(const struct state_event *ev, char **out, struct sh_err *
         break;
     case STATE_EV_EPOCH_STARTED:
         ok = ok && cJSON_AddNumberToObject(root, "epoch", (double)ev->epoch) &&
-             add_node(root, "node", ev->node) && (v = cJSON_AddArrayToObject(root, "members"));
-        for (uint32_t i = 0; ok && i < ev->n_members; i++) {
-            char hex[STATE_NODE_HEX_LEN + 1];
-            state_node_id_format(ev->members[i], hex);
-            ok = cJSON_AddItemToArray(v, cJSON_CreateString(hex));
-        }
+             add_node(root, "node", ev->node);
+        if (ok && ev->term != 0)
+            ok = cJSON_AddNumberToObject(root, "base", (double)ev->base) &&
+                 cJSON_AddNumberToObject(root, "term", (double)ev->term);
+        ok = ok && add_members(root, ev);
+        break;
+    case STATE_EV_MEMBER_ADDED:
+    case STATE_EV_MEMBER_REMOVED:
+        ok = ok && add_node(root, "node", ev->node) &&
+             cJSON_AddNumberToObject(root, "epoch", (double)ev->epoch) &&
+             cJSON_AddNumberToObject(root, "term", (double)ev->term) && add_members(root, ev);
+        if (ok && ev->type == STATE_EV_MEMBER_REMOVED)
+            ok = cJSON_AddStringToObject(root, "reason", ev->reason) != NULL;
         break;
     }
     if (ok)

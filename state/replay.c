@@ -186,14 +186,32 @@ int state_event_summary(const struct state *st, const struct state_event *ev, st
     case STATE_EV_EPOCH_STARTED:
         if (known && (rc = sh_strbuf_printf(out, " (%s)", known->name)))
             return rc;
-        if ((rc = sh_strbuf_printf(out, " started epoch %" PRIu64 " with %u member%s: ", ev->epoch,
-                                   ev->n_members, ev->n_members == 1 ? "" : "s")))
+        if ((rc = sh_strbuf_printf(out, " started epoch %" PRIu64, ev->epoch)))
+            return rc;
+        if (ev->term &&
+            (rc = sh_strbuf_printf(out, " at #%" PRIu64 " and leads it (term %" PRIu64 ")",
+                                   ev->base + 1, ev->term)))
+            return rc;
+        if ((rc = sh_strbuf_printf(out, " with %u member%s: ", ev->n_members,
+                                   ev->n_members == 1 ? "" : "s")))
             return rc;
         for (uint32_t i = 0; i < ev->n_members; i++)
             if ((rc = sh_strbuf_puts(out, i ? ", " : "")) ||
                 (rc = put_node(out, st, ev->members[i])))
                 return rc;
         return 0;
+    case STATE_EV_MEMBER_ADDED:
+    case STATE_EV_MEMBER_REMOVED:
+        if (known && (rc = sh_strbuf_printf(out, " (%s)", known->name)))
+            return rc;
+        if (ev->type == STATE_EV_MEMBER_ADDED)
+            rc = sh_strbuf_puts(out, " added to the members: ");
+        else
+            rc = sh_strbuf_printf(out, " removed from the members (%s): ", ev->reason);
+        for (uint32_t i = 0; !rc && i < ev->n_members; i++)
+            if (!(rc = sh_strbuf_puts(out, i ? ", " : "")))
+                rc = put_node(out, st, ev->members[i]);
+        return rc;
     case STATE_EV_NODE_INFO_UPDATED:
         if (!known)
             return (rc = sh_strbuf_puts(out, " updated: ")) ? rc : put_resources(out, &ev->res);

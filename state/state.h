@@ -39,8 +39,23 @@
  *       term of the previous leader of this epoch (one leader per term).
  *       The node need not have joined yet (the first leader logs itself).
  *   {"type":"epoch_started","epoch":1..2^53,"node":ID,
- *    "members":[ID,...] (1..STATE_MAX_NODES, distinct, includes "node")}
- *       epoch must be greater than the current one; clears the leader.
+ *    "members":[ID,...] (1..STATE_MAX_NODES, distinct, includes "node"),
+ *    "base":0..2^53,"term":1..2^53}   (base and term: both or neither)
+ *       epoch must be greater than the current one. The Raft core writes it
+ *       (with base, the log length the epoch forked from, and term): the
+ *       starter leads the new epoch at once, so with a term it becomes the
+ *       leader (leader_index = this entry); without one the leader is
+ *       cleared. members become the current members.
+ *   {"type":"member_added","node":ID,"epoch":1..2^53,"term":1..2^53,
+ *    "members":[ID,...]}
+ *   {"type":"member_removed","node":ID,"epoch":1..2^53,"term":1..2^53,
+ *    "members":[ID,...],"reason":TEXT(1..255)}
+ *       Written by the Raft core (a CONFIG entry: one member added or
+ *       removed). epoch must be the current one, and members must be the
+ *       current members plus (minus) node: a log that skips a change is
+ *       rejected, never papered over. Membership only: what a node is
+ *       (name, address, resources) comes with node_joined, which the
+ *       leader's agent writes once it knows them.
  *   {"type":"node_info_updated","node":ID,"resources":RES}
  *       Rejected for an unknown node.
  *   RES = {"ram_total":0..2^53 bytes,"ram_free":0..ram_total bytes,
@@ -87,6 +102,8 @@ enum state_event_type {
     STATE_EV_LEADER_ELECTED = 3,
     STATE_EV_EPOCH_STARTED = 4,
     STATE_EV_NODE_INFO_UPDATED = 5,
+    STATE_EV_MEMBER_ADDED = 6,
+    STATE_EV_MEMBER_REMOVED = 7,
 };
 
 struct state_resources {
@@ -104,14 +121,15 @@ struct state_event {
     bool has_time;
     int64_t time_ms;   /* when has_time */
     uint64_t node;     /* every type */
-    uint64_t term;     /* leader_elected */
-    uint64_t epoch;    /* leader_elected, epoch_started */
+    uint64_t term;     /* leader_elected, member_*; epoch_started (0 = absent) */
+    uint64_t epoch;    /* leader_elected, epoch_started, member_* */
+    uint64_t base;     /* epoch_started (with term) */
     uint32_t api_port; /* node_joined */
     uint32_t n_members;
-    uint64_t members[STATE_MAX_NODES]; /* epoch_started, sorted ascending */
+    uint64_t members[STATE_MAX_NODES]; /* epoch_started, member_*: sorted ascending */
     char name[STATE_NAME_MAX + 1];     /* node_joined */
     char addr[STATE_ADDR_MAX + 1];     /* node_joined */
-    char reason[STATE_REASON_MAX + 1]; /* node_left */
+    char reason[STATE_REASON_MAX + 1]; /* node_left, member_removed */
     struct state_resources res;        /* node_joined, node_info_updated */
 };
 
@@ -160,7 +178,7 @@ struct state {
     uint64_t leader;        /* STATE_NODE_NONE when unknown */
     uint64_t term;          /* the leader's term; 0 when none this epoch */
     uint64_t leader_index;  /* log index of that leader_elected */
-    uint32_t n_members;     /* members of the current epoch, sorted */
+    uint32_t n_members;     /* current members (epoch_started, member_*), sorted */
     uint32_t n_nodes;       /* nodes[0..n_nodes), sorted by id */
     uint64_t members[STATE_MAX_NODES];
     struct state_node nodes[STATE_MAX_NODES];
@@ -238,6 +256,11 @@ enum state_row_kind {
 struct state_row {
     uint64_t index; /* 1-based, contiguous in the log */
     uint64_t term;
+    /* The epoch of the leader that wrote it (Raft's entry tag is (epoch,
+     * term)): number, base and starter; all 0 in rows of schema version 1. */
+    uint64_t epoch;
+    uint64_t epoch_base;
+    uint64_t epoch_node;
     int kind;        /* enum state_row_kind */
     int64_t time_ms; /* when this node appended it (local clock) */
     size_t n_members;
@@ -286,7 +309,7 @@ int state_resources_json(const struct state_resources *res, cJSON **out);
  * process) open read-only and see the last committed transaction. */
 struct state_store;
 
-#define STATE_STORE_SCHEMA_VERSION 1
+#define STATE_STORE_SCHEMA_VERSION 2 /* 2: entry epoch tags, epoch base, epoch vote */
 
 enum state_store_mode {
     STATE_STORE_READONLY = 0, /* must exist; never writes the log (SQLite may
@@ -300,6 +323,8 @@ struct state_persist {
     uint64_t voted_for; /* STATE_NODE_NONE when no vote this term */
     uint64_t epoch;
     uint64_t epoch_node; /* who started the epoch; NONE before the first */
+    uint64_t epoch_base; /* the log length it forked from */
+    bool vote_epoch;     /* voted_for was an epoch vote (Raft core rule R18) */
 };
 
 struct state_store_meta {
@@ -370,6 +395,30 @@ int state_store_set_persist(struct state_store *s,
 
 /* Errors: SH_EINVAL (commit > last_index), SH_EIO. */
 int state_store_set_commit(struct state_store *s, uint64_t commit_index, struct sh_err *err);
+
+/* One durable step of the Raft driver (election.h rule R2), in ONE
+ * transaction: (a) archive and delete rows >= truncate_from (0 = none), with
+ * reason and now_ms, lowering commit_index as state_store_truncate does;
+ * (b) append rows[0..n_rows) (rows[0].index must then be last_index + 1);
+ * (c) write *persist when non-NULL; (d) set commit_index when set_commit.
+ * Either all of it is durable when this returns 0, or none of it happened:
+ * a crash in between loses the whole step, never half of it.
+ * *archived (optional) gets the archived count. Errors: those of the four
+ * functions it stands for; nothing is changed on error. */
+struct state_store_update {
+    uint64_t truncate_from;
+    const char *reason; /* required with truncate_from */
+    int64_t now_ms;
+    const struct state_row *rows;
+    size_t n_rows;
+    const struct state_persist *persist;
+    bool set_commit;
+    uint64_t commit_index;
+};
+int state_store_update(struct state_store *s,
+                       const struct state_store_update *u,
+                       size_t *archived,
+                       struct sh_err *err);
 
 /* Rows with from <= index, at most max of them (0 = no limit), ascending.
  * *rows is returned (state_rows_free); *n may be 0. Errors: SH_EMALFORMED

@@ -22,8 +22,9 @@
  *     lock is taken before the first read, so the checks inside see what the
  *     writes will follow): append = n rows; truncate = copy the suffix into
  *     archive + delete it + lower commit_index; set_persist = term, vote and
- *     epoch together. A WAL transaction is valid only up to its commit frame
- *     (frames carry checksums; recovery ignores frames after the last valid
+ *     epoch together; update = all of these at once, the Raft driver's whole
+ *     step (election.h R2: nothing is sent before it is durable). A WAL transaction is valid only
+ * up to its commit frame (frames carry checksums; recovery ignores frames after the last valid
  *     commit), so a crash anywhere leaves either all of a mutation or none
  *     of it: no partial row, no half-archived suffix, no term without the
  *     vote that goes with it.
@@ -90,7 +91,9 @@
 #define APP_ID  0x73686f6c /* "shol" in the SQLite header: marks our files */
 #define BUSY_MS 5000       /* a reader may wait out a checkpoint */
 
-static const char schema_sql[] =
+/* Version 1 as created then; a new file gets it and is migrated to the
+ * current version at once, so there is one path to every version. */
+static const char schema_v1_sql[] =
     "CREATE TABLE schema_version(version INTEGER NOT NULL);"
     "CREATE TABLE log(idx INTEGER PRIMARY KEY, term INTEGER NOT NULL, kind INTEGER NOT NULL,"
     " members TEXT NOT NULL, payload TEXT NOT NULL, time_ms INTEGER NOT NULL);"
@@ -103,12 +106,25 @@ static const char schema_sql[] =
     "('commit_index',0);"
     "PRAGMA application_id=1936224108;"; /* APP_ID in decimal */
 
+/* 1 -> 2: each entry's epoch tag (the Raft core compares (epoch, term)),
+ * the current epoch's base and whether the vote was an epoch vote. Rows
+ * written by version 1 get epoch 0 ("not recorded"). */
+static const char migrate_v2_sql[] =
+    "ALTER TABLE log ADD COLUMN epoch INTEGER NOT NULL DEFAULT 0;"
+    "ALTER TABLE log ADD COLUMN epoch_base INTEGER NOT NULL DEFAULT 0;"
+    "ALTER TABLE log ADD COLUMN epoch_node TEXT;"
+    "ALTER TABLE archive ADD COLUMN epoch INTEGER NOT NULL DEFAULT 0;"
+    "ALTER TABLE archive ADD COLUMN epoch_base INTEGER NOT NULL DEFAULT 0;"
+    "ALTER TABLE archive ADD COLUMN epoch_node TEXT;"
+    "INSERT OR IGNORE INTO meta VALUES('epoch_base',0),('vote_epoch',0);"
+    "UPDATE schema_version SET version = 2;";
+
 /* A query per table naming every column we use: a foreign or damaged schema
  * fails to prepare and is reported instead of being half-read. */
 static const char *const probe_sql[] = {
     "SELECT version FROM schema_version",
-    "SELECT idx, term, kind, members, payload, time_ms FROM log",
-    "SELECT id, archived_at_ms, reason, idx, term, kind, members, payload, time_ms FROM archive",
+    "SELECT " STATE_ROW_COLUMNS " FROM log",
+    "SELECT id, archived_at_ms, reason, " STATE_ROW_COLUMNS " FROM archive",
     "SELECT key, value FROM meta",
 };
 
@@ -233,19 +249,35 @@ int state_db_query_int(struct state_store *s, const char *sql, int64_t *out, str
 }
 
 /* Versions are 1.. and this build writes STATE_STORE_SCHEMA_VERSION. A
- * migration from N to N+1 is one transaction added here when version 2
- * exists; an older file with no step is refused by name, never guessed at. */
-static int migrate(struct state_store *s, int64_t version, struct sh_err *err)
+ * migration from N to N+1 is one transaction; a read-only handle cannot
+ * migrate and says so; anything else is refused by name, never guessed at. */
+static int migrate(struct state_store *s, int64_t *version, struct sh_err *err)
 {
-    if (version == STATE_STORE_SCHEMA_VERSION)
+    int rc;
+
+    if (*version == 1 && s->readonly)
+        return sh_err_set(err, SH_EUNSUPPORTED,
+                          "%s: schema version 1; start a shoal agent of this version on the data "
+                          "dir once to upgrade it to %d",
+                          s->path, STATE_STORE_SCHEMA_VERSION);
+    if (*version == 1) {
+        if ((rc = begin_write(s, "migrate to schema 2", err)))
+            return rc;
+        if ((rc = state_db_exec(s, migrate_v2_sql, err)) || (rc = commit(s, err))) {
+            state_db_rollback(s);
+            return rc;
+        }
+        *version = 2;
+    }
+    if (*version == STATE_STORE_SCHEMA_VERSION)
         return 0;
-    if (version > STATE_STORE_SCHEMA_VERSION)
+    if (*version > STATE_STORE_SCHEMA_VERSION)
         return sh_err_set(err, SH_EUNSUPPORTED,
                           "%s: schema version %lld is newer than this shoal supports (%d); "
                           "use a newer shoal",
-                          s->path, (long long)version, STATE_STORE_SCHEMA_VERSION);
+                          s->path, (long long)*version, STATE_STORE_SCHEMA_VERSION);
     return sh_err_set(err, SH_EMALFORMED, "%s: schema version %lld is not valid (expected %d)",
-                      s->path, (long long)version, STATE_STORE_SCHEMA_VERSION);
+                      s->path, (long long)*version, STATE_STORE_SCHEMA_VERSION);
 }
 
 /* Refuses a file that is not ours before anything is written to it (a
@@ -284,11 +316,23 @@ static int check_schema(struct state_store *s, int64_t tables, struct sh_err *er
                               "%s: empty database, not yet initialised by a shoal agent", s->path);
         if ((rc = begin_write(s, "create schema", err)))
             return rc;
-        if ((rc = state_db_exec(s, schema_sql, err)) || (rc = commit(s, err))) {
+        if ((rc = state_db_exec(s, schema_v1_sql, err)) || (rc = commit(s, err))) {
             state_db_rollback(s);
             return rc;
         }
     }
+    if ((rc = state_db_query_int(s, "SELECT count(*) FROM schema_version", &rows, err)) ||
+        (rc = state_db_query_int(s, "SELECT max(version) FROM schema_version", &version, err))) {
+        if (rc == SH_EIO)
+            rc = sh_err_set(err, SH_EMALFORMED, "%s: damaged schema: %s", s->path,
+                            sqlite3_errmsg(s->db));
+        return rc;
+    }
+    if (rows != 1)
+        return sh_err_set(err, SH_EMALFORMED, "%s: schema_version holds %lld rows, expected 1",
+                          s->path, (long long)rows);
+    if ((rc = migrate(s, &version, err)))
+        return rc;
     for (size_t i = 0; i < sizeof probe_sql / sizeof probe_sql[0]; i++) {
         sqlite3_stmt *st = NULL;
         if (sqlite3_prepare_v2(s->db, probe_sql[i], -1, &st, NULL) != SQLITE_OK)
@@ -296,13 +340,7 @@ static int check_schema(struct state_store *s, int64_t tables, struct sh_err *er
                               sqlite3_errmsg(s->db));
         sqlite3_finalize(st);
     }
-    if ((rc = state_db_query_int(s, "SELECT count(*) FROM schema_version", &rows, err)) ||
-        (rc = state_db_query_int(s, "SELECT max(version) FROM schema_version", &version, err)))
-        return rc;
-    if (rows != 1)
-        return sh_err_set(err, SH_EMALFORMED, "%s: schema_version holds %lld rows, expected 1",
-                          s->path, (long long)rows);
-    return migrate(s, version, err);
+    return 0;
 }
 
 /* WAL + synchronous=FULL (note 1), read back: a build or file system that
@@ -384,8 +422,8 @@ int state_store_open(const char *data_dir,
         if ((rc = fsync_dir(data_dir, err)))
             goto fail;
         if ((rc = state_db_prepare(s,
-                                   "INSERT INTO log(idx, term, kind, members, payload, time_ms) "
-                                   "VALUES(?, ?, ?, ?, ?, ?)",
+                                   "INSERT INTO log(" STATE_ROW_COLUMNS ") "
+                                   "VALUES(?, ?, ?, ?, ?, ?, ?, ?, ?)",
                                    &s->ins_log, err)))
             goto fail;
     }
@@ -424,7 +462,10 @@ static int members_text(const uint64_t *ids, size_t n, char *out, size_t cap)
     return 0;
 }
 
-/* ---- writes -------------------------------------------------------------- */
+/* ---- writes --------------------------------------------------------------
+ * Each public write is one transaction (note 2) around the do_* steps
+ * below, which run inside the caller's transaction; state_store_update
+ * runs several of them in one. Arguments are checked before BEGIN. */
 
 static int check_append(const struct state_store *s,
                         const struct state_row *rows,
@@ -437,8 +478,10 @@ static int check_append(const struct state_store *s,
             return sh_err_set(err, SH_EINVAL, "%s: append: index %llu after %llu is not contiguous",
                               s->path, (unsigned long long)r->index,
                               (unsigned long long)rows[i - 1].index);
-        if (r->index > (uint64_t)INT64_MAX || r->term > (uint64_t)INT64_MAX)
-            return sh_err_set(err, SH_EINVAL, "%s: append: index or term above 2^63", s->path);
+        if (r->index > (uint64_t)INT64_MAX || r->term > (uint64_t)INT64_MAX ||
+            r->epoch > (uint64_t)INT64_MAX || r->epoch_base > (uint64_t)INT64_MAX)
+            return sh_err_set(err, SH_EINVAL, "%s: append: index, term or epoch above 2^63",
+                              s->path);
         if (r->kind < 0 || r->kind > STATE_ROW_KIND_MAX)
             return sh_err_set(err, SH_EINVAL, "%s: append: row %llu: kind %d unknown", s->path,
                               (unsigned long long)r->index, r->kind);
@@ -463,27 +506,29 @@ static int check_append(const struct state_store *s,
     return 0;
 }
 
-int state_store_append(struct state_store *s,
-                       const struct state_row *rows,
-                       size_t n,
-                       struct sh_err *err)
+static int check_reason(const struct state_store *s, const char *reason, struct sh_err *err)
+{
+    if (!reason || !*reason || strlen(reason) > REASON_MAX ||
+        !state_text_ok(reason, strlen(reason)))
+        return sh_err_set(err, SH_EINVAL, "%s: truncate: the reason must be 1..%d bytes of text",
+                          s->path, REASON_MAX);
+    return 0;
+}
+
+static int
+do_append(struct state_store *s, const struct state_row *rows, size_t n, struct sh_err *err)
 {
     char members[MEMBERS_TEXT_MAX + 1];
+    char node[STATE_NODE_HEX_LEN + 1];
     int64_t last = 0;
     int rc;
 
-    if (n == 0)
-        return 0;
-    if ((rc = check_append(s, rows, n, err)) || (rc = begin_write(s, "append", err)))
-        return rc;
     if ((rc = state_db_query_int(s, "SELECT coalesce(max(idx), 0) FROM log", &last, err)))
-        goto fail;
-    if (rows[0].index != (uint64_t)last + 1) {
-        rc = sh_err_set(err, SH_EINVAL,
-                        "%s: append: first index %llu, the log ends at %llu (truncate first)",
-                        s->path, (unsigned long long)rows[0].index, (unsigned long long)last);
-        goto fail;
-    }
+        return rc;
+    if (rows[0].index != (uint64_t)last + 1)
+        return sh_err_set(err, SH_EINVAL,
+                          "%s: append: first index %llu, the log ends at %llu (truncate first)",
+                          s->path, (unsigned long long)rows[0].index, (unsigned long long)last);
     for (size_t i = 0; i < n; i++) {
         const struct state_row *r = &rows[i];
         sqlite3_stmt *st = s->ins_log;
@@ -495,86 +540,70 @@ int state_store_append(struct state_store *s,
         sqlite3_bind_text(st, 4, members, -1, SQLITE_STATIC);
         sqlite3_bind_text(st, 5, r->payload ? r->payload : "", (int)r->payload_len, SQLITE_STATIC);
         sqlite3_bind_int64(st, 6, r->time_ms);
+        sqlite3_bind_int64(st, 7, (int64_t)r->epoch);
+        sqlite3_bind_int64(st, 8, (int64_t)r->epoch_base);
+        if (r->epoch_node == STATE_NODE_NONE) {
+            sqlite3_bind_null(st, 9);
+        } else {
+            state_node_id_format(r->epoch_node, node);
+            sqlite3_bind_text(st, 9, node, -1, SQLITE_STATIC);
+        }
         rc = step_done(s, st, "append", err);
         sqlite3_reset(st);
         sqlite3_clear_bindings(st);
         if (rc)
-            goto fail;
+            return rc;
     }
-    if ((rc = commit(s, err)))
-        return rc;
     return 0;
-fail:
-    state_db_rollback(s);
-    return rc;
 }
 
-int state_store_truncate(struct state_store *s,
-                         uint64_t from,
-                         const char *reason,
-                         int64_t now_ms,
-                         size_t *archived,
-                         struct sh_err *err)
+static int do_truncate(struct state_store *s,
+                       uint64_t from,
+                       const char *reason,
+                       int64_t now_ms,
+                       int64_t *moved,
+                       struct sh_err *err)
 {
     sqlite3_stmt *st = NULL;
-    int64_t moved = 0, from64;
+    int64_t from64 = from > (uint64_t)INT64_MAX ? INT64_MAX : (int64_t)from;
     int rc;
 
-    if (from == 0)
-        return sh_err_set(err, SH_EINVAL, "%s: truncate: index 0 (indexes start at 1)", s->path);
-    if (!reason || !*reason || strlen(reason) > REASON_MAX ||
-        !state_text_ok(reason, strlen(reason)))
-        return sh_err_set(err, SH_EINVAL, "%s: truncate: the reason must be 1..%d bytes of text",
-                          s->path, REASON_MAX);
-    from64 = from > (uint64_t)INT64_MAX ? INT64_MAX : (int64_t)from;
-    if ((rc = begin_write(s, "truncate", err)))
-        return rc;
     /* Copy first, delete second, one transaction (note 4). */
-    if ((rc = state_db_prepare(
-             s,
-             "INSERT INTO archive(archived_at_ms, reason, idx, term, kind, members, "
-             "payload, time_ms) SELECT ?, ?, idx, term, kind, members, payload, "
-             "time_ms FROM log WHERE idx >= ? ORDER BY idx",
-             &st, err)))
-        goto fail;
+    if ((rc = state_db_prepare(s,
+                               "INSERT INTO archive(archived_at_ms, reason, " STATE_ROW_COLUMNS
+                               ") SELECT ?, ?, " STATE_ROW_COLUMNS
+                               " FROM log WHERE idx >= ? ORDER BY idx",
+                               &st, err)))
+        return rc;
     sqlite3_bind_int64(st, 1, now_ms);
     sqlite3_bind_text(st, 2, reason, -1, SQLITE_STATIC);
     sqlite3_bind_int64(st, 3, from64);
     if ((rc = step_done(s, st, "archive", err)))
-        goto fail;
-    moved = sqlite3_changes(s->db);
+        goto out;
+    *moved = sqlite3_changes(s->db);
     sqlite3_finalize(st);
     st = NULL;
     if ((rc = state_db_prepare(s, "DELETE FROM log WHERE idx >= ?", &st, err)))
-        goto fail;
+        goto out;
     sqlite3_bind_int64(st, 1, from64);
     if ((rc = step_done(s, st, "truncate", err)))
-        goto fail;
-    if (sqlite3_changes(s->db) != moved) {
+        goto out;
+    if (sqlite3_changes(s->db) != *moved) {
         rc = sh_err_set(err, SH_EINTERNAL, "%s: truncate: archived %lld rows but deleted %d",
-                        s->path, (long long)moved, sqlite3_changes(s->db));
-        goto fail;
+                        s->path, (long long)*moved, sqlite3_changes(s->db));
+        goto out;
     }
     sqlite3_finalize(st);
     st = NULL;
     /* Note 5: the commit index never points past the log. */
     if ((rc = state_db_prepare(
              s, "UPDATE meta SET value = ? WHERE key = 'commit_index' AND value >= ?", &st, err)))
-        goto fail;
+        goto out;
     sqlite3_bind_int64(st, 1, from64 - 1);
     sqlite3_bind_int64(st, 2, from64);
-    if ((rc = step_done(s, st, "lower commit index", err)))
-        goto fail;
+    rc = step_done(s, st, "lower commit index", err);
+out:
     sqlite3_finalize(st);
-    st = NULL;
-    if ((rc = commit(s, err)))
-        return rc;
-    if (archived)
-        *archived = (size_t)moved;
-    return 0;
-fail:
-    sqlite3_finalize(st);
-    state_db_rollback(s);
     return rc;
 }
 
@@ -601,44 +630,131 @@ put_meta(struct state_store *s, const char *key, bool is_node, uint64_t v, struc
     return rc;
 }
 
-int state_store_set_persist(struct state_store *s,
-                            const struct state_persist *p,
-                            struct sh_err *err)
+static int
+check_persist(const struct state_store *s, const struct state_persist *p, struct sh_err *err)
+{
+    if (p->term > (uint64_t)INT64_MAX || p->epoch > (uint64_t)INT64_MAX ||
+        p->epoch_base > (uint64_t)INT64_MAX)
+        return sh_err_set(err, SH_EINVAL, "%s: term or epoch above 2^63", s->path);
+    return 0;
+}
+
+static int do_persist(struct state_store *s, const struct state_persist *p, struct sh_err *err)
 {
     int rc;
-
-    if (p->term > (uint64_t)INT64_MAX || p->epoch > (uint64_t)INT64_MAX)
-        return sh_err_set(err, SH_EINVAL, "%s: term or epoch above 2^63", s->path);
-    if ((rc = begin_write(s, "set term/vote", err)))
-        return rc;
     if ((rc = put_meta(s, "term", false, p->term, err)) ||
         (rc = put_meta(s, "voted_for", true, p->voted_for, err)) ||
         (rc = put_meta(s, "epoch", false, p->epoch, err)) ||
-        (rc = put_meta(s, "epoch_node", true, p->epoch_node, err))) {
+        (rc = put_meta(s, "epoch_node", true, p->epoch_node, err)) ||
+        (rc = put_meta(s, "epoch_base", false, p->epoch_base, err)) ||
+        (rc = put_meta(s, "vote_epoch", false, p->vote_epoch ? 1 : 0, err)))
+        return rc;
+    return 0;
+}
+
+static int do_set_commit(struct state_store *s, uint64_t commit_index, struct sh_err *err)
+{
+    int64_t last = 0;
+    int rc;
+
+    if ((rc = state_db_query_int(s, "SELECT coalesce(max(idx), 0) FROM log", &last, err)))
+        return rc;
+    if (commit_index > (uint64_t)last)
+        return sh_err_set(err, SH_EINVAL, "%s: commit index %llu past the last index %lld", s->path,
+                          (unsigned long long)commit_index, (long long)last);
+    return put_meta(s, "commit_index", false, commit_index, err);
+}
+
+/* Ends a write transaction: COMMIT after rc == 0, else ROLLBACK. */
+static int finish_write(struct state_store *s, int rc, struct sh_err *err)
+{
+    if (rc) {
         state_db_rollback(s);
         return rc;
     }
     return commit(s, err);
 }
 
+int state_store_append(struct state_store *s,
+                       const struct state_row *rows,
+                       size_t n,
+                       struct sh_err *err)
+{
+    int rc;
+
+    if (n == 0)
+        return 0;
+    if ((rc = check_append(s, rows, n, err)) || (rc = begin_write(s, "append", err)))
+        return rc;
+    return finish_write(s, do_append(s, rows, n, err), err);
+}
+
+int state_store_truncate(struct state_store *s,
+                         uint64_t from,
+                         const char *reason,
+                         int64_t now_ms,
+                         size_t *archived,
+                         struct sh_err *err)
+{
+    int64_t moved = 0;
+    int rc;
+
+    if (from == 0)
+        return sh_err_set(err, SH_EINVAL, "%s: truncate: index 0 (indexes start at 1)", s->path);
+    if ((rc = check_reason(s, reason, err)) || (rc = begin_write(s, "truncate", err)))
+        return rc;
+    if ((rc = finish_write(s, do_truncate(s, from, reason, now_ms, &moved, err), err)))
+        return rc;
+    if (archived)
+        *archived = (size_t)moved;
+    return 0;
+}
+
+int state_store_set_persist(struct state_store *s,
+                            const struct state_persist *p,
+                            struct sh_err *err)
+{
+    int rc;
+
+    if ((rc = check_persist(s, p, err)) || (rc = begin_write(s, "set term/vote", err)))
+        return rc;
+    return finish_write(s, do_persist(s, p, err), err);
+}
+
 int state_store_set_commit(struct state_store *s, uint64_t commit_index, struct sh_err *err)
 {
-    int64_t last = 0;
     int rc;
 
     if ((rc = begin_write(s, "set commit index", err)))
         return rc;
-    if ((rc = state_db_query_int(s, "SELECT coalesce(max(idx), 0) FROM log", &last, err)))
-        goto fail;
-    if (commit_index > (uint64_t)last) {
-        rc = sh_err_set(err, SH_EINVAL, "%s: commit index %llu past the last index %lld", s->path,
-                        (unsigned long long)commit_index, (long long)last);
-        goto fail;
-    }
-    if ((rc = put_meta(s, "commit_index", false, commit_index, err)))
-        goto fail;
-    return commit(s, err);
-fail:
-    state_db_rollback(s);
-    return rc;
+    return finish_write(s, do_set_commit(s, commit_index, err), err);
+}
+
+int state_store_update(struct state_store *s,
+                       const struct state_store_update *u,
+                       size_t *archived,
+                       struct sh_err *err)
+{
+    int64_t moved = 0;
+    int rc;
+
+    if ((u->truncate_from && (rc = check_reason(s, u->reason, err))) ||
+        (u->n_rows && (rc = check_append(s, u->rows, u->n_rows, err))) ||
+        (u->persist && (rc = check_persist(s, u->persist, err))))
+        return rc;
+    if ((rc = begin_write(s, "update", err)))
+        return rc;
+    if (u->truncate_from)
+        rc = do_truncate(s, u->truncate_from, u->reason, u->now_ms, &moved, err);
+    if (!rc && u->n_rows)
+        rc = do_append(s, u->rows, u->n_rows, err);
+    if (!rc && u->persist)
+        rc = do_persist(s, u->persist, err);
+    if (!rc && u->set_commit)
+        rc = do_set_commit(s, u->commit_index, err);
+    if ((rc = finish_write(s, rc, err)))
+        return rc;
+    if (archived)
+        *archived = (size_t)moved;
+    return 0;
 }

@@ -13,7 +13,10 @@
 #include "common/err.h"
 #include "state/state.h"
 
-#define REASON_MAX       1024 /* bytes of a truncation reason */
+#define REASON_MAX 1024 /* bytes of a truncation reason */
+/* A row's columns in log and archive, in the order read_row expects. */
+#define STATE_ROW_COLUMNS                                                                          \
+    "idx, term, kind, members, payload, time_ms, epoch, epoch_base, epoch_node"
 #define MEMBERS_TEXT_MAX (2 + STATE_MAX_NODES * (STATE_NODE_HEX_LEN + 3))
 
 struct state_store {

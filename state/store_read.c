@@ -69,9 +69,8 @@ bad:
     return SH_EMALFORMED;
 }
 
-/* Reads columns col..col+5 (idx, term, kind, members, payload, time_ms) into
- * r, checking every value: the file may not be ours. On error r holds
- * nothing to free. */
+/* Reads columns col..col+8 (STATE_ROW_COLUMNS) into r, checking every
+ * value: the file may not be ours. On error r holds nothing to free. */
 static int read_row(
     const struct state_store *s, sqlite3_stmt *st, int col, struct state_row *r, struct sh_err *err)
 {
@@ -93,6 +92,17 @@ static int read_row(
         return sh_err_set(err, SH_EMALFORMED,
                           "%s: row %lld: bad term, kind, members, payload or time_ms", s->path,
                           (long long)idx);
+    if (sqlite3_column_type(st, col + 6) != SQLITE_INTEGER ||
+        sqlite3_column_int64(st, col + 6) < 0 ||
+        sqlite3_column_type(st, col + 7) != SQLITE_INTEGER ||
+        sqlite3_column_int64(st, col + 7) < 0 ||
+        (sqlite3_column_type(st, col + 8) != SQLITE_NULL &&
+         (sqlite3_column_type(st, col + 8) != SQLITE_TEXT ||
+          !state_node_id_parse((const char *)sqlite3_column_text(st, col + 8), &r->epoch_node))))
+        return sh_err_set(err, SH_EMALFORMED, "%s: row %lld: bad epoch tag", s->path,
+                          (long long)idx);
+    r->epoch = (uint64_t)sqlite3_column_int64(st, col + 6);
+    r->epoch_base = (uint64_t)sqlite3_column_int64(st, col + 7);
     r->index = (uint64_t)idx;
     r->term = (uint64_t)term;
     r->kind = (int)kind;
@@ -157,7 +167,7 @@ int state_store_read(struct state_store *s,
     int rc;
 
     if ((rc = state_db_prepare(s,
-                               "SELECT idx, term, kind, members, payload, time_ms FROM log "
+                               "SELECT " STATE_ROW_COLUMNS " FROM log "
                                "WHERE idx >= ? ORDER BY idx LIMIT ?",
                                &st, err)))
         return rc;
@@ -255,6 +265,17 @@ static int read_meta(struct state_store *s, struct state_store_meta *m, struct s
         } else if (strcmp(k, "commit_index") == 0) {
             r = meta_u64(s, st, k, &m->commit_index, err);
             seen |= 16;
+        } else if (strcmp(k, "epoch_base") == 0) {
+            r = meta_u64(s, st, k, &m->persist.epoch_base, err);
+            seen |= 32;
+        } else if (strcmp(k, "vote_epoch") == 0) {
+            uint64_t v = 0;
+            r = meta_u64(s, st, k, &v, err);
+            if (!r && v > 1)
+                r = sh_err_set(err, SH_EMALFORMED, "%s: meta \"vote_epoch\": expected 0 or 1",
+                               s->path);
+            m->persist.vote_epoch = v == 1;
+            seen |= 64;
         }
         if (r) {
             sqlite3_finalize(st);
@@ -264,8 +285,8 @@ static int read_meta(struct state_store *s, struct state_store_meta *m, struct s
     sqlite3_finalize(st);
     if (rc != SQLITE_DONE)
         return state_db_err(s, rc, "read meta", err);
-    if (seen != 31)
-        return sh_err_set(err, SH_EMALFORMED, "%s: meta table lacks a key (have mask %u of 31)",
+    if (seen != 127)
+        return sh_err_set(err, SH_EMALFORMED, "%s: meta table lacks a key (have mask %u of 127)",
                           s->path, seen);
     if ((rc = state_db_prepare(
              s, "SELECT count(*), coalesce(min(idx), 0), coalesce(max(idx), 0) FROM log", &st,
@@ -358,9 +379,7 @@ int state_store_archived(struct state_store *s,
     int rc;
 
     if ((rc = state_db_prepare(
-             s,
-             "SELECT id, archived_at_ms, reason, idx, term, kind, members, payload, "
-             "time_ms FROM archive ORDER BY id",
+             s, "SELECT id, archived_at_ms, reason, " STATE_ROW_COLUMNS " FROM archive ORDER BY id",
              &st, err)))
         return rc;
     while ((rc = sqlite3_step(st)) == SQLITE_ROW) {

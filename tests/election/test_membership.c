@@ -60,7 +60,7 @@ static void adds_linked_nodes_one_at_a_time(void **state)
     assert_int_equal(c->n_members, 4);
     assert_int_equal(c->members[3], 4);
     assert_string_equal(c->payload,
-                        "{\"type\":\"node_joined\",\"node\":\"0000000000000004\",\"epoch\":1,"
+                        "{\"type\":\"member_added\",\"node\":\"0000000000000004\",\"epoch\":1,"
                         "\"term\":2,\"members\":[\"0000000000000001\",\"0000000000000002\","
                         "\"0000000000000003\",\"0000000000000004\"]}");
     assert_true(h_traced(&h, "add member 0000000000000004 (4 members)"));
@@ -105,7 +105,15 @@ static void removes_silent_member_with_old_majority(void **state)
     assert_true(h.now >= removal);
     assert_int_equal(c->n_members, 3);
     assert_int_equal(c->members[2], 3);
-    assert_non_null(strstr(c->payload, "\"type\":\"node_left\",\"node\":\"0000000000000004\""));
+    assert_non_null(
+        strstr(c->payload, "\"type\":\"member_removed\",\"node\":\"0000000000000004\""));
+    /* The reason says how long it was silent: at least the removal timeout. */
+    {
+        const char *r = strstr(c->payload, "\"reason\":\"silent for ");
+        assert_non_null(r);
+        assert_true(strtod(r + strlen("\"reason\":\"silent for "), NULL) >= removal / 1000.0);
+        assert_string_equal(c->payload + c->payload_len - 4, " s\"}");
+    }
     /* {1,2,3} has a majority with 2, but the old {1,2,3,4} needs 3 (R9). */
     {
         uint64_t idx = elect_last_index(h.e), before = elect_commit(h.e);

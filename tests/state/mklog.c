@@ -14,8 +14,8 @@ append(struct state_store *s, const struct story_row *r, uint64_t index, struct 
 
 int main(int argc, char **argv)
 {
-    const struct state_persist p = {2, UINT64_C(0x77b2000000000001), 1,
-                                    UINT64_C(0x3fa1c2d4e5f60718)};
+    const struct state_persist p = {
+        2, UINT64_C(0x77b2000000000001), 1, UINT64_C(0x3fa1c2d4e5f60718), 0, false};
     struct state_store *s = NULL;
     struct sh_err err;
     int rc = 0;

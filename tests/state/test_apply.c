@@ -192,6 +192,75 @@ static const struct reject rejects[] = {
      SH_ERANGE, "epoch 1 is not after"},
 };
 
+/* What the Raft core writes: an epoch whose starter leads at once, then
+ * members added and removed one at a time; each reject leaves the state
+ * byte-identical. */
+static void membership_events(void **unused)
+{
+    static const struct reject bad[] = {
+        {5,
+         "{\"type\":\"member_added\",\"node\":\"" C "\",\"epoch\":2,\"term\":3,"
+         "\"members\":[\"" C "\",\"" A "\",\"" B "\"]}",
+         SH_EINVAL, "node " C " is a member already"},
+        {5,
+         "{\"type\":\"member_added\",\"node\":\"" B "\",\"epoch\":1,\"term\":3,"
+         "\"members\":[\"" A "\",\"" B "\"]}",
+         SH_ERANGE, "epoch 1 is not the current epoch 2"},
+        {5,
+         "{\"type\":\"member_removed\",\"node\":\"" A "\",\"epoch\":2,\"term\":3,"
+         "\"members\":[\"" B "\"],\"reason\":\"r\"}",
+         SH_ENOTFOUND, "node " A " is not a member"},
+        /* a log that skipped a change does not fold */
+        {5,
+         "{\"type\":\"member_added\",\"node\":\"00000000000000dd\",\"epoch\":2,\"term\":3,"
+         "\"members\":[\"00000000000000dd\"]}",
+         SH_EINVAL, "are not the current 2 members plus node 00000000000000dd"},
+        {5,
+         "{\"type\":\"member_removed\",\"node\":\"" C "\",\"epoch\":2,\"term\":3,"
+         "\"members\":[\"" A "\"],\"reason\":\"r\"}",
+         SH_EINVAL, "not the current 2 members minus node " C},
+    };
+    struct state *st = state_new(), *before = state_new();
+    (void)unused;
+    assert_non_null(st);
+    assert_non_null(before);
+    apply_ok(st, 1,
+             "{\"type\":\"epoch_started\",\"node\":\"" A "\",\"epoch\":1,\"base\":0,\"term\":1,"
+             "\"members\":[\"" A "\"]}");
+    assert_true(st->leader == UINT64_C(0x3fa1c2d4e5f60718) && st->term == 1);
+    assert_int_equal(st->leader_index, 1);
+    apply_ok(st, 2,
+             "{\"type\":\"epoch_started\",\"node\":\"" A "\",\"epoch\":2,\"base\":1,\"term\":1,"
+             "\"members\":[\"" A "\",\"" C "\"]}");
+    assert_int_equal(st->epoch, 2);
+    assert_int_equal(st->n_members, 2);
+    apply_ok(st, 3,
+             "{\"type\":\"member_added\",\"node\":\"" B "\",\"epoch\":2,\"term\":1,"
+             "\"members\":[\"" A "\",\"" B "\",\"" C "\"]}");
+    assert_int_equal(st->n_members, 3);
+    apply_ok(st, 4,
+             "{\"type\":\"member_removed\",\"node\":\"" A "\",\"epoch\":2,\"term\":3,"
+             "\"members\":[\"" B "\",\"" C "\"],\"reason\":\"silent for 8.0 s\"}");
+    assert_int_equal(st->n_members, 2);
+    assert_true(st->members[0] == UINT64_C(0xc0c) &&
+                st->members[1] == UINT64_C(0x77b2000000000001));
+    /* membership events say nothing of nodes: the registry is untouched */
+    assert_int_equal(st->n_nodes, 0);
+    for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
+        struct sh_err err;
+        int rc;
+        memcpy(before, st, sizeof *st);
+        sh_err_clear(&err);
+        rc = state_apply(st, bad[i].index, bad[i].json, strlen(bad[i].json), &err);
+        if (rc != bad[i].code || !strstr(err.msg, bad[i].msg))
+            fail_msg("case %zu: got %d '%s', want %d '%s'", i, rc, err.msg, bad[i].code,
+                     bad[i].msg);
+        assert_memory_equal(before, st, sizeof *st);
+    }
+    state_free(before);
+    state_free(st);
+}
+
 static void rejects_leave_state_identical(void **unused)
 {
     struct state *st = fold_story(NSTORY), *before = state_new();
@@ -376,7 +445,7 @@ int main(void)
         cmocka_unit_test(each_type),      cmocka_unit_test(same_events_same_state),
         cmocka_unit_test(rejoin_updates), cmocka_unit_test(rejects_leave_state_identical),
         cmocka_unit_test(cluster_full),   cmocka_unit_test(apply_event_checks_struct),
-        cmocka_unit_test(rate_limiter),
+        cmocka_unit_test(rate_limiter),   cmocka_unit_test(membership_events),
     };
     return cmocka_run_group_tests_name("state/apply", tests, NULL, NULL);
 }

@@ -131,6 +131,13 @@ static void encode_round_trip(void **unused)
         "\"]}",
         "{\"type\":\"node_info_updated\",\"node\":\"" A "\",\"resources\":{\"ram_total\":8,"
         "\"ram_free\":3,\"cores\":1,\"models\":[\"b\",\"a\"]}}",
+        /* what the Raft core writes (election/membership.c, epoch.c) */
+        "{\"type\":\"epoch_started\",\"node\":\"" A "\",\"epoch\":3,\"base\":0,\"term\":1,"
+        "\"members\":[\"" A "\"]}",
+        "{\"type\":\"member_added\",\"node\":\"" B "\",\"epoch\":2,\"term\":2,\"members\":[\"" A
+        "\",\"" B "\"]}",
+        "{\"type\":\"member_removed\",\"node\":\"" B "\",\"epoch\":2,\"term\":2,\"members\":[\"" A
+        "\"],\"reason\":\"silent for 8.1 s\"}",
     };
     (void)unused;
     for (size_t i = 0; i < sizeof inputs / sizeof inputs[0]; i++) {
@@ -192,6 +199,8 @@ struct bad {
     "{\"type\":\"leader_elected\",\"term\":" term ",\"node\":\"" A "\",\"epoch\":" epoch "}"
 #define ES(epoch, members)                                                                         \
     "{\"type\":\"epoch_started\",\"epoch\":" epoch ",\"node\":\"" A "\",\"members\":" members "}"
+#define MA(fields)       "{\"type\":\"member_added\",\"node\":\"" A "\"," fields "}"
+#define MR(fields)       "{\"type\":\"member_removed\",\"node\":\"" A "\"," fields "}"
 #define RF(rt, rf, c, m) "\"ram_total\":" rt ",\"ram_free\":" rf ",\"cores\":" c ",\"models\":" m
 
 static const struct bad bads[] = {
@@ -304,9 +313,26 @@ static const struct bad bads[] = {
     {ES("1", "[\"" A "\",\"" A "\"]"), SH_EMALFORMED, "listed twice"},
     {ES("1", "[\"" A "\",7]"), SH_EMALFORMED, "\"members[]\": expected a node id"},
     {ES("1", "{}"), SH_EMALFORMED, "\"members\": expected an array"},
+    {"{\"type\":\"epoch_started\",\"epoch\":1,\"node\":\"" A "\",\"base\":0,\"members\":[\"" A
+     "\"]}",
+     SH_EMALFORMED, "missing \"term\""},
+    {"{\"type\":\"epoch_started\",\"epoch\":1,\"node\":\"" A "\",\"term\":0,\"base\":0,"
+     "\"members\":[\"" A "\"]}",
+     SH_EMALFORMED, "\"term\": expected an integer in 1.."},
     /* node_info_updated */
     {"{\"type\":\"node_info_updated\",\"node\":\"" A "\"}", SH_EMALFORMED,
      "node_info_updated: missing \"resources\""},
+    /* member_added / member_removed */
+    {MA("\"epoch\":1,\"term\":1,\"members\":[\"" B "\"]"), SH_EMALFORMED,
+     "the added node " A " is not a member"},
+    {MA("\"epoch\":1,\"members\":[\"" A "\"]"), SH_EMALFORMED, "missing \"term\""},
+    {MA("\"epoch\":0,\"term\":1,\"members\":[\"" A "\"]"), SH_EMALFORMED, "\"epoch\""},
+    {MA("\"epoch\":1,\"term\":1,\"members\":[\"" A "\"],\"reason\":\"x\""), SH_EMALFORMED,
+     "unknown field \"reason\""},
+    {MR("\"epoch\":1,\"term\":1,\"members\":[\"" A "\"],\"reason\":\"x\""), SH_EMALFORMED,
+     "the removed node " A " is still listed"},
+    {MR("\"epoch\":1,\"term\":1,\"members\":[\"" B "\"]"), SH_EMALFORMED, "missing \"reason\""},
+    {MR("\"epoch\":1,\"term\":1,\"members\":[],\"reason\":\"x\""), SH_EMALFORMED, "0 members"},
 };
 
 static void bad_events(void **unused)

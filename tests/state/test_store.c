@@ -58,6 +58,9 @@ static struct state_row mkrow(uint64_t idx, uint64_t term)
     r.term = term;
     r.kind = (int)(idx % 4);
     r.time_ms = (int64_t)(1795375860000 + idx);
+    r.epoch = 1 + term / 2; /* the entry's tag travels with it */
+    r.epoch_base = idx / 7;
+    r.epoch_node = term % 2 ? members_buf[term % 3] : STATE_NODE_NONE;
     if (r.kind == STATE_ROW_CONFIG || r.kind == STATE_ROW_EPOCH) {
         r.n_members = 1 + idx % 3;
         r.members = members_buf;
@@ -92,6 +95,8 @@ static void assert_row(const struct state_row *got, uint64_t idx, uint64_t term)
     assert_true(got->term == term);
     assert_int_equal(got->kind, want.kind);
     assert_true(got->time_ms == want.time_ms);
+    assert_true(got->epoch == want.epoch && got->epoch_base == want.epoch_base);
+    assert_true(got->epoch_node == want.epoch_node);
     assert_int_equal(got->n_members, want.n_members);
     if (want.n_members)
         assert_memory_equal(got->members, want.members, want.n_members * sizeof(uint64_t));
@@ -238,7 +243,7 @@ static void term_vote_persist(void **state)
 {
     struct fx *f = *state;
     struct state_store *s = open_or_fail(f->dir, STATE_STORE_WRITE);
-    struct state_persist p = {7, 0x77b2000000000001, 3, 0x3fa1c2d4e5f60718};
+    struct state_persist p = {7, 0x77b2000000000001, 3, 0x3fa1c2d4e5f60718, 41, true};
     struct state_store_meta m;
     struct sh_err err;
 
@@ -255,6 +260,7 @@ static void term_vote_persist(void **state)
     assert_int_equal(state_store_meta(s, &m, &err), 0);
     assert_true(m.persist.term == 7 && m.persist.voted_for == 0x77b2000000000001);
     assert_true(m.persist.epoch == 3 && m.persist.epoch_node == 0x3fa1c2d4e5f60718);
+    assert_true(m.persist.epoch_base == 41 && m.persist.vote_epoch);
     assert_true(m.commit_index == 4 && m.last_index == 4 && m.last_term == 7);
     /* a new term clears the vote */
     p.term = 8;
@@ -271,7 +277,7 @@ static void reader_beside_writer(void **state)
 {
     struct fx *f = *state;
     struct state_store *w = open_or_fail(f->dir, STATE_STORE_WRITE), *r, *w2 = NULL;
-    struct state_persist p = {2, 0, 0, 0};
+    struct state_persist p = {2, 0, 0, 0, 0, false};
     struct state_store_meta m;
     struct state_row *rows = NULL;
     struct sh_err err;
@@ -338,14 +344,115 @@ static void schema_version_refused(void **state)
 {
     struct fx *f = *state;
     state_store_close(open_or_fail(f->dir, STATE_STORE_WRITE));
-    tamper(f->db, "UPDATE schema_version SET version = 2");
+    tamper(f->db, "UPDATE schema_version SET version = 3");
     expect_open_error(f->dir, STATE_STORE_WRITE, SH_EUNSUPPORTED,
-                      "schema version 2 is newer than this shoal supports (1)");
+                      "schema version 3 is newer than this shoal supports (2)");
     expect_open_error(f->dir, STATE_STORE_READONLY, SH_EUNSUPPORTED, "newer");
     tamper(f->db, "UPDATE schema_version SET version = 0");
     expect_open_error(f->dir, STATE_STORE_WRITE, SH_EMALFORMED, "schema version 0 is not valid");
     tamper(f->db, "INSERT INTO schema_version VALUES(1)");
     expect_open_error(f->dir, STATE_STORE_WRITE, SH_EMALFORMED, "holds 2 rows");
+}
+
+/* state_store_update: the Raft driver's whole step in one transaction. */
+static void update_is_one_step(void **state)
+{
+    struct fx *f = *state;
+    struct state_store *s = open_or_fail(f->dir, STATE_STORE_WRITE);
+    struct state_persist p = {9, 0x77b2000000000001, 4, 0xc0c, 5, false};
+    struct state_store_meta m;
+    struct state_archived *arch = NULL;
+    struct state_row rows[3];
+    struct sh_err err;
+    size_t moved = 0, na = 0;
+
+    append_range(s, 1, 8, 1);
+    assert_int_equal(state_store_set_commit(s, 7, &err), 0);
+    rows[0] = mkrow(6, 9);
+    rows[1] = mkrow(7, 9);
+    {
+        struct state_store_update u = {.truncate_from = 6,
+                                       .reason = "lost epoch merge",
+                                       .now_ms = 77,
+                                       .rows = rows,
+                                       .n_rows = 2,
+                                       .persist = &p,
+                                       .set_commit = true,
+                                       .commit_index = 6};
+        assert_int_equal(state_store_update(s, &u, &moved, &err), 0);
+    }
+    assert_int_equal(moved, 3);
+    assert_int_equal(state_store_meta(s, &m, &err), 0);
+    assert_true(m.last_index == 7 && m.last_term == 9 && m.commit_index == 6);
+    assert_true(m.persist.term == 9 && m.persist.epoch == 4 && m.persist.epoch_base == 5);
+    assert_int_equal(state_store_archived(s, &arch, &na, &err), 0);
+    assert_int_equal(na, 3);
+    assert_row(&arch[0].row, 6, 1);
+    assert_string_equal(arch[2].reason, "lost epoch merge");
+    state_archived_free(arch, na);
+    /* A step that fails half-way (its commit index past the log) leaves no
+     * trace: not the truncation, not the rows, not the term. */
+    rows[0] = mkrow(7, 10);
+    p.term = 10;
+    {
+        struct state_store_update u = {.truncate_from = 7,
+                                       .reason = "conflict",
+                                       .rows = rows,
+                                       .n_rows = 1,
+                                       .persist = &p,
+                                       .set_commit = true,
+                                       .commit_index = 9};
+        assert_int_equal(state_store_update(s, &u, NULL, &err), SH_EINVAL);
+        assert_non_null(strstr(err.msg, "commit index 9 past the last index 7"));
+        u.commit_index = 7;
+        u.reason = "";
+        assert_int_equal(state_store_update(s, &u, NULL, &err), SH_EINVAL);
+    }
+    assert_int_equal(state_store_meta(s, &m, &err), 0);
+    assert_true(m.last_index == 7 && m.last_term == 9 && m.persist.term == 9);
+    assert_int_equal(state_store_archived(s, &arch, &na, &err), 0);
+    assert_int_equal(na, 3);
+    state_archived_free(arch, na);
+    state_store_close(s);
+}
+
+/* A version-1 file (no epoch tags) is upgraded by a writer, refused (with
+ * what to do) by a reader. */
+static void migrates_version_1(void **state)
+{
+    struct fx *f = *state;
+    struct state_store *s = open_or_fail(f->dir, STATE_STORE_WRITE);
+    struct state_store_meta m;
+    struct state_row *rows = NULL;
+    struct sh_err err;
+    size_t n = 0;
+
+    append_range(s, 1, 3, 1);
+    state_store_close(s);
+    tamper(f->db, "CREATE TABLE log1 AS SELECT idx, term, kind, members, payload, time_ms FROM log;"
+                  "DROP TABLE log;"
+                  "CREATE TABLE log(idx INTEGER PRIMARY KEY, term INTEGER NOT NULL, kind INTEGER "
+                  "NOT NULL, members TEXT NOT NULL, payload TEXT NOT NULL, time_ms INTEGER NOT "
+                  "NULL);"
+                  "INSERT INTO log SELECT * FROM log1; DROP TABLE log1;"
+                  "CREATE TABLE a1 AS SELECT id, archived_at_ms, reason, idx, term, kind, members, "
+                  "payload, time_ms FROM archive; DROP TABLE archive;"
+                  "CREATE TABLE archive(id INTEGER PRIMARY KEY AUTOINCREMENT, archived_at_ms "
+                  "INTEGER NOT NULL, reason TEXT NOT NULL, idx INTEGER NOT NULL, term INTEGER NOT "
+                  "NULL, kind INTEGER NOT NULL, members TEXT NOT NULL, payload TEXT NOT NULL, "
+                  "time_ms INTEGER NOT NULL); DROP TABLE a1;"
+                  "DELETE FROM meta WHERE key IN ('epoch_base', 'vote_epoch');"
+                  "UPDATE schema_version SET version = 1");
+    expect_open_error(f->dir, STATE_STORE_READONLY, SH_EUNSUPPORTED, "schema version 1; start");
+    s = open_or_fail(f->dir, STATE_STORE_WRITE);
+    assert_int_equal(state_store_load(s, &m, &rows, &n, &err), 0);
+    assert_int_equal(n, 3);
+    assert_true(rows[0].epoch == 0 && rows[0].epoch_node == STATE_NODE_NONE);
+    assert_true(m.persist.epoch_base == 0 && !m.persist.vote_epoch);
+    state_rows_free(rows, n);
+    state_store_close(s);
+    s = open_or_fail(f->dir, STATE_STORE_READONLY);
+    state_store_close(s);
 }
 
 static void damaged_contents(void **state)
@@ -358,8 +465,8 @@ static void damaged_contents(void **state)
     tamper(f->db, "DELETE FROM log WHERE idx = 3");
     expect_open_error(f->dir, STATE_STORE_READONLY, SH_EMALFORMED,
                       "log indexes not contiguous from 1 (5 rows, 1..6)");
-    tamper(f->db, "INSERT INTO log SELECT 3, term, 9, members, payload, time_ms FROM log "
-                  "WHERE idx = 2");
+    tamper(f->db, "INSERT INTO log SELECT 3, term, 9, members, payload, time_ms, epoch, "
+                  "epoch_base, epoch_node FROM log WHERE idx = 2");
     {
         struct state_store *r = open_or_fail(f->dir, STATE_STORE_READONLY);
         struct state_store_meta m;
@@ -448,6 +555,8 @@ int main(void)
         cmocka_unit_test_setup_teardown(term_vote_persist, setup, teardown),
         cmocka_unit_test_setup_teardown(reader_beside_writer, setup, teardown),
         cmocka_unit_test_setup_teardown(schema_version_refused, setup, teardown),
+        cmocka_unit_test_setup_teardown(update_is_one_step, setup, teardown),
+        cmocka_unit_test_setup_teardown(migrates_version_1, setup, teardown),
         cmocka_unit_test_setup_teardown(damaged_contents, setup, teardown),
         cmocka_unit_test_setup_teardown(foreign_files, setup, teardown),
     };

@@ -6,6 +6,7 @@
 
 #include <stdint.h>
 #include <stdio.h>
+#include <string.h>
 
 #include "state/state.h"
 
@@ -44,10 +45,13 @@ static inline int wr_kind(uint64_t idx)
 static inline struct state_persist wr_persist(uint64_t term)
 {
     struct state_persist p;
+    memset(&p, 0, sizeof p);
     p.term = term;
     p.voted_for = (term * UINT64_C(0x9e3779b97f4a7c15)) | 1;
     p.epoch = term / 4;
     p.epoch_node = p.epoch ? p.epoch * 7 + 1 : STATE_NODE_NONE;
+    p.epoch_base = p.epoch * 3;
+    p.vote_epoch = term % 3 == 0;
     return p;
 }
 
