@@ -13,6 +13,7 @@
 #include <stdbool.h>
 #include <stdint.h>
 
+#include "agent/serve.h"
 #include "common/err.h"
 #include "common/log.h"
 
@@ -26,10 +27,12 @@ struct agent_opts {
     const char *api_key;         /* --api-key or $SHOAL_API_KEY; NULL = none */
     const char *cors_origin;     /* --cors ORIGIN; NULL = off */
     enum sh_log_level log_level; /* --log-level */
+    struct serve_opts serve;     /* --model, --models, --slots, ... (serve.h) */
 };
 
 struct event_base;
 struct api_server;
+struct serve;
 
 struct agent {
     const struct agent_opts *opts; /* borrowed from the caller of agent_run */
@@ -39,6 +42,8 @@ struct agent {
     bool stopping;     /* a shutdown is under way */
     int grace_ms;      /* how long the loop keeps running after a shutdown
                         * begins, for parts that send goodbyes (0 = none) */
+
+    struct serve *serve; /* the models this node runs (serve.h) */
 };
 
 /* Fills defaults (everything but data_dir, which needs the environment:
