@@ -244,7 +244,11 @@ void sv_runner_stop(struct sv_model *m)
         m->restart_ev = NULL;
     }
     if (m->bev) {
-        bufferevent_free(m->bev); /* EOF: the runner exits */
+        /* libevent closes a freed bufferevent's socket from the loop, which
+         * may not run again (shutdown): end the stream now, so the runner
+         * sees EOF and exits. */
+        shutdown(bufferevent_getfd(m->bev), SHUT_RDWR);
+        bufferevent_free(m->bev);
         m->bev = NULL;
     }
     if (m->pid > 0) {
