@@ -320,7 +320,7 @@ test('errors arrive as the SDK error classes', async () => {
 
   // A full queue: 503 with Retry-After, an InternalServerError for this SDK.
   const ok = new OpenAI({ baseURL: `${small.url}/v1`, apiKey: 'sekrit', maxRetries: 0, fetch });
-  const long = { model: DEMO, prompt: 'LONGTEXT', max_tokens: 300 };
+  const long = { model: DEMO, prompt: 'LONGTEXT', max_tokens: 1000 };
   const running = [ok.completions.create(long), ok.completions.create(long)];
   await waitFor(
     async () => {

@@ -9,7 +9,8 @@
 #
 # Long generations come from the runner's documented test aid: prompts
 # containing LONGTEXT are answered with forced tokens ("amen " x 400, no stop
-# token), so a request runs for a while on any build. Everything else is the
+# token; sampling goes on after them up to max_tokens), so a request runs
+# for a while on any build. Everything else is the
 # demo model sampling as usual.
 . "$SHOAL_SOURCE_ROOT/tests/lib/tap.sh"
 . "$SHOAL_SOURCE_ROOT/tests/lib/agent.sh"
@@ -95,8 +96,8 @@ tap_check "think for a model without thinking: 400" sh -c "[ $code = 400 ] && gr
 
 # A client that goes away: its generation is cancelled at the next token
 # and the slot is free again.
-curl -s -m 2 -N "http://127.0.0.1:$A/v1/completions" \
-    -d '{"model":"kjv-llama-16m","prompt":"LONGTEXT","max_tokens":400,"stream":true}' > /dev/null 2>&1
+curl -s -m 1 -N "http://127.0.0.1:$A/v1/completions" \
+    -d '{"model":"kjv-llama-16m","prompt":"LONGTEXT","max_tokens":2000,"stream":true}' > /dev/null 2>&1
 tap_check "disconnect: the agent logs the cancel" \
     sh -c "sleep 0.5; grep -q 'cancelled (client gone)' '$tmp/a.log'"
 tap_check "disconnect: the slot is free again" \
@@ -125,7 +126,7 @@ tap_check "4 concurrent requests (2 slots): each answer equals its answer alone"
 # runner is restarted, the next request works.
 rpid=$(health_field "$A" '[m for m in h["models"] if m["id"] == "kjv-llama-16m"][0]["pid"]')
 curl -s -m 60 -N "http://127.0.0.1:$A/v1/chat/completions" \
-    -d '{"model":"kjv-llama-16m","messages":[{"role":"user","content":"LONGTEXT"}],"max_tokens":400,"stream":true}' \
+    -d '{"model":"kjv-llama-16m","messages":[{"role":"user","content":"LONGTEXT"}],"max_tokens":2000,"stream":true}' \
     > "$tmp/crash.sse" 2>&1 &
 cpid=$!
 wait_health "$A" 'h["models"][0]["busy"] == 1' 10
@@ -140,7 +141,7 @@ tap_check "runner killed: restarted with a new pid" \
 post /v1/completions '{"model":"kjv-llama-16m","prompt":"In the beginning","max_tokens":5}'
 tap_check "after the restart a request works" body_is 'j["usage"]["completion_tokens"]' 5
 curl -s -m 60 -o "$tmp/body" -w '%{http_code}' "http://127.0.0.1:$A/api/generate" \
-    -d '{"model":"kjv-llama-16m","prompt":"LONGTEXT","stream":false,"options":{"num_predict":400}}' > "$tmp/code" &
+    -d '{"model":"kjv-llama-16m","prompt":"LONGTEXT","stream":false,"options":{"num_predict":2000}}' > "$tmp/code" &
 cpid=$!
 wait_health "$A" 'h["models"][0]["busy"] == 1' 10
 kill -9 "$(health_field "$A" 'h["models"][0]["pid"]')"
@@ -182,9 +183,20 @@ wait_exit $BPID 15; st=$EXIT_STATUS
 tap_check "agent with busy runners stops on SIGTERM" test "$st" = 0
 tap_check "its runner is gone too" sh -c "! kill -0 $br 2>/dev/null"
 
-# ---- agent C: API key and CORS
-SHOAL_API_KEY=envkey start_agent c --model "$demo" --cors https://app.example
+# ---- agent C: API key and CORS, and a model found in a Hugging Face cache
+hub=$tmp/hub/models--Bible-Org--KJV-Tiny
+make_tools_model "$hub/snapshots/0123abcd"
+mkdir -p "$hub/refs"
+printf '0123abcd' > "$hub/refs/main"
+SHOAL_API_KEY=envkey start_agent c --models "$tmp/hub" --cors https://app.example
 C=$PORT; CPID=$PID; pids="$pids $CPID"
+curl -s -H 'Authorization: Bearer envkey' "http://127.0.0.1:$C/v1/models" > "$tmp/body"
+tap_check "--models on a Hugging Face cache: the id is the repo id" \
+    body_is '[m["id"] for m in j["data"]]' "['Bible-Org/KJV-Tiny']"
+code=$(curl -s -o "$tmp/body" -w '%{http_code}' -H 'Authorization: Bearer envkey' \
+    "http://127.0.0.1:$C/api/chat" -d '{"model":"kjv-tiny:latest","messages":[{"role":"user","content":"hi"}],"stream":false,"options":{"num_predict":2}}')
+tap_check "the repo's name alone (any case, :latest) finds it" \
+    sh -c "[ $code = 200 ] && grep -q '\"eval_count\":2' '$tmp/body'"
 code=$(curl -s -o /dev/null -w '%{http_code}' "http://127.0.0.1:$C/v1/models")
 tap_check "API key from the environment: 401 without it" test "$code" = 401
 code=$(curl -s -o /dev/null -w '%{http_code}' -H 'Authorization: Bearer wrong' "http://127.0.0.1:$C/api/tags")
