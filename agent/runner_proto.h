@@ -9,8 +9,8 @@
  *     u32 id     the request a frame belongs to (0 for READY/LOAD_ERROR)
  *
  * Agent -> runner:
- *   GEN        payload: the request as JSON text (see runner_req_json in
- *              agent/serve.h's notes and agent/runner.h): one generation.
+ *   GEN        payload: the request as JSON text (its fields: agent/runner.h):
+ *              one generation.
  *              The agent sends at most as many as the runner has slots.
  *   CANCEL     empty: stop request id at its next token.
  * Runner -> agent:

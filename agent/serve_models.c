@@ -150,6 +150,7 @@ static int add(struct serve_model_dir **list, size_t *n, const char *dir, struct
     struct serve_model_dir *d, *grown;
     struct stat st;
     char p[PATH_MAX];
+    int rc;
 
     if (*n == SERVE_MAX_MODELS)
         return sh_err_set(err, SH_ETOOBIG, "more than %d models", SERVE_MAX_MODELS);
@@ -158,8 +159,6 @@ static int add(struct serve_model_dir **list, size_t *n, const char *dir, struct
     *list = grown;
     d = &grown[*n];
     memset(d, 0, sizeof *d);
-    int rc;
-
     if ((rc = serve_model_id(dir, d->id, err)))
         return rc;
     for (size_t i = 0; i < *n; i++)
