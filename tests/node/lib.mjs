@@ -59,6 +59,12 @@ export const RULES = [
 
 export const tmp = fs.mkdtempSync(path.join(os.tmpdir(), 'shoal-clients-'));
 
+/** Removes tmp (agent logs, data dirs, the tools model), unless
+ * SHOAL_KEEP_TMP is set; call once the agents have stopped. */
+export function cleanup() {
+  if (!process.env.SHOAL_KEEP_TMP) fs.rmSync(tmp, { recursive: true, force: true });
+}
+
 /** The demo model with Qwen3's chat template: a folder of symlinks. */
 export function makeToolsModel() {
   const dir = path.join(tmp, TOOLS);

@@ -17,6 +17,7 @@ import {
   TOOLS,
   TOOL_ANSWER,
   WEATHER_TOOL,
+  cleanup,
   load,
   makeToolsModel,
   promptTokens,
@@ -29,7 +30,10 @@ const toolsDir = makeToolsModel();
 const agent = await startAgent('ollama', ['--model', DEMO_DIR, '--model', toolsDir], {
   SHOAL_TEST_FORCE_RULES: JSON.stringify(RULES),
 });
-after(async () => assert.equal(await agent.stop(), 0));
+after(async () => {
+  assert.equal(await agent.stop(), 0);
+  cleanup();
+});
 
 const ollama = new Ollama({ host: agent.url });
 const ask = [{ role: 'user', content: 'Recite John 3:16' }];

@@ -17,6 +17,7 @@ import {
   TOOLS,
   TOOL_ANSWER,
   WEATHER_TOOL,
+  cleanup,
   load,
   makeToolsModel,
   promptTokens,
@@ -36,6 +37,7 @@ const small = await startAgent(
 after(async () => {
   assert.equal(await agent.stop(), 0);
   assert.equal(await small.stop(), 0);
+  cleanup();
 });
 
 // The SDK's own choice of HTTP client on Node is node-fetch 2.7 with a
