@@ -17,6 +17,7 @@
 #include <cjson/cJSON.h>
 #include <event2/event.h>
 
+#include "agent/cli.h"
 #include "agent/cluster.h"
 #include "agent/datadir.h"
 #include "api/api.h"
@@ -76,6 +77,7 @@ static void health_route(struct api_request *r, void *arg)
     cJSON_AddNumberToObject(j, "uptime_s", (double)(sh_now_ns() - a->start_ns) / 1e9);
     if (a->cluster)
         cluster_health(a->cluster, j);
+    serve_health(a->serve, j);
     api_reply_json(r, a->stopping ? 503 : 200, j);
     cJSON_Delete(j);
 }
@@ -98,7 +100,7 @@ static int start_api(struct agent *a, struct sh_err *err)
     };
     int rc;
 
-    rc = api_server_new(a->base, &cfg, NULL, &a->api, err);
+    rc = api_server_new(a->base, &cfg, serve_backend(a->serve), &a->api, err);
     if (rc)
         return sh_err_wrap(err, "api on %s:%u", cfg.address, (unsigned)cfg.port);
     rc = api_server_add_route(a->api, &health, err);
@@ -173,10 +175,18 @@ int agent_run(const struct agent_opts *opts)
     }
     SH_LOG(SH_LOG_INFO, MOD, "shoal %s starting: name %s, data dir %s", SHOAL_VERSION, o.name,
            o.data_dir);
+    /* Runners first: the API's backend is theirs. They load in the
+     * background; requests queue until a model is ready. */
+    if (serve_new(a.base, &o.serve, agent_default_model(), &a.serve, &err)) {
+        SH_LOG(SH_LOG_ERROR, MOD, "%s", sh_err_msg(&err));
+        goto out;
+    }
     if (start_api(&a, &err) || cluster_new(&a, &a.cluster, &err)) {
         SH_LOG(SH_LOG_ERROR, MOD, "%s", sh_err_msg(&err));
         goto out;
     }
+    /* The cluster reports the models this node serves in its node info. */
+    cluster_set_models_hook(a.cluster, serve_model_ids, a.serve);
     if (event_base_dispatch(a.base) < 0) {
         SH_LOG(SH_LOG_ERROR, MOD, "event loop failed");
         goto out;
@@ -185,7 +195,8 @@ int agent_run(const struct agent_opts *opts)
     SH_LOG(SH_LOG_INFO, MOD, "stopped");
 out:
     cluster_free(a.cluster); /* before the API: it ends its event streams */
-    api_server_free(a.api);
+    api_server_free(a.api);  /* cancels what runs, through serve's backend */
+    serve_free(a.serve);
     if (ev_term)
         event_free(ev_term);
     if (ev_int)

@@ -13,6 +13,7 @@
 #include <stdbool.h>
 #include <stdint.h>
 
+#include "agent/serve.h"
 #include "common/err.h"
 #include "common/log.h"
 
@@ -34,11 +35,13 @@ struct agent_opts {
     const char *cluster_key; /* --cluster-key FILE; NULL = an open cluster */
     bool no_mdns;            /* --no-mdns: static peers only */
     uint64_t test_events;    /* --test-events N: a test aid (see cmd_agent.c) */
+    struct serve_opts serve; /* --model, --models, --slots, ... (serve.h) */
 };
 
 struct event_base;
 struct api_server;
 struct cluster;
+struct serve;
 
 struct agent {
     const struct agent_opts *opts; /* borrowed from the caller of agent_run */
@@ -49,6 +52,7 @@ struct agent {
     bool stopping;           /* a shutdown is under way */
     int grace_ms;            /* how long the loop keeps running after a shutdown
                               * begins, for parts that send goodbyes (0 = none) */
+    struct serve *serve;     /* the models this node runs (serve.h) */
 };
 
 /* Fills defaults (everything but data_dir, which needs the environment:

@@ -49,6 +49,8 @@ extern const char agent_run_usage[];
 struct eng_tokenizer;
 int agent_load_tokenizer(const char *cmd, const char *dir, struct eng_tokenizer **tok);
 int agent_cmd_keygen(int argc, char **argv);
+int agent_cmd_runner(int argc, char **argv);
+extern const char agent_runner_usage[];
 int agent_cmd_template(int argc, char **argv);
 int agent_cmd_status(int argc, char **argv);
 extern const char agent_status_usage[];

@@ -214,6 +214,16 @@ int cluster_new(struct agent *a, struct cluster **out, struct sh_err *err)
         sh_err_wrap(err, "cluster key %s", o->cluster_key);
         goto fail;
     }
+    /* A first description for the driver; the peer port is only known once
+     * discovery listens (--peer-port 0), so it is checked after that. */
+    if ((rc = cluster_self_refresh(c, err)))
+        goto fail;
+    if ((rc = cluster_driver_start(c, err)) ||
+        (rc = start_discovery(c, o->cluster_key ? key : NULL, err)))
+        goto fail;
+    sodium_memzero(key, sizeof key);
+    SH_LOG(SH_LOG_INFO, MOD, "peer links on port %u%s", (unsigned)disc_peer_port(c->disc),
+           o->no_mdns ? " (mDNS off)" : "");
     if ((rc = cluster_self_refresh(c, err)))
         goto fail;
     if ((rc = state_event_encode(c->self, &json, err))) {
@@ -221,11 +231,8 @@ int cluster_new(struct agent *a, struct cluster **out, struct sh_err *err)
         goto fail;
     }
     free(json);
-    if ((rc = cluster_driver_start(c, err)) ||
-        (rc = start_discovery(c, o->cluster_key ? key : NULL, err)))
-        goto fail;
-    sodium_memzero(key, sizeof key);
-    if ((rc = cluster_self_refresh(c, err)) || (rc = cluster_http_init(c, err)))
+    json = NULL;
+    if ((rc = cluster_http_init(c, err)))
         goto fail;
     if (event_add(c->timer_ev, &every) != 0) {
         rc = sh_err_set(err, SH_ENOMEM, "cannot arm the cluster timer");

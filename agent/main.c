@@ -74,8 +74,9 @@ static const struct agent_cmd commands[] = {
      "                           or date_string='\"01 Jan 2025\"'\n"
      "  --template FILE          use this Jinja file instead of the model's template\n",
      agent_cmd_template},
-    {"run", "generate text from a prompt with a model, streamed", agent_run_usage,
-     agent_cmd_run},
+    {"run", "generate text from a prompt with a model, streamed", agent_run_usage, agent_cmd_run},
+    {"runner", "(internal) the model process `shoal agent` starts", agent_runner_usage,
+     agent_cmd_runner},
 };
 
 #define NCOMMANDS (sizeof commands / sizeof commands[0])

@@ -45,6 +45,8 @@ struct eng_gen {
     bool finished;
     bool has_pending; /* pending was sampled but not yet fed */
     int32_t pending;
+    int32_t *forced; /* eng_gen_force's ids, n_forced of them, next at i_forced */
+    size_t n_forced, i_forced;
     struct eng_gen_stats st;
 };
 
@@ -327,6 +329,7 @@ void eng_gen_free(struct eng_gen *g)
     free(g->work);
     free(g->u8buf);
     free(g->out);
+    free(g->forced);
     free(g);
 }
 
@@ -415,9 +418,16 @@ static void sample(struct eng_gen *g, struct eng_gen_token *out)
 {
     const float *raw = g->logits;
     double max = -INFINITY, sum = 0.0, lse;
+    bool forced = g->i_forced < g->n_forced;
 
     if (g->top_logprobs < 0) {
-        out->id = eng_sampler_sample(g->sampler, g->logits, &out->prob);
+        if (forced) {
+            out->id = g->forced[g->i_forced++];
+            out->prob = 1.0f;
+            eng_sampler_accept(g->sampler, out->id);
+        } else {
+            out->id = eng_sampler_sample(g->sampler, g->logits, &out->prob);
+        }
         return;
     }
     /* logprobs describe the model's own distribution (as OpenAI and vLLM
@@ -430,8 +440,14 @@ static void sample(struct eng_gen *g, struct eng_gen_token *out)
         if (!isnan(raw[i]))
             sum += exp((double)raw[i] - max);
     lse = max + log(sum);
-    memcpy(g->work, raw, g->vocab * sizeof *g->work);
-    out->id = eng_sampler_sample(g->sampler, g->work, &out->prob);
+    if (forced) {
+        out->id = g->forced[g->i_forced++];
+        out->prob = 1.0f;
+        eng_sampler_accept(g->sampler, out->id);
+    } else {
+        memcpy(g->work, raw, g->vocab * sizeof *g->work);
+        out->id = eng_sampler_sample(g->sampler, g->work, &out->prob);
+    }
     out->logprob = (float)((double)raw[out->id] - lse);
     if (g->top_logprobs > 0) {
         out->n_top = top_alternatives(g, raw, lse);
@@ -556,4 +572,27 @@ fail:
     g->finished = true;
     g->st.gen_ns += sh_now_ns() - t0;
     return rc;
+}
+
+int eng_gen_force(struct eng_gen *g, const int32_t *ids, size_t n, struct sh_err *err)
+{
+    int32_t *copy = NULL;
+    size_t bytes = 0;
+
+    if (g->finished)
+        return sh_err_set(err, SH_EINVAL, "forced tokens: generation has already finished");
+    for (size_t i = 0; i < n; i++)
+        if (ids[i] < 0 || (size_t)ids[i] >= g->vocab)
+            return sh_err_set(err, SH_EINVAL,
+                              "forced token %zu is id %d, outside the model's vocabulary [0, %zu)",
+                              i, (int)ids[i], g->vocab);
+    if (n && (!sh_mul_size(n, sizeof *copy, &bytes) || !(copy = malloc(bytes))))
+        return sh_err_set(err, SH_ENOMEM, "forced tokens: out of memory");
+    if (n)
+        memcpy(copy, ids, bytes);
+    free(g->forced);
+    g->forced = copy;
+    g->n_forced = n;
+    g->i_forced = 0;
+    return 0;
 }

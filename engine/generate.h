@@ -185,6 +185,18 @@ int eng_gen_prefill(
  * eng_forward (the generator is then finished). */
 int eng_gen_step(struct eng_gen *g, struct eng_gen_token *out, struct sh_err *err);
 
+/* Makes the next n steps choose ids[0..n) in order instead of sampling
+ * (copied; replaces forced ids still pending). Everything after the choice
+ * is the usual path: the token is fed, recorded for penalties
+ * (eng_sampler_accept), decoded, checked against stop ids and strings;
+ * logprob and top alternatives are the model's raw ones, prob is 1. A
+ * forced stop id ends generation as a sampled one would. Uses: constraining
+ * the opening of an answer (the runner forces a tool call's opening tokens
+ * for tool_choice "required") and the runner's test aid
+ * SHOAL_TEST_FORCE_OUTPUT. Errors: SH_EINVAL (the generator finished, an id
+ * outside the model's vocabulary), SH_ENOMEM; g is unchanged then. */
+int eng_gen_force(struct eng_gen *g, const int32_t *ids, size_t n, struct sh_err *err);
+
 /* Borrowed; valid while g lives, updated by prefill and each step. */
 const struct eng_gen_stats *eng_gen_stats(const struct eng_gen *g);
 /* The resolved sampler parameters (eng_gen_resolve's result). */

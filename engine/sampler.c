@@ -192,6 +192,12 @@ static void record(struct eng_sampler *s, int32_t id)
         s->count[id]++;
 }
 
+void eng_sampler_accept(struct eng_sampler *s, int32_t id)
+{
+    if (id >= 0 && (size_t)id < s->vocab)
+        record(s, id);
+}
+
 /* Repetition penalty (HF RepetitionPenaltyLogitsProcessor), then presence
  * and frequency penalties (OpenAI), each once per distinct token. */
 static void apply_penalties(const struct eng_sampler *s, float *logits)

@@ -70,6 +70,11 @@ void eng_sampler_add_prompt(struct eng_sampler *s, const int32_t *ids, size_t n)
  * greedy one (id 0 when all are NaN). Never allocates. */
 int32_t eng_sampler_sample(struct eng_sampler *s, float *logits, float *prob);
 
+/* Records id as generated without sampling (a token chosen by the caller,
+ * e.g. a forced one: see eng_gen_force), so penalties see it as they would
+ * a sampled one. Ids outside [0, vocab) are ignored. */
+void eng_sampler_accept(struct eng_sampler *s, int32_t id);
+
 /* ---- stop strings -------------------------------------------------------
  * Feed decoded text as it is produced; the matcher holds back any tail that
  * could still become a stop string, so nothing past a stop string is ever

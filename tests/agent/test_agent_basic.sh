@@ -8,7 +8,7 @@ dir=$(mktemp -d)
 trap 'kill $pid $first 2>/dev/null; rm -rf "$dir"' EXIT
 port=$(free_port)
 
-"$SHOAL_BIN" agent --data-dir "$dir/data" --api-port "$port" --api-key sekrit \
+"$SHOAL_BIN" agent --data-dir "$dir/data" --api-port "$port" --peer-port 0 --no-mdns --api-key sekrit \
     2>"$dir/log" &
 pid=$!
 tap_check "agent answers within 10 s" wait_http "http://127.0.0.1:$port/health" 10
@@ -27,10 +27,10 @@ tap_check "log says it stopped" grep -q "agent: stopped" "$dir/log"
 
 # A port in use (by another agent, which is known to be listening once it
 # answers) is a clear failure, not a hang.
-"$SHOAL_BIN" agent --data-dir "$dir/data" --api-port "$port" 2>"$dir/log1" &
+"$SHOAL_BIN" agent --data-dir "$dir/data" --api-port "$port" --peer-port 0 --no-mdns 2>"$dir/log1" &
 first=$!
 tap_check "first agent answers" wait_http "http://127.0.0.1:$port/health" 10
-"$SHOAL_BIN" agent --data-dir "$dir/data2" --api-port "$port" 2>"$dir/log2" &
+"$SHOAL_BIN" agent --data-dir "$dir/data2" --api-port "$port" --peer-port 0 --no-mdns 2>"$dir/log2" &
 pid=$!
 wait_exit $pid 10; st=$EXIT_STATUS
 tap_check "port in use: exit 1" test "$st" = 1
