@@ -229,8 +229,10 @@ int sh_membw_measure(const struct sh_membw_opts *opts,
         goto out;
     }
     pr.buf = mem;
+#ifdef MADV_HUGEPAGE
     if (opts->huge_pages)
         (void)madvise(mem, total, MADV_HUGEPAGE); /* advice only: 4 KiB pages still work */
+#endif
     pthread_mutex_init(&pr.gate.mu, NULL);
     pthread_cond_init(&pr.gate.cv, NULL);
 

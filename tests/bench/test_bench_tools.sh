@@ -71,4 +71,10 @@ mkdir -p "$tmp/bad" && cp "$tmp/a/config.json" "$tmp/bad/" && \
 out=$("$mk" --from "$tmp/bad" --bits 4 --out "$tmp/badq" 2>&1); rc=$?
 tap_check "a safetensors header past the file's end is refused" \
     test $rc -ne 0 -a -n "$(echo "$out" | grep "past the file's end")"
+h='{"model.norm.weight":{"dtype":"BF16","shape":[2,2],"data_offsets":[0,6]}}'
+{ printf "\\$(printf %03o ${#h})\\0\\0\\0\\0\\0\\0\\0"; printf '%s' "$h"; printf 'abcdef'; } \
+    > "$tmp/bad/model.safetensors"
+out=$("$mk" --from "$tmp/bad" --bits 4 --out "$tmp/badq2" 2>&1); rc=$?
+tap_check "a tensor whose shape does not fill its offsets is refused" \
+    test $rc -ne 0 -a -n "$(echo "$out" | grep 'does not fill 6 bytes')"
 tap_done
