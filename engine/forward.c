@@ -119,8 +119,6 @@ int eng_ctx_new(const struct eng_model *m,
     ctx->rope_cos = malloc(nb * half * sizeof(float));
     ctx->rope_sin = malloc(nb * half * sizeof(float));
     ctx->scores = malloc((size_t)ctx->n_threads * (size_t)n_ctx * sizeof(float));
-    ctx->scratch.per_thread = eng_gemm_scratch_floats((int64_t)max_cols);
-    ctx->scratch.buf = malloc((size_t)ctx->n_threads * ctx->scratch.per_thread * sizeof(float));
     if (ne) {
         ctx->ffn_out = malloc(nb * dim * sizeof(float));
         ctx->probs = malloc(nb * ne * sizeof(float));
@@ -132,7 +130,8 @@ int eng_ctx_new(const struct eng_model *m,
     }
     if (!ctx->key_cache || !ctx->value_cache || !ctx->x || !ctx->xb || !ctx->q || !ctx->k ||
         !ctx->v || !ctx->att_out || !ctx->proj || !ctx->hb || !ctx->hb2 || !ctx->rope_cos ||
-        !ctx->rope_sin || !ctx->scores || !ctx->scratch.buf ||
+        !ctx->rope_sin || !ctx->scores ||
+        eng_gemm_scratch_init(&ctx->scratch, ctx->n_threads, (int64_t)max_cols) != 0 ||
         (ne && (!ctx->ffn_out || !ctx->probs || !ctx->sel || !ctx->sel_w || !ctx->rows ||
                 !ctx->rows_w || !ctx->xe))) {
         eng_ctx_free(ctx);
@@ -163,7 +162,7 @@ void eng_ctx_free(struct eng_ctx *ctx)
     free(ctx->rope_cos);
     free(ctx->rope_sin);
     free(ctx->scores);
-    free(ctx->scratch.buf);
+    eng_gemm_scratch_free(&ctx->scratch);
     free(ctx->ffn_out);
     free(ctx->probs);
     free(ctx->sel);

@@ -15,6 +15,9 @@
  *    on 2 OpenBLAS threads), which also leaves two thread pools fighting
  *    over the cores.
  */
+#include <stdlib.h>
+#include <string.h>
+
 #include <cblas.h>
 
 #include "engine/internal.h"
@@ -35,11 +38,29 @@ static int64_t tile_rows(int64_t cols)
     return t < ROW_ALIGN ? ROW_ALIGN : t;
 }
 
-size_t eng_gemm_scratch_floats(int64_t max_cols)
+int eng_gemm_scratch_init(struct eng_gemm_scratch *s, int n_threads, int64_t max_cols)
 {
     /* tile_rows(c) * c <= max(TILE_FLOATS, ROW_ALIGN * c) for every c. */
     int64_t small = (int64_t)ROW_ALIGN * max_cols;
-    return (size_t)(small > TILE_FLOATS ? small : TILE_FLOATS);
+    size_t prep = (eng_xq_bytes(max_cols, 32) + 63) / 64 * 64; /* 32: the most groups */
+
+    memset(s, 0, sizeof *s);
+    s->per_thread = (size_t)(small > TILE_FLOATS ? small : TILE_FLOATS);
+    s->buf = malloc((size_t)n_threads * s->per_thread * sizeof(float));
+    s->prep_bytes = prep;
+    s->prep = aligned_alloc(64, ENG_PREP_SLOTS * prep);
+    if (!s->buf || !s->prep) {
+        eng_gemm_scratch_free(s);
+        return SH_ENOMEM;
+    }
+    return 0;
+}
+
+void eng_gemm_scratch_free(struct eng_gemm_scratch *s)
+{
+    free(s->buf);
+    free(s->prep);
+    memset(s, 0, sizeof *s);
 }
 
 struct linear_job {
@@ -50,6 +71,8 @@ struct linear_job {
     int n;
     int64_t total_rows; /* over all outputs */
     const struct eng_gemm_scratch *scratch;
+    const struct eng_mat_ops *ops[ENG_LINEAR_MAX_OUT];
+    const void *xin[ENG_LINEAR_MAX_OUT]; /* decode: x or its eng_xq */
 };
 
 /* y[:, r0:r1] = x W[r0:r1]^T through f32 tiles and SGEMM. */
@@ -100,11 +123,40 @@ static void linear_worker(void *arg, int t, int nt)
         int64_t b = r1 - base < o->w->rows ? r1 - base : o->w->rows;
         if (a < b) {
             if (job->n == 1)
-                eng_mat_ops(o->w->dtype)->dot_rows(o->w, job->x, o->y, a, b);
+                job->ops[j]->dot_rows(o->w, job->xin[j], o->y, a, b);
             else
                 gemm_rows(o, a, b, job->x, job->ldx, job->n, scratch);
         }
         base += o->w->rows;
+    }
+}
+
+/* Decode: points each output at its input, preparing it once per kind of
+ * weight (dtype, group size) into the scratch slots. */
+static void prepare_inputs(struct linear_job *job)
+{
+    enum eng_dtype kind_dt[ENG_PREP_SLOTS];
+    int kind_gs[ENG_PREP_SLOTS];
+    int kinds = 0;
+
+    for (int j = 0; j < job->n_out; j++) {
+        const struct eng_mat *w = job->out[j].w;
+        int k = 0;
+        job->ops[j] = eng_mat_ops(w->dtype);
+        job->xin[j] = job->x;
+        if (!job->ops[j]->prep)
+            continue;
+        while (k < kinds && !(kind_dt[k] == w->dtype && kind_gs[k] == w->group_size))
+            k++;
+        if (k == kinds) {
+            struct eng_xq *xq = eng_xq_init(job->scratch->prep + (size_t)k * job->scratch->prep_bytes,
+                                            w->cols, w->group_size, w->dtype);
+            job->ops[j]->prep(w, job->x, xq);
+            kind_dt[k] = w->dtype;
+            kind_gs[k] = w->group_size;
+            kinds++;
+        }
+        job->xin[j] = job->scratch->prep + (size_t)k * job->scratch->prep_bytes;
     }
 }
 
@@ -116,14 +168,16 @@ void eng_linear_run(struct eng_pool *pool,
                     size_t ldx,
                     int n)
 {
-    struct linear_job job = {out, n_out, x, ldx, n, 0, scratch};
-
+    struct linear_job job = {.out = out, .n_out = n_out, .x = x, .ldx = ldx, .n = n,
+                             .scratch = scratch};
     int64_t macs = 0;
 
     for (int j = 0; j < n_out; j++) {
         job.total_rows += out[j].w->rows;
         macs += out[j].w->rows * out[j].w->cols * n;
     }
+    if (n == 1)
+        prepare_inputs(&job);
     if (macs < PAR_MIN_MACS)
         linear_worker(&job, 0, 1);
     else

@@ -72,6 +72,10 @@ struct eng_config {
     int n_experts_per_tok;
     int moe_hidden_dim;
     bool norm_topk_prob;
+    /* MLX affine quantization ("quantization" in config.json); 0 when the
+     * weights are floats. Modules may override it (see the engine). */
+    int quant_bits;       /* 4 or 8 */
+    int quant_group_size; /* 32, 64 or 128 */
     /* from config.json / generation_config.json */
     int32_t bos_id;               /* -1 if none */
     int32_t eos_ids[ENG_MAX_EOS]; /* generation_config eos_token_id (or config's) */
@@ -110,7 +114,12 @@ const struct eng_gen_defaults *eng_model_gen_defaults(const struct eng_model *m)
 /* Bytes of weights the model maps, and the number of parameters. */
 uint64_t eng_model_weight_bytes(const struct eng_model *m);
 uint64_t eng_model_n_params(const struct eng_model *m);
-/* A short name of the dominant weight dtype ("bf16", "f16", "f32", ...). */
+/* Bytes of weights one decode step reads (each matrix once, one embedding
+ * row, norms; for a mixture of experts the selected experts' share): the
+ * divisor of the memory-bandwidth limit on tokens/s. */
+uint64_t eng_model_decode_bytes(const struct eng_model *m);
+/* A short name of the dominant weight dtype ("bf16", "f16", "f32", "q4",
+ * "q8"). */
 const char *eng_model_dtype_name(const struct eng_model *m);
 
 /* ---- thread pool: persistent workers with a barrier-style dispatch. */
