@@ -27,6 +27,22 @@ static const struct agent_cmd commands[] = {
      "  --out FILE     write the last position's logits as float32 little-endian\n"
      "  --threads N    compute threads (default: physical cores)\n",
      agent_cmd_logits},
+    {"quantize", "write an MLX 4/8-bit quantized copy of a model folder",
+     "usage: shoal quantize [--model DIR] --bits 4|8 [--group-size 64] [--dtype bf16|f16|f32]\n"
+     "                      --out DIR\n"
+     "\n"
+     "Writes the model quantized as mlx_lm.convert -q does (MLX affine: U32 codes,\n"
+     "scales and biases per group; the files mlx-community publishes), which\n"
+     "shoal and MLX both load. Linear and embedding weights are quantized; norms and\n"
+     "biases stay in float.\n"
+     "\n"
+     "  --model DIR       Hugging Face model folder, F32/F16/BF16 (default: $SHOAL_MODEL\n"
+     "                    or the demo model)\n"
+     "  --bits N          4 or 8\n"
+     "  --group-size N    weights sharing a scale and bias: 32, 64 (default) or 128\n"
+     "  --dtype T         dtype of scales, biases and float tensors (default: the model's)\n"
+     "  --out DIR         the new folder (must not exist)\n",
+     agent_cmd_quantize},
 };
 
 #define NCOMMANDS (sizeof commands / sizeof commands[0])

@@ -122,6 +122,27 @@ uint64_t eng_model_decode_bytes(const struct eng_model *m);
  * "q8"). */
 const char *eng_model_dtype_name(const struct eng_model *m);
 
+/* ---- MLX affine quantization of a float model (`shoal quantize`) */
+
+struct eng_quantize_opts {
+    int bits;          /* 4 or 8 */
+    int group_size;    /* 32, 64 or 128 */
+    const char *dtype; /* scales, biases and the tensors left in float: "bf16",
+                        * "f16" or "f32" (weights are rounded to it first, as
+                        * mlx_lm.convert --dtype does); NULL: the model's own */
+};
+
+/* Writes to out_dir (which must not exist) the model of src_dir quantized
+ * as mlx_lm.convert -q does: the same files, tensors, packing, rounding and
+ * config keys, so MLX and shoal both load it. Nothing is left behind on
+ * error. Errors: SH_EINVAL (options, an already quantized model), SH_EEXIST,
+ * SH_EUNSUPPORTED (a tensor dtype or name it cannot write), the errors of
+ * eng_model_load's readers, SH_EIO, SH_ENOMEM. */
+int eng_quantize(const char *src_dir,
+                 const char *out_dir,
+                 const struct eng_quantize_opts *opts,
+                 struct sh_err *err);
+
 /* ---- thread pool: persistent workers with a barrier-style dispatch. */
 
 /* n_threads <= 0 means the number of physical cores. Errors: SH_EINVAL

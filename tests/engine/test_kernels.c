@@ -78,7 +78,7 @@ static void check_float_dtype(enum eng_dtype dt)
     for (size_t ci = 0; ci < sizeof cols_list / sizeof *cols_list; ci++) {
         for (size_t ri = 0; ri < sizeof rows_list / sizeof *rows_list; ri++) {
             int64_t cols = cols_list[ci], rows = rows_list[ri];
-            size_t stride = (size_t)cols * es + (ri == 1 ? 6 : 0); /* padded rows too */
+            size_t stride = (size_t)cols * es + (ri == 1 ? 8 : 0); /* padded rows too */
             uint8_t *w = calloc((size_t)rows, stride);
             float *x = malloc((size_t)cols * sizeof *x), *wf = malloc((size_t)(rows * cols) * 4);
             float *y = malloc((size_t)rows * 4), *y2 = malloc((size_t)rows * 4);
