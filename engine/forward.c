@@ -35,8 +35,10 @@ struct eng_ctx {
     int pos;                   /* positions in the cache */
     int n_threads;
     /* KV cache; a position's keys are after RoPE */
-    float *key_cache;   /* (n_layers, n_ctx, kv_dim) */
-    float *value_cache; /* (n_layers, n_ctx, kv_dim) */
+    uint8_t *key_cache;   /* (n_layers, n_ctx, kv_dim) of kv_size bytes */
+    uint8_t *value_cache; /* (n_layers, n_ctx, kv_dim) of kv_size bytes */
+    size_t kv_size;       /* bytes per cached element: 4 (f32) or 2 (f16) */
+    const struct eng_kv_ops *kv;
     /* activations of one chunk of up to ENG_CHUNK tokens */
     float *x;        /* (chunk, dim) residual stream */
     float *xb;       /* (chunk, dim) normalized input of a block */
@@ -49,7 +51,8 @@ struct eng_ctx {
     float *hb2;      /* (chunk, ffn_dim) up */
     float *rope_cos; /* (chunk, head_dim / 2) */
     float *rope_sin; /* (chunk, head_dim / 2) */
-    float *scores;   /* (n_threads, n_ctx) attention weights, one row per thread */
+    float *scores;   /* (n_threads, group, n_ctx) attention weights of one thread's
+                      * query heads sharing a KV head */
     /* mixture of experts */
     float *ffn_out; /* (chunk, dim) sum of the experts' outputs */
     float *probs;   /* (chunk, n_experts) routing probabilities */
@@ -71,11 +74,37 @@ static bool floats3(size_t a, size_t b, size_t c, size_t *out)
            sh_mul_size(*out, sizeof(float), &ab);
 }
 
+bool eng_kv_type_parse(const char *s, enum eng_kv_type *out)
+{
+    if (strcmp(s, "f32") == 0)
+        *out = ENG_KV_F32;
+    else if (strcmp(s, "f16") == 0)
+        *out = ENG_KV_F16;
+    else
+        return false;
+    return true;
+}
+
+const char *eng_kv_type_name(enum eng_kv_type t)
+{
+    return t == ENG_KV_F16 ? "f16" : "f32";
+}
+
 int eng_ctx_new(const struct eng_model *m,
                 struct eng_pool *pool,
                 int n_ctx,
                 struct eng_ctx **out,
                 struct sh_err *err)
+{
+    struct eng_ctx_opts o = {.n_ctx = n_ctx, .kv_type = ENG_KV_F32};
+    return eng_ctx_new_ex(m, pool, &o, out, err);
+}
+
+int eng_ctx_new_ex(const struct eng_model *m,
+                   struct eng_pool *pool,
+                   const struct eng_ctx_opts *opts,
+                   struct eng_ctx **out,
+                   struct sh_err *err)
 {
     const struct eng_config *c = &m->cfg;
     size_t q_dim = (size_t)c->n_heads * (size_t)c->head_dim;
@@ -84,8 +113,13 @@ int eng_ctx_new(const struct eng_model *m,
     size_t dim = (size_t)c->dim, nb, kv_floats, max_cols;
     size_t half = (size_t)c->head_dim / 2, ne = (size_t)c->n_experts;
     size_t topk = (size_t)c->n_experts_per_tok;
+    size_t group = (size_t)(c->n_heads / c->n_kv_heads);
+    size_t kv_size = opts->kv_type == ENG_KV_F16 ? 2 : 4;
+    int n_ctx = opts->n_ctx;
     struct eng_ctx *ctx;
 
+    if (opts->kv_type != ENG_KV_F32 && opts->kv_type != ENG_KV_F16)
+        return sh_err_set(err, SH_EINVAL, "KV cache type %d: f32 or f16", (int)opts->kv_type);
     if (n_ctx <= 0)
         n_ctx = c->max_pos;
     if (n_ctx > c->max_pos)
@@ -104,9 +138,11 @@ int eng_ctx_new(const struct eng_model *m,
     ctx->pool = pool;
     ctx->n_ctx = n_ctx;
     ctx->n_threads = eng_pool_size(pool);
+    ctx->kv_size = kv_size;
+    ctx->kv = eng_kv_ops(opts->kv_type == ENG_KV_F16 ? ENG_DT_F16 : ENG_DT_F32);
     /* calloc: pages of a large cache are only touched as positions fill. */
-    ctx->key_cache = calloc(kv_floats, sizeof(float));
-    ctx->value_cache = calloc(kv_floats, sizeof(float));
+    ctx->key_cache = calloc(kv_floats, kv_size);
+    ctx->value_cache = calloc(kv_floats, kv_size);
     ctx->x = malloc(nb * dim * sizeof(float));
     ctx->xb = malloc(nb * dim * sizeof(float));
     ctx->q = malloc(nb * q_dim * sizeof(float));
@@ -118,7 +154,7 @@ int eng_ctx_new(const struct eng_model *m,
     ctx->hb2 = malloc(nb * ffn * sizeof(float));
     ctx->rope_cos = malloc(nb * half * sizeof(float));
     ctx->rope_sin = malloc(nb * half * sizeof(float));
-    ctx->scores = malloc((size_t)ctx->n_threads * (size_t)n_ctx * sizeof(float));
+    ctx->scores = malloc((size_t)ctx->n_threads * group * (size_t)n_ctx * sizeof(float));
     if (ne) {
         ctx->ffn_out = malloc(nb * dim * sizeof(float));
         ctx->probs = malloc(nb * ne * sizeof(float));
@@ -198,43 +234,54 @@ struct attn_job {
     int p0; /* position of the first */
 };
 
-/* Causal attention of every (token, head) pair of the chunk, split over
- * the pool; keys and values of the chunk are already in the cache. */
+/* Causal attention of the chunk's tokens, keys and values already in the
+ * cache. One work item is a (token, KV head) pair and covers the group of
+ * query heads sharing that KV head, so each cached key and value row is
+ * read once per token (not once per query head): scores of the whole group
+ * against each key, a softmax per head, then each value row added into the
+ * group's outputs. Items go round-robin to the threads: later tokens of a
+ * prompt see more positions, and neighbours even the load out. */
 static void attn_worker(void *arg, int t, int nt)
 {
     const struct attn_job *job = arg;
     struct eng_ctx *ctx = job->ctx;
     const struct eng_config *c = &ctx->m->cfg;
+    const struct eng_kv_ops *kv = ctx->kv;
     int hd = c->head_dim, group = c->n_heads / c->n_kv_heads;
     size_t q_dim = (size_t)c->n_heads * (size_t)hd;
     size_t kv_dim = (size_t)c->n_kv_heads * (size_t)hd;
-    size_t layer_off = (size_t)job->layer * (size_t)ctx->n_ctx * kv_dim;
+    size_t row = kv_dim * ctx->kv_size; /* bytes per cached position */
+    size_t layer_off = (size_t)job->layer * (size_t)ctx->n_ctx * row;
     bool window = c->sliding_window > 0 && job->layer >= c->swa_first_layer;
     float scale = (float)(1.0 / sqrt((double)hd));
-    float *att = ctx->scores + (size_t)t * (size_t)ctx->n_ctx;
-    long total = (long)job->n * c->n_heads;
+    float *att = ctx->scores + (size_t)t * (size_t)group * (size_t)ctx->n_ctx;
+    long total = (long)job->n * c->n_kv_heads;
 
-    for (long j = total * t / nt; j < total * (t + 1) / nt; j++) {
-        int i = (int)(j / c->n_heads), h = (int)(j % c->n_heads);
+    for (long j = t; j < total; j += nt) {
+        int i = (int)(j / c->n_kv_heads), h = (int)(j % c->n_kv_heads);
         int p = job->p0 + i;
         int lo = window && p - c->sliding_window + 1 > 0 ? p - c->sliding_window + 1 : 0;
-        size_t kv_off = layer_off + (size_t)(h / group) * (size_t)hd;
-        const float *q = ctx->q + (size_t)i * q_dim + (size_t)h * (size_t)hd;
-        float *out = ctx->att_out + (size_t)i * q_dim + (size_t)h * (size_t)hd;
+        int len = p - lo + 1;
+        size_t head_off = layer_off + (size_t)h * (size_t)hd * ctx->kv_size;
+        const float *q = ctx->q + (size_t)i * q_dim + (size_t)h * (size_t)group * (size_t)hd;
+        float *out = ctx->att_out + (size_t)i * q_dim + (size_t)h * (size_t)group * (size_t)hd;
 
-        /* scores = q . k_s / sqrt(head_dim) over the visible positions s */
+        /* scores = q . k_s / sqrt(head_dim), each key read once for the group */
         for (int s = lo; s <= p; s++) {
-            const float *k = ctx->key_cache + kv_off + (size_t)s * kv_dim;
-            att[s - lo] = eng_dot(q, k, hd) * scale;
+            const uint8_t *k = ctx->key_cache + head_off + (size_t)s * row;
+            for (int g = 0; g < group; g++)
+                att[(size_t)g * (size_t)len + (size_t)(s - lo)] =
+                    kv->dot(q + (size_t)g * (size_t)hd, k, hd) * scale;
         }
-        eng_softmax(att, p - lo + 1);
-        /* out = sum_s att_s v_s */
-        memset(out, 0, (size_t)hd * sizeof *out);
+        for (int g = 0; g < group; g++)
+            eng_softmax(att + (size_t)g * (size_t)len, len);
+        /* out = sum_s att_s v_s, each value row read once for the group */
+        memset(out, 0, (size_t)group * (size_t)hd * sizeof *out);
         for (int s = lo; s <= p; s++) {
-            const float *v = ctx->value_cache + kv_off + (size_t)s * kv_dim;
-            float a = att[s - lo];
-            for (int d = 0; d < hd; d++)
-                out[d] += a * v[d];
+            const uint8_t *v = ctx->value_cache + head_off + (size_t)s * row;
+            for (int g = 0; g < group; g++)
+                kv->axpy(out + (size_t)g * (size_t)hd,
+                         att[(size_t)g * (size_t)len + (size_t)(s - lo)], v, hd);
         }
     }
 }
@@ -253,7 +300,7 @@ static void attention(struct eng_ctx *ctx, int l, int n)
     size_t dim = (size_t)c->dim, hd = (size_t)c->head_dim;
     size_t q_dim = (size_t)c->n_heads * hd, kv_dim = (size_t)c->n_kv_heads * hd;
     size_t half = hd / 2;
-    size_t cache_off = ((size_t)l * (size_t)ctx->n_ctx + (size_t)ctx->pos) * kv_dim;
+    size_t cache_off = ((size_t)l * (size_t)ctx->n_ctx + (size_t)ctx->pos) * kv_dim * ctx->kv_size;
     struct eng_linear qkv[3] = {
         {&L->wq, ctx->q, q_dim}, {&L->wk, ctx->k, kv_dim}, {&L->wv, ctx->v, kv_dim}};
     struct eng_linear o = {&L->wo, ctx->proj, dim};
@@ -283,8 +330,8 @@ static void attention(struct eng_ctx *ctx, int l, int n)
         eng_rope(k, c->n_kv_heads, c->head_dim, ctx->rope_cos + i * half, ctx->rope_sin + i * half);
     }
     /* append k and v to the cache */
-    memcpy(ctx->key_cache + cache_off, ctx->k, (size_t)n * kv_dim * sizeof(float));
-    memcpy(ctx->value_cache + cache_off, ctx->v, (size_t)n * kv_dim * sizeof(float));
+    ctx->kv->store(ctx->key_cache + cache_off, ctx->k, n * (int)kv_dim);
+    ctx->kv->store(ctx->value_cache + cache_off, ctx->v, n * (int)kv_dim);
     /* att_out = softmax(q k^T / sqrt(d)) v per head, causal (and windowed);
      * short work stays on this thread (see PAR_MIN_MACS in matmul.c) */
     if ((int64_t)n * (ctx->pos + n) * (int64_t)q_dim < ATTN_PAR_MIN)

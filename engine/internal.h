@@ -137,6 +137,23 @@ const struct eng_mat_ops *eng_mat_ops_isa(enum eng_dtype dt, enum eng_isa isa);
 extern const struct eng_mat_ops eng_kern_scalar[ENG_DT_COUNT];
 extern const struct eng_mat_ops eng_kern_avx2[ENG_DT_COUNT];
 
+/* Vector kernels of attention over the KV cache, whose elements are F32 or
+ * F16 (see eng_kv_type). */
+struct eng_kv_ops {
+    /* sum_i a[i] * b[i] over n elements, b in the cache's dtype */
+    float (*dot)(const float *a, const void *b, int n);
+    /* y[i] += s * x[i], x in the cache's dtype */
+    void (*axpy)(float *y, float s, const void *x, int n);
+    /* dst (the cache's dtype) = src, rounded to nearest even */
+    void (*store)(void *dst, const float *src, int n);
+};
+
+/* For ENG_DT_F32 or ENG_DT_F16 caches, on the best ISA (NULL otherwise). */
+const struct eng_kv_ops *eng_kv_ops(enum eng_dtype dt);
+const struct eng_kv_ops *eng_kv_ops_isa(enum eng_dtype dt, enum eng_isa isa);
+extern const struct eng_kv_ops eng_kv_scalar[2]; /* [0] F32, [1] F16 */
+extern const struct eng_kv_ops eng_kv_avx2[2];
+
 /* Converts n elements of a dtype with kernels to f32 (vectors: norms, biases). */
 void eng_to_f32(enum eng_dtype dt, const void *src, float *dst, size_t n);
 

@@ -382,16 +382,6 @@ INLINE __m256 q8_group_sums(int gs, const uint8_t *row, const float *x, int64_t 
     return reduce_8_ps(s);
 }
 
-/* The last n < 8 groups of a row: kept out of line so that the full
- * batches compile to straight-line code. */
-static __attribute__((noinline)) __m256 group_sums_tail(
-    enum eng_dtype dt, int gs, const uint8_t *row, const struct eng_xq *xq, int64_t g, int n)
-{
-    if (dt == ENG_DT_Q4)
-        return _mm256_cvtepi32_ps(q4_group_sums(gs, row, xq, g, n));
-    return q8_group_sums(gs, row, xq->x, g, n);
-}
-
 /* Scales or biases of groups [g, g + n) as floats (missing lanes 0). */
 INLINE __m256 load_sb(enum eng_dtype dt, const uint8_t *row, int64_t g, int n)
 {
@@ -408,10 +398,35 @@ INLINE __m256 load_sb(enum eng_dtype dt, const uint8_t *row, int64_t g, int n)
     return dt == ENG_DT_BF16 ? load8_bf16(p) : load8_f16(p);
 }
 
+/* acc += the contribution of groups [g, g + n) of one row (n <= 8, a
+ * constant after inlining):
+ * Q4: float(isum) * (scale * d) + bias * s; Q8: fsum * scale + bias * s. */
+INLINE __m256 batch(const struct eng_mat *w,
+                    const struct eng_xq *xq,
+                    const uint8_t *row,
+                    const uint8_t *sc,
+                    const uint8_t *bi,
+                    int64_t g,
+                    int n,
+                    enum eng_dtype dt,
+                    int gs,
+                    __m256 acc)
+{
+    __m256 f, scale = load_sb(w->sb_dtype, sc, g, n);
+
+    if (dt == ENG_DT_Q4) {
+        f = _mm256_cvtepi32_ps(q4_group_sums(gs, row, xq, g, n));
+        scale = _mm256_mul_ps(scale, LOADUF(xq->d + g));
+    } else {
+        f = q8_group_sums(gs, row, xq->x, g, n);
+    }
+    acc = _mm256_fmadd_ps(f, scale, acc);
+    return _mm256_fmadd_ps(load_sb(w->sb_dtype, bi, g, n), LOADUF(xq->s + g), acc);
+}
+
 /* One specialization per (dtype, group size): inlined, the compiler folds
- * the branches on them into straight-line code.
- * Q4: acc += float(isum) * (scale * d) + bias * s;
- * Q8: acc += fsum * scale + bias * s. */
+ * the branches on them (and on the tail's group count) into straight-line
+ * code. */
 INLINE void dot_rows_q_impl(const struct eng_mat *w,
                             const struct eng_xq *xq,
                             float *y,
@@ -432,26 +447,27 @@ INLINE void dot_rows_q_impl(const struct eng_mat *w,
         prefetch(sc + 512);
         prefetch(bi + 512);
         for (; g + 8 <= ng; g += 8) {
-            __m256 f, scale = load_sb(w->sb_dtype, sc, g, 8);
             for (int64_t k = 0; k < 8 * gbytes; k += 64)
                 prefetch(row + g * gbytes + PF_DIST + k);
-            if (dt == ENG_DT_Q4) {
-                f = _mm256_cvtepi32_ps(q4_group_sums(gs, row, xq, g, 8));
-                scale = _mm256_mul_ps(scale, LOADUF(xq->d + g));
-            } else {
-                f = q8_group_sums(gs, row, xq->x, g, 8);
-            }
-            acc = _mm256_fmadd_ps(f, scale, acc);
-            acc = _mm256_fmadd_ps(load_sb(w->sb_dtype, bi, g, 8), LOADUF(xq->s + g), acc);
+            acc = batch(w, xq, row, sc, bi, g, 8, dt, gs, acc);
         }
-        if (g < ng) {
-            int n = (int)(ng - g);
-            __m256 f = group_sums_tail(dt, gs, row, xq, g, n);
-            __m256 scale = load_sb(w->sb_dtype, sc, g, n);
-            if (dt == ENG_DT_Q4)
-                scale = _mm256_mul_ps(scale, LOADUF(xq->d + g));
-            acc = _mm256_fmadd_ps(f, scale, acc);
-            acc = _mm256_fmadd_ps(load_sb(w->sb_dtype, bi, g, n), LOADUF(xq->s + g), acc);
+        for (int64_t k = g * gbytes; k < ng * gbytes; k += 64)
+            prefetch(row + PF_DIST + k);
+        switch (ng - g) {
+#define TAIL(N)                                                                                    \
+    case N:                                                                                        \
+        acc = batch(w, xq, row, sc, bi, g, N, dt, gs, acc);                                        \
+        break;
+            TAIL(1)
+            TAIL(2)
+            TAIL(3)
+            TAIL(4)
+            TAIL(5)
+            TAIL(6)
+            TAIL(7)
+#undef TAIL
+        default:
+            break;
         }
         y[r] = hsum_ps(acc);
     }
@@ -530,4 +546,60 @@ const struct eng_mat_ops eng_kern_avx2[ENG_DT_COUNT] = {
     [ENG_DT_BF16] = {.dot_rows = dot_rows_bf16, .rows_to_f32 = rows_to_f32_bf16},
     [ENG_DT_Q4] = {.prep = prep_q4, .dot_rows = dot_rows_q, .rows_to_f32 = rows_to_f32_q},
     [ENG_DT_Q8] = {.prep = prep_q8, .dot_rows = dot_rows_q, .rows_to_f32 = rows_to_f32_q},
+};
+
+/* ---- attention over the KV cache */
+
+static float kv_dot_f32(const float *a, const void *b, int n)
+{
+    return dot_f32(b, a, n);
+}
+
+static float kv_dot_f16(const float *a, const void *b, int n)
+{
+    return dot_f16(b, a, n);
+}
+
+static void kv_axpy_f32(float *y, float s, const void *x, int n)
+{
+    const float *v = x;
+    __m256 vs = _mm256_set1_ps(s);
+    int i = 0;
+    for (; i + 8 <= n; i += 8)
+        _mm256_storeu_ps(y + i, _mm256_fmadd_ps(vs, LOADUF(v + i), LOADUF(y + i)));
+    for (; i < n; i++)
+        y[i] += s * v[i];
+}
+
+static void kv_axpy_f16(float *y, float s, const void *x, int n)
+{
+    const uint16_t *v = x;
+    __m256 vs = _mm256_set1_ps(s);
+    int i = 0;
+    for (; i + 8 <= n; i += 8)
+        _mm256_storeu_ps(y + i, _mm256_fmadd_ps(vs, load8_f16(v + i), LOADUF(y + i)));
+    for (; i < n; i++)
+        y[i] += s * eng_f16_to_f32(v[i]);
+}
+
+static void kv_store_f32(void *dst, const float *src, int n)
+{
+    memcpy(dst, src, (size_t)n * sizeof *src);
+}
+
+/* vcvtps2ph with round-to-nearest-even: the same bits as eng_f32_to_f16. */
+static void kv_store_f16(void *dst, const float *src, int n)
+{
+    uint16_t *d = dst;
+    int i = 0;
+    for (; i + 8 <= n; i += 8)
+        _mm_storeu_si128((__m128i *)(void *)(d + i),
+                         _mm256_cvtps_ph(LOADUF(src + i), _MM_FROUND_TO_NEAREST_INT));
+    for (; i < n; i++)
+        d[i] = eng_f32_to_f16(src[i]);
+}
+
+const struct eng_kv_ops eng_kv_avx2[2] = {
+    {.dot = kv_dot_f32, .axpy = kv_axpy_f32, .store = kv_store_f32},
+    {.dot = kv_dot_f16, .axpy = kv_axpy_f16, .store = kv_store_f16},
 };

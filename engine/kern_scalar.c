@@ -230,3 +230,46 @@ const struct eng_mat_ops eng_kern_scalar[ENG_DT_COUNT] = {
     [ENG_DT_Q4] = {.prep = prep_q4, .dot_rows = dot_rows_q4, .rows_to_f32 = rows_to_f32_q},
     [ENG_DT_Q8] = {.prep = prep_q8, .dot_rows = dot_rows_q8, .rows_to_f32 = rows_to_f32_q},
 };
+
+/* ---- attention over the KV cache */
+
+static float kv_dot_f32(const float *a, const void *b, int n)
+{
+    return dot_f32(b, a, n);
+}
+
+static float kv_dot_f16(const float *a, const void *b, int n)
+{
+    return dot_f16(b, a, n);
+}
+
+static void kv_axpy_f32(float *y, float s, const void *x, int n)
+{
+    const float *v = x;
+    for (int i = 0; i < n; i++)
+        y[i] += s * v[i];
+}
+
+static void kv_axpy_f16(float *y, float s, const void *x, int n)
+{
+    const uint16_t *v = x;
+    for (int i = 0; i < n; i++)
+        y[i] += s * eng_f16_to_f32(v[i]);
+}
+
+static void kv_store_f32(void *dst, const float *src, int n)
+{
+    memcpy(dst, src, (size_t)n * sizeof *src);
+}
+
+static void kv_store_f16(void *dst, const float *src, int n)
+{
+    uint16_t *d = dst;
+    for (int i = 0; i < n; i++)
+        d[i] = eng_f32_to_f16(src[i]);
+}
+
+const struct eng_kv_ops eng_kv_scalar[2] = {
+    {.dot = kv_dot_f32, .axpy = kv_axpy_f32, .store = kv_store_f32},
+    {.dot = kv_dot_f16, .axpy = kv_axpy_f16, .store = kv_store_f16},
+};

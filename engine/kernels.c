@@ -55,6 +55,24 @@ const struct eng_mat_ops *eng_mat_ops(enum eng_dtype dt)
     return eng_mat_ops_isa(dt, eng_isa_best());
 }
 
+const struct eng_kv_ops *eng_kv_ops_isa(enum eng_dtype dt, enum eng_isa isa)
+{
+    int i = dt == ENG_DT_F32 ? 0 : dt == ENG_DT_F16 ? 1 : -1;
+
+    if (i < 0)
+        return NULL;
+#if defined(ENG_HAVE_AVX2)
+    if (isa == ENG_ISA_AVX2)
+        return cpu_has_avx2() ? &eng_kv_avx2[i] : NULL;
+#endif
+    return isa == ENG_ISA_SCALAR ? &eng_kv_scalar[i] : NULL;
+}
+
+const struct eng_kv_ops *eng_kv_ops(enum eng_dtype dt)
+{
+    return eng_kv_ops_isa(dt, eng_isa_best());
+}
+
 void eng_to_f32(enum eng_dtype dt, const void *src, float *dst, size_t n)
 {
     struct eng_mat v = {.dtype = dt,

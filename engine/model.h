@@ -160,6 +160,23 @@ int eng_physical_cores(void);
 /* ---- one sequence */
 struct eng_ctx;
 
+/* How the KV cache stores keys and values. F16 halves the cache's memory
+ * and the bytes attention reads per token; values are rounded to nearest
+ * even (relative error <= 2^-11) and computed with in f32. */
+enum eng_kv_type {
+    ENG_KV_F32 = 0,
+    ENG_KV_F16 = 1,
+};
+
+/* "f32" or "f16" -> *out; false for anything else. */
+bool eng_kv_type_parse(const char *s, enum eng_kv_type *out);
+const char *eng_kv_type_name(enum eng_kv_type t);
+
+struct eng_ctx_opts {
+    int n_ctx;                 /* positions; <= 0: the model's max_pos */
+    enum eng_kv_type kv_type;  /* ENG_KV_F32 (0) unless asked */
+};
+
 /* A context for up to n_ctx positions (<= 0: the model's max_pos). The model
  * and pool are borrowed for the context's lifetime. The f32 KV cache takes
  * 2 x n_layers x n_ctx x n_kv_heads x head_dim x 4 bytes, allocated up front
@@ -168,6 +185,10 @@ struct eng_ctx;
  * (n_ctx larger than max_pos), SH_ENOMEM. */
 int eng_ctx_new(const struct eng_model *m, struct eng_pool *pool, int n_ctx,
                 struct eng_ctx **out, struct sh_err *err);
+/* The same with options (opts borrowed for the call; 2 bytes per cached
+ * element with ENG_KV_F16). */
+int eng_ctx_new_ex(const struct eng_model *m, struct eng_pool *pool,
+                   const struct eng_ctx_opts *opts, struct eng_ctx **out, struct sh_err *err);
 void eng_ctx_free(struct eng_ctx *ctx);
 
 /* Positions already in the KV cache, and the capacity. */

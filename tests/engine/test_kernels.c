@@ -371,6 +371,56 @@ static void test_quant_nonfinite(void **state)
     }
 }
 
+/* ---- attention over the KV cache (f32 and f16 caches) */
+
+static void test_kv_ops(void **state)
+{
+    static const int ns[] = {1, 7, 8, 9, 63, 64, 128, 131};
+    static const float special[] = {0.0f, -0.0f, 65504.0f, 65520.0f, 1e-8f, -3e-5f, 6.1e-5f, 1.0f};
+
+    (void)state;
+    for (int kt = 0; kt < 2; kt++) {
+        enum eng_dtype dt = kt ? ENG_DT_F16 : ENG_DT_F32;
+        const struct eng_kv_ops *ref = eng_kv_ops_isa(dt, ENG_ISA_SCALAR);
+        assert_non_null(ref);
+        for (size_t k = 0; k < sizeof isas / sizeof *isas; k++) {
+            const struct eng_kv_ops *ops = eng_kv_ops_isa(dt, isas[k]);
+            if (!ops)
+                continue;
+            for (size_t ni = 0; ni < sizeof ns / sizeof *ns; ni++) {
+                int n = ns[ni];
+                float a[131], src[131], y1[131], y2[131];
+                uint8_t b1[131 * 4], b2[131 * 4];
+                double t = 0;
+                float d1, d2;
+                for (int i = 0; i < n; i++) {
+                    a[i] = rndf();
+                    src[i] = i < 8 && n > 8 ? special[i] : rndf() * 3;
+                    y1[i] = y2[i] = rndf();
+                }
+                /* store: the same bits (round to nearest even) */
+                ref->store(b1, src, n);
+                ops->store(b2, src, n);
+                assert_memory_equal(b1, b2, (size_t)n * (kt ? 2 : 4));
+                /* dot, axpy: float math in any order */
+                for (int i = 0; i < n; i++)
+                    t += fabs((double)a[i] *
+                              (kt ? eng_f16_to_f32(((uint16_t *)(void *)b1)[i]) : src[i]));
+                d1 = ref->dot(a, b1, n);
+                d2 = ops->dot(a, b1, n);
+                if (fabs((double)d1 - d2) > 2.0 * (n + 2) * U * t)
+                    fail_msg("kv dot %s n=%d: %g vs %g", kt ? "f16" : "f32", n, (double)d1,
+                             (double)d2);
+                ref->axpy(y1, 0.75f, b1, n);
+                ops->axpy(y2, 0.75f, b1, n);
+                for (int i = 0; i < n; i++)
+                    if (fabs((double)y1[i] - y2[i]) > 4 * U * (fabs((double)y1[i]) + 1))
+                        fail_msg("kv axpy n=%d [%d]: %g vs %g", n, i, (double)y1[i], (double)y2[i]);
+            }
+        }
+    }
+}
+
 /* ---- conversions and dispatch */
 
 static void test_f16_bf16_round_trip(void **state)
@@ -421,6 +471,7 @@ int main(void)
         cmocka_unit_test(test_f32),      cmocka_unit_test(test_f16),
         cmocka_unit_test(test_bf16),     cmocka_unit_test(test_q4),
         cmocka_unit_test(test_q8),       cmocka_unit_test(test_quant_nonfinite),
+        cmocka_unit_test(test_kv_ops),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -341,6 +341,49 @@ static void test_truncate_and_last_only(void **state)
     eng_model_free(m);
 }
 
+/* An f16 KV cache rounds keys and values to 11 bits: the logits stay
+ * within KV16_TOL of the f32 cache's, on every fixture, prompt and decode. */
+#define KV16_TOL 2e-2f
+static void test_kv_f16(void **state)
+{
+    const struct fixture *f = *state;
+    const size_t n = 40;
+    struct eng_model *m = load(f->model_dir);
+    int vocab = eng_model_config(m)->vocab_size;
+    struct eng_pool *p = pool_of(2);
+    struct eng_ctx_opts o16 = {.n_ctx = 64, .kv_type = ENG_KV_F16};
+    struct eng_ctx *a = ctx_of(m, p, 64), *b = NULL;
+    int32_t *ids = long_prompt(vocab, n);
+    float *la = malloc(n * (size_t)vocab * sizeof(float));
+    float *lb = malloc(n * (size_t)vocab * sizeof(float));
+    struct sh_err err = {0};
+    float d, worst = 0;
+
+    assert_non_null(la);
+    assert_non_null(lb);
+    if (eng_ctx_new_ex(m, p, &o16, &b, &err))
+        fail_msg("%s", sh_err_msg(&err));
+    forward(a, ids, n - 8, true, la);
+    forward(b, ids, n - 8, true, lb);
+    worst = max_abs_diff(la, lb, (n - 8) * (size_t)vocab);
+    for (size_t i = n - 8; i < n; i++) {
+        forward(a, &ids[i], 1, false, la);
+        forward(b, &ids[i], 1, false, lb);
+        d = max_abs_diff(la, lb, (size_t)vocab);
+        worst = d > worst ? d : worst;
+    }
+    if (!(worst <= KV16_TOL))
+        fail_msg("%s: f16 and f32 KV caches differ by %g", f->name, (double)worst);
+    print_message("# %s: f16 KV cache within %g of f32\n", f->name, (double)worst);
+    free(la);
+    free(lb);
+    free(ids);
+    eng_ctx_free(b);
+    eng_ctx_free(a);
+    eng_pool_free(p);
+    eng_model_free(m);
+}
+
 /* ---- errors */
 
 static void test_forward_errors(void **state)
@@ -405,8 +448,8 @@ static void test_model_info(void **state)
 
 int main(void)
 {
-    static char names[3 * NFIXTURES][80];
-    struct CMUnitTest tests[3 * NFIXTURES + 2];
+    static char names[4 * NFIXTURES][80];
+    struct CMUnitTest tests[4 * NFIXTURES + 2];
     size_t n = 0;
 
     for (size_t i = 0; i < NFIXTURES; i++) {
@@ -420,6 +463,9 @@ int main(void)
         n++;
         snprintf(names[n], sizeof names[n], "truncate, last-only %s", fixtures[i].name);
         tests[n] = (struct CMUnitTest){names[n], test_truncate_and_last_only, NULL, NULL, f};
+        n++;
+        snprintf(names[n], sizeof names[n], "f16 KV cache %s", fixtures[i].name);
+        tests[n] = (struct CMUnitTest){names[n], test_kv_f16, NULL, NULL, f};
         n++;
     }
     tests[n++] = (struct CMUnitTest){"forward errors", test_forward_errors, NULL, NULL, NULL};
