@@ -38,5 +38,6 @@ int agent_cmd_replay(int argc, char **argv);
 extern const char agent_replay_usage[];
 int agent_cmd_logits(int argc, char **argv);
 int agent_cmd_quantize(int argc, char **argv);
+int agent_cmd_bench(int argc, char **argv);
 
 #endif
