@@ -47,8 +47,8 @@ struct eng_ctx {
     float *v;        /* (chunk, kv_dim) */
     float *att_out;  /* (chunk, q_dim) attention output, heads side by side */
     float *proj;     /* (chunk, dim) output of o_proj / down_proj */
-    float *hb;       /* (chunk, ffn_dim) gate, then silu(gate) * up */
-    float *hb2;      /* (chunk, ffn_dim) up */
+    float *hb;       /* (max(chunk, k), ffn_dim) gate, then silu(gate) * up */
+    float *hb2;      /* (max(chunk, k), ffn_dim) up */
     float *rope_cos; /* (chunk, head_dim / 2) */
     float *rope_sin; /* (chunk, head_dim / 2) */
     float *scores;   /* (n_threads, group, n_ctx) attention weights of one thread's
@@ -60,7 +60,8 @@ struct eng_ctx {
     float *sel_w;   /* (chunk, n_experts_per_tok) their weights */
     int *rows;      /* (chunk) tokens routed to the current expert */
     float *rows_w;  /* (chunk) their weights */
-    float *xe;      /* (chunk, dim) inputs of the current expert */
+    float *xe;      /* (max(chunk, k), dim) inputs of the current expert; decode:
+                     * the outputs of the k chosen experts */
     struct eng_gemm_scratch scratch;
 };
 
@@ -150,8 +151,9 @@ int eng_ctx_new_ex(const struct eng_model *m,
     ctx->v = malloc(nb * kv_dim * sizeof(float));
     ctx->att_out = malloc(nb * q_dim * sizeof(float));
     ctx->proj = malloc(nb * dim * sizeof(float));
-    ctx->hb = malloc(nb * ffn * sizeof(float));
-    ctx->hb2 = malloc(nb * ffn * sizeof(float));
+    /* (rows: the chunk, or the k experts of one decoded token) */
+    ctx->hb = malloc((nb > topk ? nb : topk) * ffn * sizeof(float));
+    ctx->hb2 = malloc((nb > topk ? nb : topk) * ffn * sizeof(float));
     ctx->rope_cos = malloc(nb * half * sizeof(float));
     ctx->rope_sin = malloc(nb * half * sizeof(float));
     ctx->scores = malloc((size_t)ctx->n_threads * group * (size_t)n_ctx * sizeof(float));
@@ -162,12 +164,13 @@ int eng_ctx_new_ex(const struct eng_model *m,
         ctx->sel_w = malloc(nb * topk * sizeof(float));
         ctx->rows = malloc(nb * sizeof(int));
         ctx->rows_w = malloc(nb * sizeof(float));
-        ctx->xe = malloc(nb * dim * sizeof(float));
+        ctx->xe = malloc((nb > topk ? nb : topk) * dim * sizeof(float));
     }
     if (!ctx->key_cache || !ctx->value_cache || !ctx->x || !ctx->xb || !ctx->q || !ctx->k ||
         !ctx->v || !ctx->att_out || !ctx->proj || !ctx->hb || !ctx->hb2 || !ctx->rope_cos ||
         !ctx->rope_sin || !ctx->scores ||
-        eng_gemm_scratch_init(&ctx->scratch, ctx->n_threads, (int64_t)max_cols) != 0 ||
+        eng_gemm_scratch_init(&ctx->scratch, ctx->n_threads, (int64_t)max_cols,
+                              c->n_experts_per_tok) != 0 ||
         (ne && (!ctx->ffn_out || !ctx->probs || !ctx->sel || !ctx->sel_w || !ctx->rows ||
                 !ctx->rows_w || !ctx->xe))) {
         eng_ctx_free(ctx);
@@ -301,9 +304,10 @@ static void attention(struct eng_ctx *ctx, int l, int n)
     size_t q_dim = (size_t)c->n_heads * hd, kv_dim = (size_t)c->n_kv_heads * hd;
     size_t half = hd / 2;
     size_t cache_off = ((size_t)l * (size_t)ctx->n_ctx + (size_t)ctx->pos) * kv_dim * ctx->kv_size;
-    struct eng_linear qkv[3] = {
-        {&L->wq, ctx->q, q_dim}, {&L->wk, ctx->k, kv_dim}, {&L->wv, ctx->v, kv_dim}};
-    struct eng_linear o = {&L->wo, ctx->proj, dim};
+    struct eng_linear qkv[3] = {{&L->wq, ctx->q, q_dim, NULL},
+                                {&L->wk, ctx->k, kv_dim, NULL},
+                                {&L->wv, ctx->v, kv_dim, NULL}};
+    struct eng_linear o = {&L->wo, ctx->proj, dim, NULL};
     struct attn_job job = {ctx, l, n, ctx->pos};
 
     /* xb = rmsnorm(x) */
@@ -358,8 +362,8 @@ static void swiglu_mlp(struct eng_ctx *ctx,
                        float *out)
 {
     size_t dim = (size_t)ctx->m->cfg.dim, hidden = (size_t)gate->rows;
-    struct eng_linear gu[2] = {{gate, ctx->hb, hidden}, {up, ctx->hb2, hidden}};
-    struct eng_linear d = {down, out, dim};
+    struct eng_linear gu[2] = {{gate, ctx->hb, hidden, NULL}, {up, ctx->hb2, hidden, NULL}};
+    struct eng_linear d = {down, out, dim, NULL};
 
     eng_linear_run(ctx->pool, &ctx->scratch, gu, 2, in, dim, n);
     eng_swiglu(ctx->hb, ctx->hb2, (size_t)n * hidden);
@@ -395,18 +399,57 @@ static void route(struct eng_ctx *ctx, int i)
             w[j] /= sum;
 }
 
+/* One token: the k chosen experts' gate and up projections in one call
+ * (their rows split evenly over the threads), SwiGLU, their down
+ * projections in a second call, each on its own expert's hidden vector;
+ * then the weighted sum. Only the chosen experts' weights are read, and the
+ * pool is woken twice per layer, not twice per expert. */
+static void moe_decode(struct eng_ctx *ctx, const struct eng_layer *L)
+{
+    const struct eng_config *c = &ctx->m->cfg;
+    size_t dim = (size_t)c->dim, hid = (size_t)c->moe_hidden_dim;
+    int k = c->n_experts_per_tok;
+    struct eng_linear out[ENG_LINEAR_MAX_OUT] = {{0}};
+
+    for (int j = 0; j < k; j++) {
+        const struct eng_expert *E = &L->experts[ctx->sel[j]];
+        out[2 * j] = (struct eng_linear){&E->gate, ctx->hb + (size_t)j * hid, hid, NULL};
+        out[2 * j + 1] = (struct eng_linear){&E->up, ctx->hb2 + (size_t)j * hid, hid, NULL};
+    }
+    eng_linear_run(ctx->pool, &ctx->scratch, out, 2 * k, ctx->xb, dim, 1);
+    eng_swiglu(ctx->hb, ctx->hb2, (size_t)k * hid);
+    for (int j = 0; j < k; j++) {
+        const struct eng_expert *E = &L->experts[ctx->sel[j]];
+        out[j] = (struct eng_linear){&E->down, ctx->xe + (size_t)j * dim, dim,
+                                     ctx->hb + (size_t)j * hid};
+    }
+    eng_linear_run(ctx->pool, &ctx->scratch, out, k, NULL, hid, 1);
+    /* ffn_out = sum_j w_j down_j, in selection order */
+    memset(ctx->ffn_out, 0, dim * sizeof(float));
+    for (int j = 0; j < k; j++) {
+        const float *src = ctx->xe + (size_t)j * dim;
+        float wj = ctx->sel_w[j];
+        for (size_t d = 0; d < dim; d++)
+            ctx->ffn_out[d] += wj * src[d];
+    }
+}
+
 /* ffn_out = sum over each token's chosen experts of weight x expert(xb);
  * the experts run in index order, each on the tokens routed to it. */
 static void moe(struct eng_ctx *ctx, const struct eng_layer *L, int n)
 {
     const struct eng_config *c = &ctx->m->cfg;
     size_t dim = (size_t)c->dim, k = (size_t)c->n_experts_per_tok;
-    struct eng_linear r = {&L->router, ctx->probs, (size_t)c->n_experts};
+    struct eng_linear r = {&L->router, ctx->probs, (size_t)c->n_experts, NULL};
 
     /* probs = xb Wrouter^T, then top-k per token */
     eng_linear_run(ctx->pool, &ctx->scratch, &r, 1, ctx->xb, dim, n);
     for (int i = 0; i < n; i++)
         route(ctx, i);
+    if (n == 1 && 2 * k <= ENG_LINEAR_MAX_OUT) {
+        moe_decode(ctx, L);
+        return;
+    }
     memset(ctx->ffn_out, 0, (size_t)n * dim * sizeof(float));
     for (int e = 0; e < c->n_experts; e++) {
         const struct eng_expert *E = &L->experts[e];
@@ -487,12 +530,12 @@ forward_chunk(struct eng_ctx *ctx, const int32_t *tokens, int n, bool all, float
         return;
     /* logits = rmsnorm(x) W_lm^T, for every token or the last */
     if (all) {
-        struct eng_linear head = {&m->lm_head, logits, (size_t)c->vocab_size};
+        struct eng_linear head = {&m->lm_head, logits, (size_t)c->vocab_size, NULL};
         for (int i = 0; i < n; i++)
             eng_rmsnorm(ctx->xb + i * dim, ctx->x + i * dim, m->final_norm, c->dim, c->norm_eps);
         eng_linear_run(ctx->pool, &ctx->scratch, &head, 1, ctx->xb, dim, n);
     } else {
-        struct eng_linear head = {&m->lm_head, logits, (size_t)c->vocab_size};
+        struct eng_linear head = {&m->lm_head, logits, (size_t)c->vocab_size, NULL};
         eng_rmsnorm(ctx->xb, ctx->x + (size_t)(n - 1) * dim, m->final_norm, c->dim, c->norm_eps);
         eng_linear_run(ctx->pool, &ctx->scratch, &head, 1, ctx->xb, dim, 1);
     }

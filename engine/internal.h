@@ -341,33 +341,40 @@ struct eng_linear {
     const struct eng_mat *w;
     float *y;
     size_t ldy;
+    const float *x; /* this output's own input (n == 1 only), or NULL: the call's */
 };
 
 /* Scratch of the linear layers, made once per context: for the prompt
  * path each pool thread converts weight tiles into its own bounded buffer;
  * for decode the input is prepared once per call for each kind of weight
  * that wants it (Q4/Q8 at some group size), one slot per kind. */
-#define ENG_PREP_SLOTS   6  /* kinds: {Q4, Q8} x group sizes {32, 64, 128} */
+#define ENG_PREP_SLOTS     6  /* kinds: {Q4, Q8} x group sizes {32, 64, 128} */
 #define ENG_LINEAR_MAX_OUT 64 /* outputs of one eng_linear_run call */
 
 struct eng_gemm_scratch {
-    float *buf;            /* (n_threads, per_thread) */
-    size_t per_thread;     /* floats */
-    uint8_t *prep;         /* (ENG_PREP_SLOTS, prep_bytes), 64-byte aligned */
-    size_t prep_bytes;     /* per slot */
+    float *buf;        /* (n_threads, per_thread) */
+    size_t per_thread; /* floats */
+    uint8_t *prep;     /* (n_prep, prep_bytes), 64-byte aligned */
+    size_t prep_bytes; /* per slot */
+    int n_prep;        /* slots: one per (input, kind of weight) of a call */
 };
 
-/* Allocates scratch for n_threads and matrices of at most max_cols columns.
- * Errors: SH_ENOMEM. Release with eng_gemm_scratch_free (accepts a zeroed
- * struct). */
-int eng_gemm_scratch_init(struct eng_gemm_scratch *s, int n_threads, int64_t max_cols);
+/* Allocates scratch for n_threads and matrices of at most max_cols columns,
+ * with ENG_PREP_SLOTS + extra_inputs preparation slots (extra_inputs: the
+ * most outputs with their own input in one call). Errors: SH_ENOMEM.
+ * Release with eng_gemm_scratch_free (accepts a zeroed struct). */
+int eng_gemm_scratch_init(struct eng_gemm_scratch *s,
+                          int n_threads,
+                          int64_t max_cols,
+                          int extra_inputs);
 void eng_gemm_scratch_free(struct eng_gemm_scratch *s);
 
 /* y_j = x w_j^T for each of n_out (<= ENG_LINEAR_MAX_OUT) outputs sharing
- * the input x (n, cols) with row stride ldx. n == 1 runs the dtypes' dot
- * products (decode; inputs prepared once per kind of weight); n > 1 runs
- * OpenBLAS SGEMM on weight tiles converted to f32 in scratch (prompt). Rows
- * are split in contiguous ranges over the pool's threads. */
+ * the input x (n, cols) with row stride ldx (or, for n == 1, each with its
+ * own out[j].x). n == 1 runs the dtypes' dot products (decode; each input
+ * prepared once per kind of weight); n > 1 runs OpenBLAS SGEMM on weight
+ * tiles converted to f32 in scratch (prompt). The rows of all outputs are
+ * split in contiguous ranges over the pool's threads, evenly. */
 void eng_linear_run(struct eng_pool *pool,
                     const struct eng_gemm_scratch *scratch,
                     const struct eng_linear *out,

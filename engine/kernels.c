@@ -26,6 +26,11 @@ enum eng_isa eng_isa_best(void)
     return ENG_ISA_SCALAR;
 }
 
+const char *eng_kernels_name(void)
+{
+    return eng_isa_name(eng_isa_best());
+}
+
 const char *eng_isa_name(enum eng_isa isa)
 {
     return isa == ENG_ISA_AVX2 ? "avx2" : "scalar";

@@ -38,7 +38,10 @@ static int64_t tile_rows(int64_t cols)
     return t < ROW_ALIGN ? ROW_ALIGN : t;
 }
 
-int eng_gemm_scratch_init(struct eng_gemm_scratch *s, int n_threads, int64_t max_cols)
+int eng_gemm_scratch_init(struct eng_gemm_scratch *s,
+                          int n_threads,
+                          int64_t max_cols,
+                          int extra_inputs)
 {
     /* tile_rows(c) * c <= max(TILE_FLOATS, ROW_ALIGN * c) for every c. */
     int64_t small = (int64_t)ROW_ALIGN * max_cols;
@@ -48,7 +51,8 @@ int eng_gemm_scratch_init(struct eng_gemm_scratch *s, int n_threads, int64_t max
     s->per_thread = (size_t)(small > TILE_FLOATS ? small : TILE_FLOATS);
     s->buf = malloc((size_t)n_threads * s->per_thread * sizeof(float));
     s->prep_bytes = prep;
-    s->prep = aligned_alloc(64, ENG_PREP_SLOTS * prep);
+    s->n_prep = ENG_PREP_SLOTS + extra_inputs;
+    s->prep = aligned_alloc(64, (size_t)s->n_prep * prep);
     if (!s->buf || !s->prep) {
         eng_gemm_scratch_free(s);
         return SH_ENOMEM;
@@ -125,39 +129,47 @@ static void linear_worker(void *arg, int t, int nt)
             if (job->n == 1)
                 job->ops[j]->dot_rows(o->w, job->xin[j], o->y, a, b);
             else
-                gemm_rows(o, a, b, job->x, job->ldx, job->n, scratch);
+                gemm_rows(o, a, b, o->x ? o->x : job->x, job->ldx, job->n, scratch);
         }
         base += o->w->rows;
     }
 }
 
-/* Decode: points each output at its input, preparing it once per kind of
- * weight (dtype, group size) into the scratch slots. */
-static void prepare_inputs(struct linear_job *job)
+/* Decode: points each output at its input, preparing each input once per
+ * kind of weight (dtype, group size) into the scratch slots. Returns how
+ * many outputs (a prefix) fit in the slots; the caller runs the rest after. */
+static int prepare_inputs(struct linear_job *job)
 {
-    enum eng_dtype kind_dt[ENG_PREP_SLOTS];
-    int kind_gs[ENG_PREP_SLOTS];
-    int kinds = 0;
+    const float *slot_x[ENG_PREP_SLOTS + ENG_LINEAR_MAX_OUT];
+    enum eng_dtype slot_dt[ENG_PREP_SLOTS + ENG_LINEAR_MAX_OUT];
+    int slot_gs[ENG_PREP_SLOTS + ENG_LINEAR_MAX_OUT];
+    int slots = 0, cap = job->scratch->n_prep;
 
+    cap = cap < ENG_PREP_SLOTS + ENG_LINEAR_MAX_OUT ? cap : ENG_PREP_SLOTS + ENG_LINEAR_MAX_OUT;
     for (int j = 0; j < job->n_out; j++) {
         const struct eng_mat *w = job->out[j].w;
+        const float *x = job->out[j].x ? job->out[j].x : job->x;
         int k = 0;
         job->ops[j] = eng_mat_ops(w->dtype);
-        job->xin[j] = job->x;
+        job->xin[j] = x;
         if (!job->ops[j]->prep)
             continue;
-        while (k < kinds && !(kind_dt[k] == w->dtype && kind_gs[k] == w->group_size))
+        while (k < slots &&
+               !(slot_x[k] == x && slot_dt[k] == w->dtype && slot_gs[k] == w->group_size))
             k++;
-        if (k == kinds) {
-            struct eng_xq *xq = eng_xq_init(job->scratch->prep + (size_t)k * job->scratch->prep_bytes,
-                                            w->cols, w->group_size, w->dtype);
-            job->ops[j]->prep(w, job->x, xq);
-            kind_dt[k] = w->dtype;
-            kind_gs[k] = w->group_size;
-            kinds++;
+        if (k == slots) {
+            uint8_t *buf = job->scratch->prep + (size_t)k * job->scratch->prep_bytes;
+            if (slots == cap)
+                return j;
+            job->ops[j]->prep(w, x, eng_xq_init(buf, w->cols, w->group_size, w->dtype));
+            slot_x[k] = x;
+            slot_dt[k] = w->dtype;
+            slot_gs[k] = w->group_size;
+            slots++;
         }
         job->xin[j] = job->scratch->prep + (size_t)k * job->scratch->prep_bytes;
     }
+    return job->n_out;
 }
 
 void eng_linear_run(struct eng_pool *pool,
@@ -168,18 +180,21 @@ void eng_linear_run(struct eng_pool *pool,
                     size_t ldx,
                     int n)
 {
-    struct linear_job job = {.out = out, .n_out = n_out, .x = x, .ldx = ldx, .n = n,
-                             .scratch = scratch};
-    int64_t macs = 0;
-
-    for (int j = 0; j < n_out; j++) {
-        job.total_rows += out[j].w->rows;
-        macs += out[j].w->rows * out[j].w->cols * n;
+    while (n_out > 0) {
+        struct linear_job job = {
+            .out = out, .n_out = n_out, .x = x, .ldx = ldx, .n = n, .scratch = scratch};
+        int64_t macs = 0;
+        if (n == 1)
+            job.n_out = prepare_inputs(&job);
+        for (int j = 0; j < job.n_out; j++) {
+            job.total_rows += out[j].w->rows;
+            macs += out[j].w->rows * out[j].w->cols * n;
+        }
+        if (macs < PAR_MIN_MACS)
+            linear_worker(&job, 0, 1);
+        else
+            eng_pool_run(pool, linear_worker, &job);
+        out += job.n_out;
+        n_out -= job.n_out;
     }
-    if (n == 1)
-        prepare_inputs(&job);
-    if (macs < PAR_MIN_MACS)
-        linear_worker(&job, 0, 1);
-    else
-        eng_pool_run(pool, linear_worker, &job);
 }

@@ -122,6 +122,9 @@ uint64_t eng_model_decode_bytes(const struct eng_model *m);
  * "q8"). */
 const char *eng_model_dtype_name(const struct eng_model *m);
 
+/* Which weight kernels this CPU runs: "avx2" (AVX2+FMA+F16C) or "scalar". */
+const char *eng_kernels_name(void);
+
 /* ---- MLX affine quantization of a float model (`shoal quantize`) */
 
 struct eng_quantize_opts {
