@@ -247,8 +247,10 @@ static void prep_q4(const struct eng_mat *w, const float *x, struct eng_xq *xq)
         }
         transpose_8x4(h, lo);
         transpose_8x4(h + 4, o);
+        /* element 4k + j goes to vector 0, 2, 1, 3 for j = 0, 1, 2, 3 */
         for (int j = 0; j < 4; j++)
-            _mm256_storeu_si256((__m256i *)(void *)(xq->q + b + 16 * j), pack_i16x16(lo[j], o[j]));
+            _mm256_storeu_si256((__m256i *)(void *)(xq->q + b + 16 * (((j & 1) << 1) | (j >> 1))),
+                                pack_i16x16(lo[j], o[j]));
         for (int k = 0; k < 4; k++) {
             __m256i eo[2];
             deinterleave_2(l[2 * k], l[2 * k + 1], eo);
@@ -269,26 +271,26 @@ static void prep_q4(const struct eng_mat *w, const float *x, struct eng_xq *xq)
 /* ---- affine-quantized Q4: dot products on 21-bit activation codes */
 
 /* Partial sums (8 lanes, lane m = elements 8m..8m+7) of code * X over one
- * 32-byte block of Q4 codes (64 elements), X = 256 H + L:
- *  - the 16-bit lanes shifted and masked give four vectors of codes, each
- *    multiplied with 16 high parts H (vpmaddwd);
- *  - masked as bytes they give two vectors of 32 codes, multiplied with
- *    the low parts L (vpmaddubsw: unsigned codes times signed bytes, pairs
- *    at most 2 * 15 * 128, two summed still fit 16 bits), widened with
- *    vpmaddwd by ones. */
+ * 32-byte block of Q4 codes (64 elements), X = 256 H + L (layout at
+ * eng_xq_pos): the codes masked as bytes multiply the low parts L
+ * (vpmaddubsw: unsigned codes times signed bytes, pairs at most 2 * 15 *
+ * 128, two summed still fit 16 bits; widened by vpmaddwd with ones), and
+ * moved into the high byte of 16-bit lanes they multiply the high parts H
+ * (vpmaddwd), which yields 256 * code * H without a shift: at most 128
+ * codes of 15 * 256 times 4096 per group, < 2^31. 20 instructions. */
 INLINE __m256i block_q4(__m256i v, const int16_t *h, const int8_t *l)
 {
-    const __m256i m = _mm256_set1_epi16(15), mb = _mm256_set1_epi16(0x0f0f);
+    const __m256i mb = _mm256_set1_epi16(0x0f0f), mh = _mm256_set1_epi16((short)0xff00);
     const __m256i ones = _mm256_set1_epi16(1);
-    __m256i t1 = _mm256_srli_epi16(v, 4);
-    __m256i p0 = _mm256_madd_epi16(_mm256_and_si256(v, m), LOADU(h));
-    __m256i p1 = _mm256_madd_epi16(_mm256_and_si256(t1, m), LOADU(h + 16));
-    __m256i p2 = _mm256_madd_epi16(_mm256_and_si256(_mm256_srli_epi16(v, 8), m), LOADU(h + 32));
-    __m256i p3 = _mm256_madd_epi16(_mm256_srli_epi16(v, 12), LOADU(h + 48));
-    __m256i lo = _mm256_add_epi16(_mm256_maddubs_epi16(_mm256_and_si256(v, mb), LOADU(l)),
-                                  _mm256_maddubs_epi16(_mm256_and_si256(t1, mb), LOADU(l + 32)));
+    __m256i a = _mm256_and_si256(v, mb), b = _mm256_and_si256(_mm256_srli_epi16(v, 4), mb);
+    __m256i lo = _mm256_add_epi16(_mm256_maddubs_epi16(a, LOADU(l)),
+                                  _mm256_maddubs_epi16(b, LOADU(l + 32)));
+    __m256i p0 = _mm256_madd_epi16(_mm256_slli_epi16(a, 8), LOADU(h));
+    __m256i p1 = _mm256_madd_epi16(_mm256_and_si256(a, mh), LOADU(h + 16));
+    __m256i p2 = _mm256_madd_epi16(_mm256_slli_epi16(b, 8), LOADU(h + 32));
+    __m256i p3 = _mm256_madd_epi16(_mm256_and_si256(b, mh), LOADU(h + 48));
     __m256i hi = _mm256_add_epi32(_mm256_add_epi32(p0, p1), _mm256_add_epi32(p2, p3));
-    return _mm256_add_epi32(_mm256_slli_epi32(hi, 8), _mm256_madd_epi16(lo, ones));
+    return _mm256_add_epi32(hi, _mm256_madd_epi16(lo, ones));
 }
 
 /* Lane sums of s[0..7] as one vector (lane j = sum of s[j]). */

@@ -122,16 +122,19 @@ static inline unsigned eng_q_code(enum eng_dtype dt, const uint8_t *row, int64_t
 
 /* Where element i of a Q4 input sits in eng_xq.q and eng_xq.l. The kernel
  * loads 32 bytes of codes (64 elements) as sixteen 16-bit lanes, lane k
- * holding elements 4k .. 4k+3 in its four nibbles:
- *  - shifted and masked into four vectors j (element 4k + j in lane k),
- *    each multiplies sixteen high parts stored contiguously: q holds, per
- *    block, vector j's codes at 16 j + k;
- *  - masked as bytes (v & 0x0f0f: elements 4k, 4k+2 in bytes 2k, 2k+1;
- *    (v >> 4) & 0x0f0f: 4k+1, 4k+3), they multiply 32 low parts each: l
- *    holds, per block, the even elements then the odd ones. */
+ * holding elements 4k .. 4k+3 in its four nibbles, and masks them as bytes:
+ * A = v & 0x0f0f holds elements 4k, 4k+2 in bytes 2k, 2k+1, and
+ * B = (v >> 4) & 0x0f0f holds 4k+1, 4k+3.
+ *  - the low parts multiply A and B bytewise (32 each): l holds, per block,
+ *    the even elements (A's order), then the odd ones (B's);
+ *  - the high parts multiply 16-bit lanes of codes shifted into the high
+ *    byte: A << 8 (element 4k), A & 0xff00 (4k+2), B << 8 (4k+1),
+ *    B & 0xff00 (4k+3), one vector of 16 each: q holds, per block, those
+ *    four vectors' elements in that order, 16 apiece. */
 static inline int64_t eng_xq_pos(int64_t i)
 {
-    return (i & ~(int64_t)63) + 16 * (i & 3) + ((i & 63) >> 2);
+    int64_t j = i & 3; /* 0, 1, 2, 3 -> vectors 0, 2, 1, 3 */
+    return (i & ~(int64_t)63) + 16 * (((j & 1) << 1) | (j >> 1)) + ((i & 63) >> 2);
 }
 
 static inline int64_t eng_xq_lpos(int64_t i)
