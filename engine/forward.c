@@ -24,7 +24,9 @@
 
 /* Prompt tokens per chunk: large enough that SGEMM amortizes converting a
  * weight tile, small enough that the activations stay a few MiB. */
+#ifndef ENG_CHUNK
 #define ENG_CHUNK 64
+#endif
 /* Attention multiply-adds below which the pool is not woken. */
 #define ATTN_PAR_MIN (1 << 15)
 
@@ -169,7 +171,7 @@ int eng_ctx_new_ex(const struct eng_model *m,
     if (!ctx->key_cache || !ctx->value_cache || !ctx->x || !ctx->xb || !ctx->q || !ctx->k ||
         !ctx->v || !ctx->att_out || !ctx->proj || !ctx->hb || !ctx->hb2 || !ctx->rope_cos ||
         !ctx->rope_sin || !ctx->scores ||
-        eng_gemm_scratch_init(&ctx->scratch, ctx->n_threads, (int64_t)max_cols,
+        eng_gemm_scratch_init(&ctx->scratch, ctx->n_threads, (int64_t)max_cols, (int)nb,
                               c->n_experts_per_tok) != 0 ||
         (ne && (!ctx->ffn_out || !ctx->probs || !ctx->sel || !ctx->sel_w || !ctx->rows ||
                 !ctx->rows_w || !ctx->xe))) {

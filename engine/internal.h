@@ -70,17 +70,18 @@ struct eng_mat {
     size_t row_stride; /* bytes from one row to the next */
     const void *data;  /* borrowed: the mmap */
     /* affine-quantized only */
-    int group_size;           /* 32, 64 or 128; cols is a multiple of it */
-    enum eng_dtype sb_dtype;  /* F32, F16 or BF16 */
-    const void *scales;       /* (rows, cols / group_size), borrowed */
-    const void *biases;       /* (rows, cols / group_size), borrowed */
-    size_t sb_stride;         /* bytes from one row of scales to the next */
+    int group_size;          /* 32, 64 or 128; cols is a multiple of it */
+    enum eng_dtype sb_dtype; /* F32, F16 or BF16 */
+    const void *scales;      /* (rows, cols / group_size), borrowed */
+    const void *biases;      /* (rows, cols / group_size), borrowed */
+    size_t sb_stride;        /* bytes from one row of scales to the next */
 };
 
-/* An f32 activation vector prepared for the kernels of affine-quantized
- * weights (layouts in kern_common.h, math in kern_scalar.c):
- *  - Q8 multiplies the codes with x itself in f32; s[g] = sum of group g
- *    of x (for the biases);
+/* An f32 activation vector prepared for the kernels of a weight dtype
+ * (layouts in kern_common.h and kern_avx2.c, math in kern_scalar.c):
+ *  - BF16 (AVX2 only) multiplies x reordered to match its bf16 pairs;
+ *  - Q8 multiplies the codes with x in f32 (the AVX2 kernel with x reordered
+ *    to match its byte shuffles); s[g] = sum of group g of x (biases);
  *  - Q4 multiplies them with 21-bit integer codes of x: per group g,
  *    x[i] ~= d[g] * X[i], X = rint(x / d), d = max|x| / (2^20 - 1) (error
  *    at most d/2, 2^-21 of the group's largest element), stored as a
@@ -91,7 +92,7 @@ struct eng_xq {
     int64_t cols;
     int group_size;
     enum eng_dtype dtype; /* the weights' dtype: Q4 or Q8 */
-    const float *x;       /* Q8: the input (borrowed for the call) */
+    const float *x;       /* BF16, Q8: the input, or a reordered copy of it in t */
     int16_t *q;           /* Q4: (cols rounded up to 64) high parts H */
     int8_t *l;            /* Q4: (cols rounded up to 64) low parts L */
     int32_t *t;           /* (cols rounded up to 64) scratch of the preparation */
@@ -234,7 +235,7 @@ struct eng_quant_over {
 
 /* config.json's "quantization" (or an MLX "quantization_config"). */
 struct eng_quant {
-    int bits;       /* 0: the model is not quantized */
+    int bits; /* 0: the model is not quantized */
     int group_size;
     struct eng_quant_over *over; /* (n_over), owned */
     int n_over;
@@ -354,19 +355,35 @@ struct eng_linear {
 struct eng_gemm_scratch {
     float *buf;        /* (n_threads, per_thread) */
     size_t per_thread; /* floats */
+    float *xp;         /* prompt input packed for eng_gemm_avx2 (NULL: OpenBLAS path) */
     uint8_t *prep;     /* (n_prep, prep_bytes), 64-byte aligned */
     size_t prep_bytes; /* per slot */
     int n_prep;        /* slots: one per (input, kind of weight) of a call */
 };
 
 /* Allocates scratch for n_threads and matrices of at most max_cols columns,
- * with ENG_PREP_SLOTS + extra_inputs preparation slots (extra_inputs: the
- * most outputs with their own input in one call). Errors: SH_ENOMEM.
- * Release with eng_gemm_scratch_free (accepts a zeroed struct). */
-int eng_gemm_scratch_init(struct eng_gemm_scratch *s,
-                          int n_threads,
-                          int64_t max_cols,
-                          int extra_inputs);
+ * prompts of at most max_tokens, with ENG_PREP_SLOTS + extra_inputs
+ * preparation slots (extra_inputs: the most outputs with their own input in
+ * one call). Errors: SH_ENOMEM. Release with eng_gemm_scratch_free (accepts
+ * a zeroed struct). */
+int eng_gemm_scratch_init(
+    struct eng_gemm_scratch *s, int n_threads, int64_t max_cols, int max_tokens, int extra_inputs);
+
+/* The prompt product on AVX2/FMA (gemm_avx2.c; only where ENG_HAVE_AVX2):
+ * x (m, k) packed once by eng_gemm_pack_x into xp (eng_gemm_xp_floats(m, k)
+ * floats), then y[t][r] for rows [r0, r1) of w converted by ops six at a
+ * time into wbuf (6 * k floats, per thread); y has row stride ldy. */
+size_t eng_gemm_xp_floats(int m, int64_t k);
+void eng_gemm_pack_x(const float *x, size_t ldx, int m, int64_t k, float *xp);
+void eng_gemm_avx2(const struct eng_mat *w,
+                   const struct eng_mat_ops *ops,
+                   int64_t r0,
+                   int64_t r1,
+                   const float *xp,
+                   int m,
+                   float *y,
+                   size_t ldy,
+                   float *wbuf);
 void eng_gemm_scratch_free(struct eng_gemm_scratch *s);
 
 /* y_j = x w_j^T for each of n_out (<= ENG_LINEAR_MAX_OUT) outputs sharing

@@ -102,7 +102,6 @@ static inline const uint8_t *row_ptr(const struct eng_mat *w, int64_t r)
 #define TAIL_F32(v) (v)
 DEFINE_DOT(dot_f32, float, LOADUF, 4, TAIL_F32)
 DEFINE_DOT(dot_f16, uint16_t, load8_f16, 2, eng_f16_to_f32)
-DEFINE_DOT(dot_bf16, uint16_t, load8_bf16, 2, eng_bf16_to_f32)
 
 #define DEFINE_CONVERT(NAME, TYPE, LOAD8, ESIZE, TAIL)                                             \
     static void NAME(const uint8_t *src, float *dst, int64_t n)                                    \
@@ -140,7 +139,75 @@ static void convert_f32(const uint8_t *src, float *dst, int64_t n)
 
 DEFINE_MAT_OPS(f32)
 DEFINE_MAT_OPS(f16)
-DEFINE_MAT_OPS(bf16)
+
+/* bf16 is the upper half of an f32: of 32 bytes read as eight 32-bit lanes,
+ * a shift left by 16 gives elements 0, 2, .., 14 as f32, a mask of the
+ * upper halves elements 1, 3, .., 15 (2 instructions per 16 elements, no
+ * shuffles). x is reordered to match once per token: per 16-element block,
+ * the even elements then the odd ones; a tail shorter than 16 stays in
+ * order. */
+static void prep_bf16(const struct eng_mat *w, const float *x, struct eng_xq *xq)
+{
+    float *xf = (float *)(void *)xq->t;
+    int64_t i = 0;
+
+    for (; i + 16 <= w->cols; i += 16) {
+        __m256 a = LOADUF(x + i), b = LOADUF(x + i + 8);
+        /* evens: a0 a2 b0 b2 | a4 a6 b4 b6 -> order the 64-bit pairs */
+        __m256 ev = _mm256_shuffle_ps(a, b, _MM_SHUFFLE(2, 0, 2, 0));
+        __m256 od = _mm256_shuffle_ps(a, b, _MM_SHUFFLE(3, 1, 3, 1));
+        _mm256_storeu_ps(xf + i, _mm256_castpd_ps(_mm256_permute4x64_pd(_mm256_castps_pd(ev),
+                                                                        _MM_SHUFFLE(3, 1, 2, 0))));
+        _mm256_storeu_ps(xf + i + 8, _mm256_castpd_ps(_mm256_permute4x64_pd(
+                                         _mm256_castps_pd(od), _MM_SHUFFLE(3, 1, 2, 0))));
+    }
+    for (; i < w->cols; i++)
+        xf[i] = x[i];
+    xq->x = xf;
+}
+
+static float dot_bf16(const uint8_t *w, const float *x, int64_t n)
+{
+    const __m256i hi = _mm256_set1_epi32((int)0xffff0000u);
+    __m256 a0 = _mm256_setzero_ps(), a1 = a0, a2 = a0, a3 = a0;
+    float tail = 0.0f;
+    int64_t i = 0;
+
+    for (; i + 32 <= n; i += 32) {
+        const uint8_t *p = w + i * 2;
+        __m256i v0 = LOADU(p), v1 = LOADU(p + 32);
+        prefetch(p + PF_DIST);
+        a0 = _mm256_fmadd_ps(_mm256_castsi256_ps(_mm256_slli_epi32(v0, 16)), LOADUF(x + i), a0);
+        a1 = _mm256_fmadd_ps(_mm256_castsi256_ps(_mm256_and_si256(v0, hi)), LOADUF(x + i + 8), a1);
+        a2 =
+            _mm256_fmadd_ps(_mm256_castsi256_ps(_mm256_slli_epi32(v1, 16)), LOADUF(x + i + 16), a2);
+        a3 = _mm256_fmadd_ps(_mm256_castsi256_ps(_mm256_and_si256(v1, hi)), LOADUF(x + i + 24), a3);
+    }
+    for (; i + 16 <= n; i += 16) {
+        __m256i v = LOADU(w + i * 2);
+        a0 = _mm256_fmadd_ps(_mm256_castsi256_ps(_mm256_slli_epi32(v, 16)), LOADUF(x + i), a0);
+        a1 = _mm256_fmadd_ps(_mm256_castsi256_ps(_mm256_and_si256(v, hi)), LOADUF(x + i + 8), a1);
+    }
+    for (; i < n; i++) {
+        uint16_t e;
+        memcpy(&e, w + i * 2, 2);
+        tail += eng_bf16_to_f32(e) * x[i];
+    }
+    return hsum_ps(_mm256_add_ps(_mm256_add_ps(a0, a1), _mm256_add_ps(a2, a3))) + tail;
+}
+
+static void dot_rows_bf16(const struct eng_mat *w, const void *xp, float *y, int64_t r0, int64_t r1)
+{
+    const struct eng_xq *xq = xp;
+    for (int64_t r = r0; r < r1; r++)
+        y[r] = dot_bf16(row_ptr(w, r), xq->x, w->cols);
+}
+
+static void rows_to_f32_bf16(const struct eng_mat *w, int64_t r0, int64_t r1, float *dst)
+{
+    for (int64_t r = r0; r < r1; r++)
+        convert_bf16(row_ptr(w, r), dst + (size_t)(r - r0) * (size_t)w->cols, w->cols);
+}
 
 /* ---- affine-quantized Q4/Q8: activation preparation */
 
@@ -183,13 +250,26 @@ INLINE float sum8(const float *x, int64_t n)
     return hsum_ps(a);
 }
 
+/* Q8: the group sums (in element order, as the scalar kernel adds them),
+ * and x reordered for block_q8's byte shuffles: per 32 elements, vector j
+ * (j = 0..3) holds elements 4j .. 4j+3 and 16+4j .. 16+4j+3. */
 static void prep_q8(const struct eng_mat *w, const float *x, struct eng_xq *xq)
 {
     int64_t gs = w->group_size;
+    float *xf = (float *)(void *)xq->t;
 
-    xq->x = x;
     for (int64_t g = 0; g < w->cols / gs; g++)
         xq->s[g] = sum8(x + g * gs, gs);
+    for (int64_t b = 0; b < w->cols; b += 32) {
+        __m256 v0 = LOADUF(x + b), v1 = LOADUF(x + b + 8);
+        __m256 v2 = LOADUF(x + b + 16), v3 = LOADUF(x + b + 24);
+        /* (lo halves of v0 with v2: elements 0-3 | 16-19, ...) */
+        _mm256_storeu_ps(xf + b, _mm256_permute2f128_ps(v0, v2, 0x20));
+        _mm256_storeu_ps(xf + b + 8, _mm256_permute2f128_ps(v0, v2, 0x31));
+        _mm256_storeu_ps(xf + b + 16, _mm256_permute2f128_ps(v1, v3, 0x20));
+        _mm256_storeu_ps(xf + b + 24, _mm256_permute2f128_ps(v1, v3, 0x31));
+    }
+    xq->x = xf;
 }
 
 /* As prep_q4 in kern_scalar.c (same rounding, same codes, d and s bit for
@@ -283,8 +363,8 @@ INLINE __m256i block_q4(__m256i v, const int16_t *h, const int8_t *l)
     const __m256i mb = _mm256_set1_epi16(0x0f0f), mh = _mm256_set1_epi16((short)0xff00);
     const __m256i ones = _mm256_set1_epi16(1);
     __m256i a = _mm256_and_si256(v, mb), b = _mm256_and_si256(_mm256_srli_epi16(v, 4), mb);
-    __m256i lo = _mm256_add_epi16(_mm256_maddubs_epi16(a, LOADU(l)),
-                                  _mm256_maddubs_epi16(b, LOADU(l + 32)));
+    __m256i lo =
+        _mm256_add_epi16(_mm256_maddubs_epi16(a, LOADU(l)), _mm256_maddubs_epi16(b, LOADU(l + 32)));
     __m256i p0 = _mm256_madd_epi16(_mm256_slli_epi16(a, 8), LOADU(h));
     __m256i p1 = _mm256_madd_epi16(_mm256_and_si256(a, mh), LOADU(h + 16));
     __m256i p2 = _mm256_madd_epi16(_mm256_slli_epi16(b, 8), LOADU(h + 32));
@@ -358,12 +438,21 @@ INLINE __m256 reduce_8_ps(const __m256 s[8])
                          _mm256_permute2f128_ps(abcd, efgh, 0x31));
 }
 
-/* code * x over 32 bytes of Q8 codes, 8 lanes of partial sums. */
+/* code * x over 32 bytes of Q8 codes, 8 lanes of partial sums: one load,
+ * and per 8 codes one in-lane byte shuffle into 32-bit lanes (bytes 4j ..
+ * 4j+3 of each 128-bit half), a conversion and an FMA with x reordered to
+ * match (prep_q8). */
 INLINE __m256 block_q8(const uint8_t *p, const float *x, __m256 acc)
 {
-    for (int k = 0; k < 32; k += 8) {
-        __m256i c = _mm256_cvtepu8_epi32(_mm_loadl_epi64((const __m128i *)(const void *)(p + k)));
-        acc = _mm256_fmadd_ps(_mm256_cvtepi32_ps(c), LOADUF(x + k), acc);
+    const __m256i s0 = _mm256_setr_epi8(0, -1, -1, -1, 1, -1, -1, -1, 2, -1, -1, -1, 3, -1, -1, -1,
+                                        0, -1, -1, -1, 1, -1, -1, -1, 2, -1, -1, -1, 3, -1, -1, -1);
+    const __m256i four = _mm256_set1_epi32(4);
+    __m256i v = LOADU(p), sh = s0;
+
+    for (int j = 0; j < 4; j++) {
+        acc =
+            _mm256_fmadd_ps(_mm256_cvtepi32_ps(_mm256_shuffle_epi8(v, sh)), LOADUF(x + 8 * j), acc);
+        sh = _mm256_add_epi32(sh, four);
     }
     return acc;
 }
@@ -545,7 +634,7 @@ static void rows_to_f32_q(const struct eng_mat *w, int64_t r0, int64_t r1, float
 const struct eng_mat_ops eng_kern_avx2[ENG_DT_COUNT] = {
     [ENG_DT_F32] = {.dot_rows = dot_rows_f32, .rows_to_f32 = rows_to_f32_f32},
     [ENG_DT_F16] = {.dot_rows = dot_rows_f16, .rows_to_f32 = rows_to_f32_f16},
-    [ENG_DT_BF16] = {.dot_rows = dot_rows_bf16, .rows_to_f32 = rows_to_f32_bf16},
+    [ENG_DT_BF16] = {.prep = prep_bf16, .dot_rows = dot_rows_bf16, .rows_to_f32 = rows_to_f32_bf16},
     [ENG_DT_Q4] = {.prep = prep_q4, .dot_rows = dot_rows_q, .rows_to_f32 = rows_to_f32_q},
     [ENG_DT_Q8] = {.prep = prep_q8, .dot_rows = dot_rows_q, .rows_to_f32 = rows_to_f32_q},
 };

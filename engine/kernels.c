@@ -104,9 +104,10 @@ static size_t xq_elems(int64_t cols)
     return round_up((size_t)cols, 64);
 }
 
+/* (group_size 0: float weights, which have no groups) */
 static size_t xq_groups(int64_t cols, int group_size)
 {
-    return round_up((size_t)cols / (size_t)group_size, 8);
+    return group_size ? round_up((size_t)cols / (size_t)group_size, 8) : 0;
 }
 
 size_t eng_xq_bytes(int64_t cols, int group_size)
@@ -118,7 +119,8 @@ size_t eng_xq_bytes(int64_t cols, int group_size)
 
 struct eng_xq *eng_xq_init(void *buf, int64_t cols, int group_size, enum eng_dtype dt)
 {
-    size_t e = xq_elems(cols), g = xq_groups(cols, group_size), ng = (size_t)cols / group_size;
+    size_t e = xq_elems(cols), g = xq_groups(cols, group_size);
+    size_t ng = group_size ? (size_t)cols / (size_t)group_size : 0;
     uint8_t *p = buf;
     struct eng_xq *xq = buf;
 

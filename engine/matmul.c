@@ -30,7 +30,9 @@
  * sleep or the machine is oversubscribed), more than small layers take. */
 #define PAR_MIN_MACS (1 << 16)
 /* Target floats per converted tile: 64 Ki floats = 256 KiB, about L2. */
+#ifndef TILE_FLOATS
 #define TILE_FLOATS (64 * 1024)
+#endif
 
 static int64_t tile_rows(int64_t cols)
 {
@@ -38,10 +40,19 @@ static int64_t tile_rows(int64_t cols)
     return t < ROW_ALIGN ? ROW_ALIGN : t;
 }
 
-int eng_gemm_scratch_init(struct eng_gemm_scratch *s,
-                          int n_threads,
-                          int64_t max_cols,
-                          int extra_inputs)
+/* Our own prompt kernel runs where it was compiled in and the CPU has
+ * AVX2/FMA; ENG_PROMPT_BLAS forces OpenBLAS (for measuring the two). */
+static bool own_gemm(void)
+{
+#if defined(ENG_HAVE_AVX2) && !defined(ENG_PROMPT_BLAS)
+    return eng_isa_best() == ENG_ISA_AVX2;
+#else
+    return false;
+#endif
+}
+
+int eng_gemm_scratch_init(
+    struct eng_gemm_scratch *s, int n_threads, int64_t max_cols, int max_tokens, int extra_inputs)
 {
     /* tile_rows(c) * c <= max(TILE_FLOATS, ROW_ALIGN * c) for every c. */
     int64_t small = (int64_t)ROW_ALIGN * max_cols;
@@ -53,7 +64,11 @@ int eng_gemm_scratch_init(struct eng_gemm_scratch *s,
     s->prep_bytes = prep;
     s->n_prep = ENG_PREP_SLOTS + extra_inputs;
     s->prep = aligned_alloc(64, (size_t)s->n_prep * prep);
-    if (!s->buf || !s->prep) {
+#if defined(ENG_HAVE_AVX2)
+    if (own_gemm() && max_tokens > 1)
+        s->xp = malloc(eng_gemm_xp_floats(max_tokens, max_cols) * sizeof(float));
+#endif
+    if (!s->buf || !s->prep || (own_gemm() && max_tokens > 1 && !s->xp)) {
         eng_gemm_scratch_free(s);
         return SH_ENOMEM;
     }
@@ -63,6 +78,7 @@ int eng_gemm_scratch_init(struct eng_gemm_scratch *s,
 void eng_gemm_scratch_free(struct eng_gemm_scratch *s)
 {
     free(s->buf);
+    free(s->xp);
     free(s->prep);
     memset(s, 0, sizeof *s);
 }
@@ -77,6 +93,7 @@ struct linear_job {
     const struct eng_gemm_scratch *scratch;
     const struct eng_mat_ops *ops[ENG_LINEAR_MAX_OUT];
     const void *xin[ENG_LINEAR_MAX_OUT]; /* decode: x or its eng_xq */
+    const float *xp;                     /* prompt: x packed for eng_gemm_avx2, or NULL */
 };
 
 /* y[:, r0:r1] = x W[r0:r1]^T through f32 tiles and SGEMM. */
@@ -128,6 +145,11 @@ static void linear_worker(void *arg, int t, int nt)
         if (a < b) {
             if (job->n == 1)
                 job->ops[j]->dot_rows(o->w, job->xin[j], o->y, a, b);
+#if defined(ENG_HAVE_AVX2)
+            else if (job->xp)
+                eng_gemm_avx2(o->w, eng_mat_ops(o->w->dtype), a, b, job->xp, job->n, o->y, o->ldy,
+                              scratch);
+#endif
             else
                 gemm_rows(o, a, b, o->x ? o->x : job->x, job->ldx, job->n, scratch);
         }
@@ -186,6 +208,12 @@ void eng_linear_run(struct eng_pool *pool,
         int64_t macs = 0;
         if (n == 1)
             job.n_out = prepare_inputs(&job);
+#if defined(ENG_HAVE_AVX2)
+        else if (scratch->xp) {
+            eng_gemm_pack_x(x, ldx, n, out[0].w->cols, scratch->xp);
+            job.xp = scratch->xp;
+        }
+#endif
         for (int j = 0; j < job.n_out; j++) {
             job.total_rows += out[j].w->rows;
             macs += out[j].w->rows * out[j].w->cols * n;

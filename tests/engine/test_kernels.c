@@ -55,6 +55,8 @@ static void fill_x(float *x, int64_t n)
 
 static const enum eng_isa isas[] = {ENG_ISA_AVX2};
 
+static void *xq_new(int64_t cols, int gs, enum eng_dtype dt, struct eng_xq **xq);
+
 /* ---- float dtypes */
 
 static void encode(enum eng_dtype dt, float v, uint8_t *dst)
@@ -104,9 +106,18 @@ static void check_float_dtype(enum eng_dtype dt)
                              (long long)r, (double)y[r], exact);
                 for (size_t k = 0; k < sizeof isas / sizeof *isas; k++) {
                     const struct eng_mat_ops *ops = eng_mat_ops_isa(dt, isas[k]);
+                    const void *xp = x;
+                    void *buf = NULL;
                     if (!ops)
                         continue;
-                    ops->dot_rows(&m, x, y2, r, r + 1);
+                    if (ops->prep) { /* (a kernel may want x reordered) */
+                        struct eng_xq *xq;
+                        buf = xq_new(cols, 0, dt, &xq);
+                        ops->prep(&m, x, xq);
+                        xp = xq;
+                    }
+                    ops->dot_rows(&m, xp, y2, r, r + 1);
+                    free(buf);
                     if (fabs(y2[r] - exact) > (double)(cols + 2) * U * t)
                         fail_msg("%s %s %lldx%lld row %lld: %g vs exact %g",
                                  eng_dtype_info(dt)->name, eng_isa_name(isas[k]), (long long)rows,
@@ -292,8 +303,6 @@ static void check_quant(enum eng_dtype dt, int gs, enum eng_dtype sb)
                             assert_memory_equal(xa->q, xb->q, np * 2);
                             assert_memory_equal(xa->l, xb->l, np);
                             assert_memory_equal(xa->d, xb->d, (size_t)((ng + 7) / 8 * 8) * 4);
-                        } else {
-                            assert_ptr_equal(xb->x, x);
                         }
                         assert_memory_equal(xa->s, xb->s, (size_t)((ng + 7) / 8 * 8) * 4);
                         ops->rows_to_f32(&q.m, 0, rows, c2);
