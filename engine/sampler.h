@@ -52,9 +52,7 @@ struct eng_sampler;
 
 /* *out is returned; free with eng_sampler_free. Errors: SH_EINVAL (params),
  * SH_ENOMEM. */
-int eng_sampler_new(const struct eng_sampler_params *p,
-                    size_t vocab,
-                    struct eng_sampler **out,
+int eng_sampler_new(const struct eng_sampler_params *p, size_t vocab, struct eng_sampler **out,
                     struct sh_err *err);
 void eng_sampler_free(struct eng_sampler *s);
 
@@ -81,8 +79,8 @@ void eng_stop_free(struct eng_stop *st);
  * (a view valid until the next call) and returns true when a stop string
  * has been completed (emit then ends just before it; later feeds emit
  * nothing). */
-bool eng_stop_feed(
-    struct eng_stop *st, const char *text, size_t len, const char **emit, size_t *emit_len);
+bool eng_stop_feed(struct eng_stop *st, const char *text, size_t len, const char **emit,
+                   size_t *emit_len);
 
 /* At the end of generation: the held-back tail (no stop matched). */
 void eng_stop_flush(struct eng_stop *st, const char **emit, size_t *emit_len);

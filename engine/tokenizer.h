@@ -32,26 +32,16 @@ void eng_tokenizer_free(struct eng_tokenizer *tok);
 /* Encodes len bytes of UTF-8 text. add_special applies the post-processor
  * (e.g. Llama 3's BOS). *ids is returned (caller frees with free()), *n set.
  * Errors: SH_EINVAL (text is not valid UTF-8), SH_ENOMEM, SH_ETOOBIG. */
-int eng_tokenize(const struct eng_tokenizer *tok,
-                 const char *text,
-                 size_t len,
-                 bool add_special,
-                 int32_t **ids,
-                 size_t *n,
-                 struct sh_err *err);
+int eng_tokenize(const struct eng_tokenizer *tok, const char *text, size_t len, bool add_special,
+                 int32_t **ids, size_t *n, struct sh_err *err);
 
 /* Decodes ids to text (bytes; may be invalid UTF-8 if ids split a character,
  * as tokenizers' decode would show U+FFFD there: we substitute U+FFFD the
  * same way). skip_special drops tokens flagged special. *out is returned
  * (caller frees with free()), NUL-terminated, *len excludes the NUL.
  * Errors: SH_ERANGE (an id outside the vocabulary), SH_ENOMEM. */
-int eng_detokenize(const struct eng_tokenizer *tok,
-                   const int32_t *ids,
-                   size_t n,
-                   bool skip_special,
-                   char **out,
-                   size_t *len,
-                   struct sh_err *err);
+int eng_detokenize(const struct eng_tokenizer *tok, const int32_t *ids, size_t n,
+                   bool skip_special, char **out, size_t *len, struct sh_err *err);
 
 /* The raw bytes one token stands for (byte-level decoded; an added token's
  * content as written). Concatenating pieces gives the exact output bytes, so
