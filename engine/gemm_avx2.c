@@ -13,6 +13,7 @@
  * whole k loop: per k, 2 loads of x, 6 broadcasts of weights, 12 FMAs.
  */
 #include <immintrin.h>
+#include <stdbool.h>
 #include <string.h>
 
 #include "engine/internal.h"
@@ -40,55 +41,84 @@ void eng_gemm_pack_x(const float *x, size_t ldx, int m, int64_t k, float *xp)
     }
 }
 
-/* y[t][r0 + i] for i < R, t < nt: the R rows of w (f32, stride k) times the
- * 16 packed tokens of xp. R is a constant after inlining. */
-static inline __attribute__((always_inline)) void
-micro(const float *w, int64_t k, const float *xp, int R, float *y, size_t ldy, int nt)
+/* Blocking (Zen 3: 32 KiB L1d, 512 KiB L2 per core):
+ *  - RB weight rows are converted at a time into the thread's buffer, at
+ *    most W_FLOATS floats (256 KiB: they stay in L2 while every token block
+ *    passes over them);
+ *  - the k loop is cut into KC-long pieces: a token block's piece of x
+ *    (16 x KC floats, 16 KiB) stays in L1 while all of the block's panels
+ *    use it; partial sums wait in a small buffer between pieces. */
+#define W_FLOATS (64 * 1024)
+#define KC       256
+#define RB_MAX   96
+
+/* c (R rows x 16 tokens) += the R weight rows w (stride ldw) times the
+ * 16 packed tokens of xp over kc steps; c starts at 0 when first. At the
+ * end of the k loop (last) the block goes to y, transposed: y[t][i]. R is a
+ * constant after inlining. */
+static inline __attribute__((always_inline)) void micro(const float *w,
+                                                        int64_t ldw,
+                                                        const float *xp,
+                                                        int64_t kc,
+                                                        int R,
+                                                        float *c,
+                                                        bool first,
+                                                        bool last,
+                                                        float *y,
+                                                        size_t ldy,
+                                                        int nt)
 {
     __m256 acc[MR][2];
-    float out[MR][NT];
 
-    for (int i = 0; i < R; i++)
-        acc[i][0] = acc[i][1] = _mm256_setzero_ps();
-    for (int64_t c = 0; c < k; c++) {
-        __m256 x0 = _mm256_loadu_ps(xp + (size_t)c * NT);
-        __m256 x1 = _mm256_loadu_ps(xp + (size_t)c * NT + 8);
+    for (int i = 0; i < R; i++) {
+        acc[i][0] = first ? _mm256_setzero_ps() : _mm256_loadu_ps(c + i * NT);
+        acc[i][1] = first ? _mm256_setzero_ps() : _mm256_loadu_ps(c + i * NT + 8);
+    }
+    for (int64_t k = 0; k < kc; k++) {
+        __m256 x0 = _mm256_loadu_ps(xp + (size_t)k * NT);
+        __m256 x1 = _mm256_loadu_ps(xp + (size_t)k * NT + 8);
         for (int i = 0; i < R; i++) {
-            __m256 b = _mm256_broadcast_ss(w + (size_t)i * (size_t)k + (size_t)c);
+            __m256 b = _mm256_broadcast_ss(w + (size_t)i * (size_t)ldw + (size_t)k);
             acc[i][0] = _mm256_fmadd_ps(b, x0, acc[i][0]);
             acc[i][1] = _mm256_fmadd_ps(b, x1, acc[i][1]);
         }
     }
     for (int i = 0; i < R; i++) {
-        _mm256_storeu_ps(out[i], acc[i][0]);
-        _mm256_storeu_ps(out[i] + 8, acc[i][1]);
+        _mm256_storeu_ps(c + i * NT, acc[i][0]);
+        _mm256_storeu_ps(c + i * NT + 8, acc[i][1]);
     }
-    for (int t = 0; t < nt; t++)
-        for (int i = 0; i < R; i++)
-            y[(size_t)t * ldy + (size_t)i] = out[i][t];
+    if (last)
+        for (int t = 0; t < nt; t++)
+            for (int i = 0; i < R; i++)
+                y[(size_t)t * ldy + (size_t)i] = c[i * NT + t];
 }
 
-static void panel(const float *w, int64_t k, const float *xp, int m, int R, float *y, size_t ldy)
+static void micro_r(const float *w,
+                    int64_t ldw,
+                    const float *xp,
+                    int64_t kc,
+                    int R,
+                    float *c,
+                    bool first,
+                    bool last,
+                    float *y,
+                    size_t ldy,
+                    int nt)
 {
-    for (int t0 = 0; t0 < m; t0 += NT) {
-        const float *blk = xp + (size_t)t0 * (size_t)k;
-        float *yb = y + (size_t)t0 * ldy;
-        int nt = m - t0 < NT ? m - t0 : NT;
-        switch (R) {
+    switch (R) {
 #define CASE(N)                                                                                    \
     case N:                                                                                        \
-        micro(w, k, blk, N, yb, ldy, nt);                                                          \
+        micro(w, ldw, xp, kc, N, c, first, last, y, ldy, nt);                                      \
         break;
-            CASE(1)
-            CASE(2)
-            CASE(3)
-            CASE(4)
-            CASE(5)
-            CASE(6)
+        CASE(1)
+        CASE(2)
+        CASE(3)
+        CASE(4)
+        CASE(5)
+        CASE(6)
 #undef CASE
-        default:
-            break;
-        }
+    default:
+        break;
     }
 }
 
@@ -102,9 +132,24 @@ void eng_gemm_avx2(const struct eng_mat *w,
                    size_t ldy,
                    float *wbuf)
 {
-    for (int64_t r = r0; r < r1; r += MR) {
-        int R = r1 - r < MR ? (int)(r1 - r) : MR;
-        ops->rows_to_f32(w, r, r + R, wbuf);
-        panel(wbuf, w->cols, xp, m, R, y + r, ldy);
+    int64_t k = w->cols;
+    int64_t rb = W_FLOATS / k / MR * MR;
+    float c[RB_MAX / MR][MR * NT];
+
+    rb = rb < MR ? MR : rb > RB_MAX ? RB_MAX : rb;
+    for (int64_t r = r0; r < r1; r += rb) {
+        int64_t nr = r1 - r < rb ? r1 - r : rb;
+        ops->rows_to_f32(w, r, r + nr, wbuf);
+        for (int t0 = 0; t0 < m; t0 += NT) {
+            const float *xb = xp + (size_t)t0 * (size_t)k;
+            int nt = m - t0 < NT ? m - t0 : NT;
+            for (int64_t k0 = 0; k0 < k; k0 += KC) {
+                int64_t kc = k - k0 < KC ? k - k0 : KC;
+                for (int64_t p = 0; p < nr; p += MR)
+                    micro_r(wbuf + (size_t)p * (size_t)k + (size_t)k0, k, xb + (size_t)k0 * NT, kc,
+                            nr - p < MR ? (int)(nr - p) : MR, c[p / MR], k0 == 0, k0 + kc == k,
+                            y + (size_t)t0 * ldy + (size_t)(r + p), ldy, nt);
+            }
+        }
     }
 }

@@ -371,8 +371,9 @@ int eng_gemm_scratch_init(
 
 /* The prompt product on AVX2/FMA (gemm_avx2.c; only where ENG_HAVE_AVX2):
  * x (m, k) packed once by eng_gemm_pack_x into xp (eng_gemm_xp_floats(m, k)
- * floats), then y[t][r] for rows [r0, r1) of w converted by ops six at a
- * time into wbuf (6 * k floats, per thread); y has row stride ldy. */
+ * floats), then y[t][r] for rows [r0, r1) of w, converted by ops into wbuf
+ * (per thread, max(64 Ki, 6 k) floats) a block at a time; y has row stride
+ * ldy. */
 size_t eng_gemm_xp_floats(int m, int64_t k);
 void eng_gemm_pack_x(const float *x, size_t ldx, int m, int64_t k, float *xp);
 void eng_gemm_avx2(const struct eng_mat *w,

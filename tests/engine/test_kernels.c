@@ -430,6 +430,92 @@ static void test_kv_ops(void **state)
     }
 }
 
+/* ---- the prompt product (AVX2 GEMM on converted weight rows) */
+
+static void test_gemm(void **state)
+{
+    static const int ms[] = {2, 17, 40};
+    static const int64_t ks[] = {64, 320, 576};
+    static const int64_t rows_list[] = {1, 7, 100};
+    static const enum eng_dtype dts[] = {ENG_DT_F32, ENG_DT_BF16, ENG_DT_Q4, ENG_DT_Q8};
+
+    (void)state;
+#if !defined(__x86_64__)
+    print_message("# not x86-64: the prompt path is OpenBLAS\n");
+    return;
+#else
+    if (eng_isa_best() != ENG_ISA_AVX2) {
+        print_message("# no AVX2: the prompt path is OpenBLAS\n");
+        return;
+    }
+    for (size_t di = 0; di < sizeof dts / sizeof *dts; di++) {
+        for (size_t ki = 0; ki < sizeof ks / sizeof *ks; ki++) {
+            for (size_t ri = 0; ri < sizeof rows_list / sizeof *rows_list; ri++) {
+                for (size_t mi = 0; mi < sizeof ms / sizeof *ms; mi++) {
+                    enum eng_dtype dt = dts[di];
+                    int64_t k = ks[ki], rows = rows_list[ri];
+                    int m = ms[mi];
+                    struct qmat q = {0};
+                    uint8_t *fw = NULL;
+                    struct eng_mat mat;
+                    const struct eng_mat_ops *ops = eng_mat_ops(dt);
+                    float *x = malloc((size_t)(m * k) * 4), *wf = malloc((size_t)(rows * k) * 4);
+                    float *xp = malloc(eng_gemm_xp_floats(m, k) * 4);
+                    float *y = malloc((size_t)(m * (rows + 3)) * 4);
+                    float *wbuf = malloc((size_t)(64 * 1024 > 6 * k ? 64 * 1024 : 6 * k) * 4);
+                    assert_true(x && wf && xp && y && wbuf);
+                    if (dt == ENG_DT_Q4 || dt == ENG_DT_Q8) {
+                        qmat_make(&q, dt, 64, ENG_DT_BF16, rows, k);
+                        mat = q.m;
+                    } else {
+                        size_t es = eng_dtype_info(dt)->size;
+                        fw = malloc((size_t)(rows * k) * es);
+                        assert_non_null(fw);
+                        for (int64_t i = 0; i < rows * k; i++)
+                            encode(dt, rndf() * 0.1f, fw + (size_t)i * es);
+                        mat = (struct eng_mat){.dtype = dt,
+                                               .rows = rows,
+                                               .cols = k,
+                                               .row_stride = (size_t)k * es,
+                                               .data = fw};
+                    }
+                    for (int64_t i = 0; i < m * k; i++)
+                        x[i] = rndf();
+                    ops->rows_to_f32(&mat, 0, rows, wf);
+                    eng_gemm_pack_x(x, (size_t)k, m, k, xp);
+                    /* rows [1, rows) into a y with a wider stride */
+                    eng_gemm_avx2(&mat, ops, rows > 1 ? 1 : 0, rows, xp, m, y, (size_t)rows + 3,
+                                  wbuf);
+                    for (int t = 0; t < m; t++) {
+                        for (int64_t r = rows > 1 ? 1 : 0; r < rows; r++) {
+                            double e = 0, tt = 0;
+                            for (int64_t c = 0; c < k; c++) {
+                                e += (double)wf[r * k + c] * x[t * k + c];
+                                tt += fabs((double)wf[r * k + c] * x[t * k + c]);
+                            }
+                            if (fabs(y[(size_t)t * (size_t)(rows + 3) + (size_t)r] - e) >
+                                (double)(k + 2) * U * tt)
+                                fail_msg("gemm %s m %d k %lld rows %lld: [%d][%lld] %g vs %g",
+                                         eng_dtype_info(dt)->name, m, (long long)k, (long long)rows,
+                                         t, (long long)r,
+                                         (double)y[(size_t)t * (size_t)(rows + 3) + (size_t)r], e);
+                        }
+                    }
+                    if (dt == ENG_DT_Q4 || dt == ENG_DT_Q8)
+                        qmat_free(&q);
+                    free(fw);
+                    free(x);
+                    free(wf);
+                    free(xp);
+                    free(y);
+                    free(wbuf);
+                }
+            }
+        }
+    }
+#endif
+}
+
 /* ---- conversions and dispatch */
 
 static void test_f16_bf16_round_trip(void **state)
@@ -480,7 +566,7 @@ int main(void)
         cmocka_unit_test(test_f32),      cmocka_unit_test(test_f16),
         cmocka_unit_test(test_bf16),     cmocka_unit_test(test_q4),
         cmocka_unit_test(test_q8),       cmocka_unit_test(test_quant_nonfinite),
-        cmocka_unit_test(test_kv_ops),
+        cmocka_unit_test(test_kv_ops),   cmocka_unit_test(test_gemm),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
