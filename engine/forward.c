@@ -27,6 +27,8 @@
 #ifndef ENG_CHUNK
 #define ENG_CHUNK 64
 #endif
+/* SwiGLU elements below which the pool is not woken. */
+#define SWIGLU_PAR_MIN (1 << 14)
 /* Attention multiply-adds below which the pool is not woken. */
 #define ATTN_PAR_MIN (1 << 15)
 
@@ -353,6 +355,34 @@ static void attention(struct eng_ctx *ctx, int l, int n)
 
 /* ---- MLP */
 
+struct swiglu_job {
+    float *gate;
+    const float *up;
+    size_t n;
+};
+
+static void swiglu_worker(void *arg, int t, int nt)
+{
+    const struct swiglu_job *job = arg;
+    size_t blocks = (job->n + 63) / 64; /* cache lines of both operands */
+    size_t a = blocks * (size_t)t / (size_t)nt * 64, b = blocks * (size_t)(t + 1) / (size_t)nt * 64;
+
+    b = b < job->n ? b : job->n;
+    if (a < b)
+        eng_swiglu(job->gate + a, job->up + a, b - a);
+}
+
+/* gate = silu(gate) * up over the pool when it is long (prompts). */
+static void swiglu(struct eng_ctx *ctx, float *gate, const float *up, size_t n)
+{
+    struct swiglu_job job = {gate, up, n};
+
+    if (n < SWIGLU_PAR_MIN)
+        eng_swiglu(gate, up, n);
+    else
+        eng_pool_run(ctx->pool, swiglu_worker, &job);
+}
+
 /* out (n, dim) = down(silu(gate(in)) * up(in)) for one set of SwiGLU
  * weights; in (n, dim). */
 static void swiglu_mlp(struct eng_ctx *ctx,
@@ -368,7 +398,7 @@ static void swiglu_mlp(struct eng_ctx *ctx,
     struct eng_linear d = {down, out, dim, NULL};
 
     eng_linear_run(ctx->pool, &ctx->scratch, gu, 2, in, dim, n);
-    eng_swiglu(ctx->hb, ctx->hb2, (size_t)n * hidden);
+    swiglu(ctx, ctx->hb, ctx->hb2, (size_t)n * hidden);
     eng_linear_run(ctx->pool, &ctx->scratch, &d, 1, ctx->hb, hidden, n);
 }
 

@@ -162,6 +162,10 @@ void eng_to_f32(enum eng_dtype dt, const void *src, float *dst, size_t n);
 void eng_rmsnorm(float *out, const float *x, const float *w, int n, float eps);
 void eng_softmax(float *x, int n);
 void eng_swiglu(float *gate, const float *up, size_t n); /* gate = silu(gate) * up */
+/* The same on one ISA: the scalar one with libm's expf (the oracle), the
+ * AVX2 one with a vector e^x within 2 ulp of it (kern_avx2.c). */
+void eng_swiglu_isa(enum eng_isa isa, float *gate, const float *up, size_t n);
+void eng_swiglu_avx2(float *gate, const float *up, size_t n);
 void eng_add(float *y, const float *x, size_t n);        /* y += x */
 float eng_dot(const float *a, const float *b, int n);    /* vectorized a . b */
 /* Rotates each of n_heads heads of head_dim in place, HF rotate_half style:

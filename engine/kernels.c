@@ -173,10 +173,23 @@ void eng_softmax(float *x, int n)
         x[i] /= sum;
 }
 
-void eng_swiglu(float *gate, const float *up, size_t n)
+void eng_swiglu_isa(enum eng_isa isa, float *gate, const float *up, size_t n)
 {
+#if defined(ENG_HAVE_AVX2)
+    if (isa == ENG_ISA_AVX2 && cpu_has_avx2()) {
+        eng_swiglu_avx2(gate, up, n);
+        return;
+    }
+#else
+    (void)isa;
+#endif
     for (size_t i = 0; i < n; i++)
         gate[i] = gate[i] / (1.0f + expf(-gate[i])) * up[i];
+}
+
+void eng_swiglu(float *gate, const float *up, size_t n)
+{
+    eng_swiglu_isa(eng_isa_best(), gate, up, n);
 }
 
 float eng_dot(const float *a, const float *b, int n)

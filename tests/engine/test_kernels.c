@@ -516,6 +516,42 @@ static void test_gemm(void **state)
 #endif
 }
 
+/* ---- SwiGLU: the vector e^x against libm's */
+
+static void test_swiglu(void **state)
+{
+    static const float special[] = {0.0f,  -0.0f,  1.0f,   -1.0f,   20.0f, -20.0f, 88.0f, -88.0f,
+                                    89.0f, -89.0f, 100.0f, -100.0f, 1e-8f, -1e-8f, 5.5f,  -5.5f};
+    enum { N = 4099 };
+    float *g = malloc(N * sizeof *g), *u = malloc(N * sizeof *u);
+    float *a = malloc(N * sizeof *a), *b = malloc(N * sizeof *b);
+
+    (void)state;
+    assert_true(g && u && a && b);
+    for (int i = 0; i < N; i++) {
+        g[i] = i < 16 ? special[i] : rndf() * (i % 3 ? 8.0f : 40.0f);
+        u[i] = rndf() + 0.5f;
+    }
+    for (size_t k = 0; k < sizeof isas / sizeof *isas; k++) {
+        memcpy(a, g, N * sizeof *a);
+        memcpy(b, g, N * sizeof *b);
+        eng_swiglu_isa(ENG_ISA_SCALAR, a, u, N);
+        eng_swiglu_isa(isas[k], b, u, N);
+        for (int i = 0; i < N; i++)
+            if (fabs((double)a[i] - b[i]) > 8 * U * fabs((double)a[i]) + 1e-30)
+                fail_msg("swiglu %s g=%g: %g vs %g", eng_isa_name(isas[k]), (double)g[i],
+                         (double)b[i], (double)a[i]);
+        /* NaN stays NaN */
+        b[0] = NAN;
+        eng_swiglu_isa(isas[k], b, u, 8);
+        assert_true(isnan(b[0]));
+    }
+    free(g);
+    free(u);
+    free(a);
+    free(b);
+}
+
 /* ---- conversions and dispatch */
 
 static void test_f16_bf16_round_trip(void **state)
@@ -567,6 +603,7 @@ int main(void)
         cmocka_unit_test(test_bf16),     cmocka_unit_test(test_q4),
         cmocka_unit_test(test_q8),       cmocka_unit_test(test_quant_nonfinite),
         cmocka_unit_test(test_kv_ops),   cmocka_unit_test(test_gemm),
+        cmocka_unit_test(test_swiglu),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
