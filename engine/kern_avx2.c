@@ -473,20 +473,28 @@ INLINE __m256 q8_group_sums(int gs, const uint8_t *row, const float *x, int64_t 
     return reduce_8_ps(s);
 }
 
-/* Scales or biases of groups [g, g + n) as floats (missing lanes 0). */
-INLINE __m256 load_sb(enum eng_dtype dt, const uint8_t *row, int64_t g, int n)
+/* Scales or biases of groups [g, g + n) as floats (missing lanes 0). A
+ * short batch (the end of a row) reads a whole vector when the next rows'
+ * values follow in memory (over_ok: at least 8 more in the tensor) and
+ * masks the extra lanes; the last rows copy their few values instead, so
+ * nothing past the tensor is read. */
+INLINE __m256 load_sb(enum eng_dtype dt, const uint8_t *row, int64_t g, int n, bool over_ok)
 {
     size_t es = dt == ENG_DT_F32 ? 4 : 2;
-    uint8_t tmp[32] = {0};
     const uint8_t *p = row + (size_t)g * es;
+    uint8_t tmp[32] = {0};
+    __m256 v;
 
-    if (n < 8) {
+    if (n < 8 && !over_ok) {
         memcpy(tmp, p, (size_t)n * es);
         p = tmp;
     }
-    if (dt == ENG_DT_F32)
-        return LOADUF(p);
-    return dt == ENG_DT_BF16 ? load8_bf16(p) : load8_f16(p);
+    v = dt == ENG_DT_F32 ? LOADUF(p) : dt == ENG_DT_BF16 ? load8_bf16(p) : load8_f16(p);
+    if (n < 8 && over_ok) {
+        __m256i lanes = _mm256_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7);
+        v = _mm256_and_ps(v, _mm256_castsi256_ps(_mm256_cmpgt_epi32(_mm256_set1_epi32(n), lanes)));
+    }
+    return v;
 }
 
 /* acc += the contribution of groups [g, g + n) of one row (n <= 8, a
@@ -501,9 +509,10 @@ INLINE __m256 batch(const struct eng_mat *w,
                     int n,
                     enum eng_dtype dt,
                     int gs,
+                    bool over_ok,
                     __m256 acc)
 {
-    __m256 f, scale = load_sb(w->sb_dtype, sc, g, n);
+    __m256 f, scale = load_sb(w->sb_dtype, sc, g, n, over_ok);
 
     if (dt == ENG_DT_Q4) {
         f = _mm256_cvtepi32_ps(q4_group_sums(gs, row, xq, g, n));
@@ -512,7 +521,7 @@ INLINE __m256 batch(const struct eng_mat *w,
         f = q8_group_sums(gs, row, xq->x, g, n);
     }
     acc = _mm256_fmadd_ps(f, scale, acc);
-    return _mm256_fmadd_ps(load_sb(w->sb_dtype, bi, g, n), LOADUF(xq->s + g), acc);
+    return _mm256_fmadd_ps(load_sb(w->sb_dtype, bi, g, n, over_ok), LOADUF(xq->s + g), acc);
 }
 
 /* One specialization per (dtype, group size): inlined, the compiler folds
@@ -534,20 +543,22 @@ INLINE void dot_rows_q_impl(const struct eng_mat *w,
         const uint8_t *sc = (const uint8_t *)w->scales + (size_t)r * w->sb_stride;
         const uint8_t *bi = (const uint8_t *)w->biases + (size_t)r * w->sb_stride;
         __m256 acc = _mm256_setzero_ps();
+        /* a full vector from the tail's first group stays in the tensor */
+        bool over_ok = (w->rows - r - 1) * ng >= 8;
         int64_t g = 0;
         prefetch(sc + 512);
         prefetch(bi + 512);
         for (; g + 8 <= ng; g += 8) {
             for (int64_t k = 0; k < 8 * gbytes; k += 64)
                 prefetch(row + g * gbytes + PF_DIST + k);
-            acc = batch(w, xq, row, sc, bi, g, 8, dt, gs, acc);
+            acc = batch(w, xq, row, sc, bi, g, 8, dt, gs, false, acc);
         }
         for (int64_t k = g * gbytes; k < ng * gbytes; k += 64)
             prefetch(row + PF_DIST + k);
         switch (ng - g) {
 #define TAIL(N)                                                                                    \
     case N:                                                                                        \
-        acc = batch(w, xq, row, sc, bi, g, N, dt, gs, acc);                                        \
+        acc = batch(w, xq, row, sc, bi, g, N, dt, gs, over_ok, acc);                               \
         break;
             TAIL(1)
             TAIL(2)
