@@ -75,6 +75,13 @@ struct eng_mat {
     const void *scales;      /* (rows, cols / group_size), borrowed */
     const void *biases;      /* (rows, cols / group_size), borrowed */
     size_t sb_stride;        /* bytes from one row of scales to the next */
+    /* Q4: multiply with 16-bit activation codes instead of 21-bit ones
+     * (faster, 2^-16 of a group's largest element); set for the output
+     * head, whose error reaches the logits unamplified (model.c) */
+    bool x16;
+    /* rows are in the AVX2 kernels' interleaved layout (repack, below),
+     * not the file's; only that ISA's table may read them */
+    bool interleaved;
 };
 
 /* An f32 activation vector prepared for the kernels of a weight dtype
@@ -101,7 +108,8 @@ struct eng_xq {
 };
 
 /* Bytes an eng_xq for cols elements takes (header and arrays, as
- * eng_xq_init lays them out in one buffer). */
+ * eng_xq_init lays them out in one buffer; group_size 0 for float
+ * weights). Arrays hold the elements of whole 8-group batches, zero-padded. */
 size_t eng_xq_bytes(int64_t cols, int group_size);
 /* Lays an eng_xq out in buf (eng_xq_bytes(cols, gs) bytes, 32-byte aligned)
  * and returns it, ready for a prep. */
@@ -116,7 +124,15 @@ struct eng_mat_ops {
     void (*dot_rows)(const struct eng_mat *w, const void *xp, float *y, int64_t r0, int64_t r1);
     /* dst (r1 - r0, cols) = rows [r0, r1) of w converted to f32. */
     void (*rows_to_f32)(const struct eng_mat *w, int64_t r0, int64_t r1, float *dst);
+    /* NULL, or: the ISA reads w's rows in a layout of its own, rows *
+     * row_stride bytes plus ENG_REPACK_PAD, written to dst by repack, which
+     * points *out (a copy of *w) at it. Done once at load (model.c). */
+    void (*repack)(const struct eng_mat *w, void *dst, struct eng_mat *out);
 };
+
+/* Bytes a repacked matrix may read past its last row (vector loads of a
+ * row's short last batch). */
+#define ENG_REPACK_PAD 64
 
 /* Instruction sets with kernels of their own. */
 enum eng_isa {
@@ -328,6 +344,8 @@ struct eng_model {
     struct eng_layer *layers;   /* (n_layers) */
     struct eng_expert *experts; /* (n_layers * n_experts) or NULL */
     float *vecs;                /* norms and biases converted to f32; owns them */
+    void *repacked;             /* weights in the kernels' own layout (mmap), or NULL */
+    size_t repacked_bytes;
     float *rope_inv_freq;       /* (head_dim / 2), scaled (llama3) */
     uint64_t weight_bytes;
     uint64_t decode_bytes; /* read per decode step, see eng_model_decode_bytes */

@@ -117,6 +117,7 @@ static void prep_q8(const struct eng_mat *w, const float *x, struct eng_xq *xq)
  * float path's would. */
 static void prep_q4(const struct eng_mat *w, const float *x, struct eng_xq *xq)
 {
+    const long xmax = w->x16 ? 32767 : ENG_XQ_MAX; /* 16- or 21-bit codes */
     int64_t gs = w->group_size, ng = w->cols / gs;
     int64_t padded = (w->cols + 63) & ~(int64_t)63;
 
@@ -133,13 +134,13 @@ static void prep_q4(const struct eng_mat *w, const float *x, struct eng_xq *xq)
                     bad |= !(a < HUGE_VALF);
                     amax = a > amax ? a : amax;
                 }
-                xq->d[g] = bad ? NAN : amax / (float)ENG_XQ_MAX;
+                xq->d[g] = bad ? NAN : amax / (float)xmax;
                 /* the inverse, kept while the group lasts */
-                xq->s[g] = !bad && amax > 0.0f ? (float)ENG_XQ_MAX / amax : 0.0f;
+                xq->s[g] = !bad && amax > 0.0f ? (float)xmax / amax : 0.0f;
             }
             if (xq->s[g] > 0.0f) {
                 long r = lrintf(x[i] * xq->s[g]);
-                v = (int32_t)(r > ENG_XQ_MAX ? ENG_XQ_MAX : r < -ENG_XQ_MAX ? -ENG_XQ_MAX : r);
+                v = (int32_t)(r > xmax ? xmax : r < -xmax ? -xmax : r);
             }
         }
         xq->t[i] = v;

@@ -99,9 +99,11 @@ static size_t round_up(size_t n, size_t a)
 
 /* Elements and groups the arrays hold: whole 64-element blocks and whole
  * 8-group batches, zero-padded, so the kernels never load past them. */
-static size_t xq_elems(int64_t cols)
+static size_t xq_elems(int64_t cols, int group_size)
 {
-    return round_up((size_t)cols, 64);
+    size_t e = round_up((size_t)cols, 64);
+    size_t b = group_size ? round_up((size_t)cols / (size_t)group_size, 8) * (size_t)group_size : 0;
+    return e > b ? e : b;
 }
 
 /* (group_size 0: float weights, which have no groups) */
@@ -112,14 +114,14 @@ static size_t xq_groups(int64_t cols, int group_size)
 
 size_t eng_xq_bytes(int64_t cols, int group_size)
 {
-    size_t e = xq_elems(cols), g = xq_groups(cols, group_size);
+    size_t e = xq_elems(cols, group_size), g = xq_groups(cols, group_size);
     return round_up(sizeof(struct eng_xq), XQ_ALIGN) + round_up(e * sizeof(int16_t), XQ_ALIGN) +
            round_up(e, XQ_ALIGN) + e * sizeof(int32_t) + 2 * round_up(g * sizeof(float), XQ_ALIGN);
 }
 
 struct eng_xq *eng_xq_init(void *buf, int64_t cols, int group_size, enum eng_dtype dt)
 {
-    size_t e = xq_elems(cols), g = xq_groups(cols, group_size);
+    size_t e = xq_elems(cols, group_size), g = xq_groups(cols, group_size);
     size_t ng = group_size ? (size_t)cols / (size_t)group_size : 0;
     uint8_t *p = buf;
     struct eng_xq *xq = buf;

@@ -8,9 +8,11 @@
  * config says is absent, a q_norm in a "qwen2" model) means the config and
  * the weights disagree, and computing anyway would give wrong logits.
  */
+#include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/mman.h>
 
 #include "common/util.h"
 #include "engine/internal.h"
@@ -361,6 +363,14 @@ static int bind_all(struct eng_model *m, const char *dir, struct sh_err *err)
         m->lm_head = m->embed;
     else if ((rc = bind_mat(&b, "lm_head", c->vocab_size, c->dim, &m->lm_head)))
         goto out;
+    /* A 4-bit output head multiplies 16-bit activation codes (kern_avx2_q.c:
+     * a third fewer instructions per weight). Its rounding (2^-16 of a
+     * group's largest element) reaches the logits unamplified; the layers'
+     * keep 21 bits, as rounding there is amplified on its way up (measured
+     * on tests/fixtures/mlx-quant: 16-bit heads 4-6e-4, 16-bit layers 1.1e-3
+     * off the reference logits, whose tolerance is 1e-3). */
+    if (m->lm_head.dtype == ENG_DT_Q4)
+        m->lm_head.x16 = true;
     if ((rc = bind_vec(&b, "model.norm.weight", c->dim, &m->final_norm)))
         goto out;
     for (int l = 0; l < c->n_layers; l++)
@@ -386,6 +396,96 @@ out:
     return rc;
 }
 
+/* ---- repacking for the kernels (once, at load) */
+
+/* Every weight matrix of the model, the tied output head excepted (it is
+ * the embedding, repacked once). */
+static int list_mats(struct eng_model *m, struct eng_mat **out)
+{
+    const struct eng_config *c = &m->cfg;
+    int n = 0;
+
+    out[n++] = &m->embed;
+    if (!c->tie_embeddings)
+        out[n++] = &m->lm_head;
+    for (int l = 0; l < c->n_layers; l++) {
+        struct eng_layer *L = &m->layers[l];
+        out[n++] = &L->wq;
+        out[n++] = &L->wk;
+        out[n++] = &L->wv;
+        out[n++] = &L->wo;
+        if (c->n_experts == 0) {
+            out[n++] = &L->w_gate;
+            out[n++] = &L->w_up;
+            out[n++] = &L->w_down;
+            continue;
+        }
+        out[n++] = &L->router;
+        for (int e = 0; e < c->n_experts; e++) {
+            out[n++] = &L->experts[e].gate;
+            out[n++] = &L->experts[e].up;
+            out[n++] = &L->experts[e].down;
+        }
+    }
+    return n;
+}
+
+static size_t repacked_size(const struct eng_mat *w)
+{
+    return ((size_t)w->rows * w->row_stride + ENG_REPACK_PAD + 63) / 64 * 64;
+}
+
+/* Matrices whose kernels on this CPU read a layout of their own are copied
+ * into it, in one anonymous mapping with transparent huge pages asked for
+ * (fewer TLB misses while streaming). The mmapped file pages of those
+ * tensors are not touched again; the page cache may drop them. */
+static int repack_all(struct eng_model *m, struct sh_err *err)
+{
+    const struct eng_config *c = &m->cfg;
+    size_t cap = 2 + (size_t)c->n_layers * (8 + 3 * (size_t)c->n_experts), total = 0;
+    struct eng_mat **mats = malloc(cap * sizeof *mats);
+    uint8_t *p;
+    int n;
+
+    if (!mats)
+        return sh_err_set(err, SH_ENOMEM, "out of memory");
+    n = list_mats(m, mats);
+    for (int i = 0; i < n; i++) {
+        const struct eng_mat_ops *ops = eng_mat_ops(mats[i]->dtype);
+        if (ops->repack)
+            total += repacked_size(mats[i]);
+    }
+    if (total == 0) {
+        free(mats);
+        return 0;
+    }
+    p = mmap(NULL, total, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+    if (p == MAP_FAILED) {
+        free(mats);
+        return sh_err_set(err, SH_ENOMEM, "repacking %zu bytes of weights: %s", total,
+                          strerror(errno));
+    }
+#ifdef MADV_HUGEPAGE
+    madvise(p, total, MADV_HUGEPAGE); /* a hint: failure changes nothing */
+#endif
+    m->repacked = p;
+    m->repacked_bytes = total;
+    for (int i = 0; i < n; i++) {
+        const struct eng_mat_ops *ops = eng_mat_ops(mats[i]->dtype);
+        if (!ops->repack)
+            continue;
+        ops->repack(mats[i], p, mats[i]);
+        p += repacked_size(mats[i]);
+    }
+    if (c->tie_embeddings) {
+        bool x16 = m->lm_head.x16;
+        m->lm_head = m->embed;
+        m->lm_head.x16 = x16;
+    }
+    free(mats);
+    return 0;
+}
+
 int eng_model_load(const char *dir, struct eng_model **out, struct sh_err *err)
 {
     struct eng_model *m = calloc(1, sizeof *m);
@@ -394,7 +494,8 @@ int eng_model_load(const char *dir, struct eng_model **out, struct sh_err *err)
     if (!m)
         return sh_err_set(err, SH_ENOMEM, "out of memory");
     if ((rc = eng_config_load(dir, &m->cfg, &m->gen, &m->quant, err)) ||
-        (rc = eng_st_open(dir, &m->st, err)) || (rc = bind_all(m, dir, err))) {
+        (rc = eng_st_open(dir, &m->st, err)) || (rc = bind_all(m, dir, err)) ||
+        (rc = repack_all(m, err))) {
         eng_model_free(m);
         return rc;
     }
@@ -408,6 +509,8 @@ void eng_model_free(struct eng_model *m)
         return;
     eng_st_close(&m->st);
     eng_quant_free(&m->quant);
+    if (m->repacked)
+        munmap(m->repacked, m->repacked_bytes);
     free(m->vecs);
     free(m->layers);
     free(m->experts);

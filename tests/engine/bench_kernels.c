@@ -71,6 +71,16 @@ int main(int argc, char **argv)
         m.sb_stride = sb_bytes;
     }
     ops = eng_mat_ops(dt);
+    if (ops->repack) { /* the layout the kernel reads (model.c repacks at load) */
+        struct eng_mat packed;
+        uint8_t *pw = malloc((size_t)rows * row_bytes + ENG_REPACK_PAD);
+        if (!pw)
+            return 1;
+        ops->repack(&m, pw, &packed);
+        free(w);
+        w = pw;
+        m = packed;
+    }
     xp = x;
     if (ops->prep) {
         xqbuf = aligned_alloc(64, (eng_xq_bytes(cols, 64) + 63) / 64 * 64);

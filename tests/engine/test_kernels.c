@@ -57,6 +57,21 @@ static const enum eng_isa isas[] = {ENG_ISA_AVX2};
 
 static void *xq_new(int64_t cols, int gs, enum eng_dtype dt, struct eng_xq **xq);
 
+/* The matrix as an ISA's kernels read it: repacked into its own layout when
+ * it has one (*buf is then returned, the caller frees it), else as is. */
+static struct eng_mat mat_for(const struct eng_mat_ops *ops, const struct eng_mat *m, void **buf)
+{
+    struct eng_mat out = *m;
+    *buf = NULL;
+    if (ops->repack) {
+        *buf = malloc((size_t)m->rows * m->row_stride + ENG_REPACK_PAD);
+        assert_non_null(*buf);
+        ops->repack(m, *buf, &out);
+        assert_true(out.interleaved);
+    }
+    return out;
+}
+
 /* ---- float dtypes */
 
 static void encode(enum eng_dtype dt, float v, uint8_t *dst)
@@ -229,7 +244,7 @@ static void *xq_new(int64_t cols, int gs, enum eng_dtype dt, struct eng_xq **xq)
     return buf;
 }
 
-static void check_quant(enum eng_dtype dt, int gs, enum eng_dtype sb)
+static void check_quant(enum eng_dtype dt, int gs, enum eng_dtype sb, bool x16)
 {
     /* group counts: 1, 3, 8, 9, 17 (tails of the 8-group batches), odd
      * counts of 32-groups (half blocks of Q4) */
@@ -248,6 +263,7 @@ static void check_quant(enum eng_dtype dt, int gs, enum eng_dtype sb)
             void *ba = xq_new(cols, gs, dt, &xa), *bb = xq_new(cols, gs, dt, &xb);
             assert_true(x && wf && y && y2 && c2);
             qmat_make(&q, dt, gs, sb, rows, cols);
+            q.m.x16 = x16;
             fill_x(x, cols);
             ref->prep(&q.m, x, xa);
             ref->rows_to_f32(&q.m, 0, rows, wf);
@@ -297,17 +313,19 @@ static void check_quant(enum eng_dtype dt, int gs, enum eng_dtype sb)
                     if (!ops)
                         continue;
                     if (r == 0) {
-                        size_t np = (size_t)((cols + 63) / 64 * 64);
-                        ops->prep(&q.m, x, xb);
+                        void *rbuf;
+                        struct eng_mat mk = mat_for(ops, &q.m, &rbuf);
+                        ops->prep(&mk, x, xb);
+                        /* the same codes (in element order), d and s */
                         if (dt == ENG_DT_Q4) {
-                            assert_memory_equal(xa->q, xb->q, np * 2);
-                            assert_memory_equal(xa->l, xb->l, np);
+                            assert_memory_equal(xa->t, xb->t, (size_t)cols * 4);
                             assert_memory_equal(xa->d, xb->d, (size_t)((ng + 7) / 8 * 8) * 4);
                         }
                         assert_memory_equal(xa->s, xb->s, (size_t)((ng + 7) / 8 * 8) * 4);
-                        ops->rows_to_f32(&q.m, 0, rows, c2);
+                        ops->rows_to_f32(&mk, 0, rows, c2);
                         assert_memory_equal(wf, c2, (size_t)(rows * cols) * 4);
-                        ops->dot_rows(&q.m, xb, y2, 0, rows);
+                        ops->dot_rows(&mk, xb, y2, 0, rows);
+                        free(rbuf);
                     }
                     if (fabs(y2[r] - v) > (double)(2 * ng + 8) * U * t)
                         fail_msg("%s g%d %s row %lld/%lld cols %lld: %g vs %g",
@@ -331,9 +349,10 @@ static void test_q4(void **state)
 {
     (void)state;
     for (int gs = 32; gs <= 128; gs *= 2) {
-        check_quant(ENG_DT_Q4, gs, ENG_DT_BF16);
-        check_quant(ENG_DT_Q4, gs, ENG_DT_F16);
-        check_quant(ENG_DT_Q4, gs, ENG_DT_F32);
+        check_quant(ENG_DT_Q4, gs, ENG_DT_BF16, false);
+        check_quant(ENG_DT_Q4, gs, ENG_DT_F16, false);
+        check_quant(ENG_DT_Q4, gs, ENG_DT_F32, false);
+        check_quant(ENG_DT_Q4, gs, ENG_DT_BF16, true); /* 16-bit codes (output heads) */
     }
 }
 
@@ -341,9 +360,9 @@ static void test_q8(void **state)
 {
     (void)state;
     for (int gs = 32; gs <= 128; gs *= 2) {
-        check_quant(ENG_DT_Q8, gs, ENG_DT_BF16);
-        check_quant(ENG_DT_Q8, gs, ENG_DT_F16);
-        check_quant(ENG_DT_Q8, gs, ENG_DT_F32);
+        check_quant(ENG_DT_Q8, gs, ENG_DT_BF16, false);
+        check_quant(ENG_DT_Q8, gs, ENG_DT_F16, false);
+        check_quant(ENG_DT_Q8, gs, ENG_DT_F32, false);
     }
 }
 
@@ -361,21 +380,25 @@ static void test_quant_nonfinite(void **state)
         void *buf;
         if (!ops)
             continue;
+        void *rbuf;
+        struct eng_mat mk;
         buf = xq_new(128, 64, ENG_DT_Q4, &xq);
         qmat_make(&q, ENG_DT_Q4, 64, ENG_DT_BF16, 2, 128);
+        mk = mat_for(ops, &q.m, &rbuf);
         fill_x(x, 128);
-        ops->prep(&q.m, x, xq);
-        ops->dot_rows(&q.m, xq, y, 0, 2);
+        ops->prep(&mk, x, xq);
+        ops->dot_rows(&mk, xq, y, 0, 2);
         assert_true(isfinite(y[0]) && isfinite(y[1]));
         x[70] = INFINITY;
-        ops->prep(&q.m, x, xq);
-        ops->dot_rows(&q.m, xq, y, 0, 2);
+        ops->prep(&mk, x, xq);
+        ops->dot_rows(&mk, xq, y, 0, 2);
         assert_true(isnan(y[0]) && isnan(y[1]));
         x[70] = NAN;
-        ops->prep(&q.m, x, xq);
-        ops->dot_rows(&q.m, xq, y, 0, 2);
+        ops->prep(&mk, x, xq);
+        ops->dot_rows(&mk, xq, y, 0, 2);
         assert_true(isnan(y[0]) && isnan(y[1]));
         qmat_free(&q);
+        free(rbuf);
         free(buf);
     }
 }
@@ -481,11 +504,16 @@ static void test_gemm(void **state)
                     }
                     for (int64_t i = 0; i < m * k; i++)
                         x[i] = rndf();
-                    ops->rows_to_f32(&mat, 0, rows, wf);
-                    eng_gemm_pack_x(x, (size_t)k, m, k, xp);
-                    /* rows [1, rows) into a y with a wider stride */
-                    eng_gemm_avx2(&mat, ops, rows > 1 ? 1 : 0, rows, xp, m, y, (size_t)rows + 3,
-                                  wbuf);
+                    {
+                        void *rbuf;
+                        struct eng_mat mk = mat_for(ops, &mat, &rbuf);
+                        eng_mat_ops_isa(dt, ENG_ISA_SCALAR)->rows_to_f32(&mat, 0, rows, wf);
+                        eng_gemm_pack_x(x, (size_t)k, m, k, xp);
+                        /* rows [1, rows) into a y with a wider stride */
+                        eng_gemm_avx2(&mk, ops, rows > 1 ? 1 : 0, rows, xp, m, y, (size_t)rows + 3,
+                                      wbuf);
+                        free(rbuf);
+                    }
                     for (int t = 0; t < m; t++) {
                         for (int64_t r = rows > 1 ? 1 : 0; r < rows; r++) {
                             double e = 0, tt = 0;

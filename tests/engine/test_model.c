@@ -15,31 +15,34 @@
 
 #define LOGIT_TOL 1e-3f /* against the reference (tests/fixtures/README.md) */
 #define SELF_TOL  1e-4f /* between two ways of computing the same thing */
-/* (Quantized models too: prompts run SGEMM on dequantized f32 tiles, decode
- * the integer Q4 kernels on 21-bit activation codes; measured 3e-5 apart.) */
+/* 4-bit models: prompts multiply dequantized f32 weights, decode rounds the
+ * output head's input to 16-bit codes per group (model.c): measured 4e-4
+ * apart on the logits, so they are held to the reference's own tolerance. */
+#define Q4_SELF_TOL 1e-3f
 
 struct fixture {
     const char *name;
     const char *model_dir;
     const char *ref_dir;
+    float self_tol; /* 0: SELF_TOL */
 };
 
 static const struct fixture fixtures[] = {
-    {"llama", FIXTURES_DIR "/logits/llama", FIXTURES_DIR "/logits/llama"},
-    {"llama3-rope", FIXTURES_DIR "/logits/llama3-rope", FIXTURES_DIR "/logits/llama3-rope"},
-    {"qwen2", FIXTURES_DIR "/logits/qwen2", FIXTURES_DIR "/logits/qwen2"},
-    {"qwen3", FIXTURES_DIR "/logits/qwen3", FIXTURES_DIR "/logits/qwen3"},
-    {"mistral", FIXTURES_DIR "/logits/mistral", FIXTURES_DIR "/logits/mistral"},
-    {"qwen3-moe", FIXTURES_DIR "/logits/qwen3-moe", FIXTURES_DIR "/logits/qwen3-moe"},
-    {"kjv-llama-16m", DEMO_MODEL_DIR, FIXTURES_DIR "/logits/kjv-llama-16m"},
+    {"llama", FIXTURES_DIR "/logits/llama", FIXTURES_DIR "/logits/llama", 0},
+    {"llama3-rope", FIXTURES_DIR "/logits/llama3-rope", FIXTURES_DIR "/logits/llama3-rope", 0},
+    {"qwen2", FIXTURES_DIR "/logits/qwen2", FIXTURES_DIR "/logits/qwen2", 0},
+    {"qwen3", FIXTURES_DIR "/logits/qwen3", FIXTURES_DIR "/logits/qwen3", 0},
+    {"mistral", FIXTURES_DIR "/logits/mistral", FIXTURES_DIR "/logits/mistral", 0},
+    {"qwen3-moe", FIXTURES_DIR "/logits/qwen3-moe", FIXTURES_DIR "/logits/qwen3-moe", 0},
+    {"kjv-llama-16m", DEMO_MODEL_DIR, FIXTURES_DIR "/logits/kjv-llama-16m", 0},
     {"mlx llama-4bit-g64", FIXTURES_DIR "/mlx-quant/llama-4bit-g64",
-     FIXTURES_DIR "/mlx-quant/llama-4bit-g64"},
+     FIXTURES_DIR "/mlx-quant/llama-4bit-g64", Q4_SELF_TOL},
     {"mlx llama-8bit-g64", FIXTURES_DIR "/mlx-quant/llama-8bit-g64",
-     FIXTURES_DIR "/mlx-quant/llama-8bit-g64"},
+     FIXTURES_DIR "/mlx-quant/llama-8bit-g64", 0},
     {"mlx qwen3-4bit-g64", FIXTURES_DIR "/mlx-quant/qwen3-4bit-g64",
-     FIXTURES_DIR "/mlx-quant/qwen3-4bit-g64"},
+     FIXTURES_DIR "/mlx-quant/qwen3-4bit-g64", Q4_SELF_TOL},
     {"mlx qwen3-8bit-g64", FIXTURES_DIR "/mlx-quant/qwen3-8bit-g64",
-     FIXTURES_DIR "/mlx-quant/qwen3-8bit-g64"},
+     FIXTURES_DIR "/mlx-quant/qwen3-8bit-g64", 0},
 };
 
 #define NFIXTURES (sizeof fixtures / sizeof fixtures[0])
@@ -271,7 +274,7 @@ static void test_prefill_stepwise_threads(void **state)
     float *all_a = malloc(n * (size_t)vocab * sizeof(float));
     float *all_c = malloc(n * (size_t)vocab * sizeof(float));
     float *step = malloc((size_t)vocab * sizeof(float));
-    float d;
+    float d, tol = f->self_tol > 0 ? f->self_tol : SELF_TOL;
 
     assert_non_null(all_a);
     assert_non_null(all_c);
@@ -281,7 +284,7 @@ static void test_prefill_stepwise_threads(void **state)
     for (size_t i = 0; i < n; i++) {
         forward(b, &ids[i], 1, false, step);
         d = max_abs_diff(step, all_a + i * (size_t)vocab, (size_t)vocab);
-        if (d > SELF_TOL)
+        if (d > tol)
             fail_msg("%s: position %zu: prefill and stepwise differ by %g", f->name, i, (double)d);
     }
     d = max_abs_diff(all_a, all_c, n * (size_t)vocab);
@@ -321,7 +324,8 @@ static void test_truncate_and_last_only(void **state)
     assert_non_null(all);
     forward(a, ids, n, false, fresh);
     forward(b, ids, n, true, all);
-    assert_true(max_abs_diff(fresh, all + (n - 1) * (size_t)vocab, (size_t)vocab) <= SELF_TOL);
+    assert_true(max_abs_diff(fresh, all + (n - 1) * (size_t)vocab, (size_t)vocab) <=
+                (f->self_tol > 0 ? f->self_tol : SELF_TOL));
     /* b: keep the first 20 positions, then append a different tail */
     eng_ctx_truncate(b, 20);
     assert_int_equal(eng_ctx_pos(b), 20);
