@@ -189,13 +189,17 @@ batch_q4(const uint8_t *bp, const struct eng_xq *xq, int64_t blk, int gs, int n,
     const __m256i ones = _mm256_set1_epi16(1);
     __m256i hi = _mm256_setzero_si256(), lo32 = _mm256_setzero_si256();
 
+    /* (not unrolled further: gcc then hoists the multiplies of several
+     * blocks and spills their results) */
     if (x16) {
+#pragma GCC unroll 2
         for (int j = 0; j < gs / 8; j++)
             hi = block_q4x16(LOADU(bp + 4 * n * j), xq->q + (blk + j) * 64, hi);
         return _mm256_cvtepi32_ps(hi);
     }
     for (int j0 = 0; j0 < gs / 8; j0 += 4) {
         __m256i lo = _mm256_setzero_si256();
+#pragma GCC unroll 1
         for (int j = j0; j < j0 + 4; j++)
             block_q4(LOADU(bp + 4 * n * j), xq->q + (blk + j) * 64, xq->l + (blk + j) * 64, &hi,
                      &lo);
@@ -204,28 +208,35 @@ batch_q4(const uint8_t *bp, const struct eng_xq *xq, int64_t blk, int gs, int n,
     return _mm256_cvtepi32_ps(_mm256_add_epi32(hi, lo32));
 }
 
+/* Q8, 4 codes per lane of one block: acc[q] += code q * x. */
+INLINE void block_q8(__m256i v, const float *xb, __m256 acc[4])
+{
+    const __m256i s0 = _mm256_setr_epi8(0, -1, -1, -1, 4, -1, -1, -1, 8, -1, -1, -1, 12, -1, -1, -1,
+                                        0, -1, -1, -1, 4, -1, -1, -1, 8, -1, -1, -1, 12, -1, -1, -1);
+    const __m256i s1 = _mm256_add_epi32(s0, _mm256_set1_epi32(1));
+    const __m256i s2 = _mm256_add_epi32(s0, _mm256_set1_epi32(2));
+    const __m256i s3 = _mm256_add_epi32(s0, _mm256_set1_epi32(3));
+
+    acc[0] = _mm256_fmadd_ps(_mm256_cvtepi32_ps(_mm256_shuffle_epi8(v, s0)), LOADUF(xb), acc[0]);
+    acc[1] = _mm256_fmadd_ps(_mm256_cvtepi32_ps(_mm256_shuffle_epi8(v, s1)), LOADUF(xb + 8), acc[1]);
+    acc[2] = _mm256_fmadd_ps(_mm256_cvtepi32_ps(_mm256_shuffle_epi8(v, s2)), LOADUF(xb + 16), acc[2]);
+    acc[3] = _mm256_fmadd_ps(_mm256_cvtepi32_ps(_mm256_shuffle_epi8(v, s3)), LOADUF(xb + 24), acc[3]);
+}
+
+/* The group sums of one Q8 batch: two blocks per step into two sets of
+ * accumulators (FMA chains half as long). */
 INLINE __m256 batch_q8(const uint8_t *bp, const float *xf, int gs, int n)
 {
-    const __m256i s0 =
-        _mm256_setr_epi8(0, -1, -1, -1, 4, -1, -1, -1, 8, -1, -1, -1, 12, -1, -1, -1, 0, -1, -1, -1,
-                         4, -1, -1, -1, 8, -1, -1, -1, 12, -1, -1, -1);
-    const __m256i one = _mm256_set1_epi32(1);
-    __m256 acc[8];
+    __m256 a[4], b[4];
 
-    for (int k = 0; k < 8; k++)
-        acc[k] = _mm256_setzero_ps();
-    for (int j = 0; j < gs / 4; j++) {
-        __m256i v = LOADU(bp + 4 * n * j), sh = s0;
-        const float *xb = xf + j * 32;
-        for (int q = 0; q < 4; q++) {
-            __m256 c = _mm256_cvtepi32_ps(_mm256_shuffle_epi8(v, sh));
-            acc[q + 4 * (j & 1)] = _mm256_fmadd_ps(c, LOADUF(xb + 8 * q), acc[q + 4 * (j & 1)]);
-            sh = _mm256_add_epi32(sh, one);
-        }
+    for (int k = 0; k < 4; k++)
+        a[k] = b[k] = _mm256_setzero_ps();
+    for (int j = 0; j < gs / 4; j += 2) {
+        block_q8(LOADU(bp + 4 * n * j), xf + j * 32, a);
+        block_q8(LOADU(bp + 4 * n * (j + 1)), xf + (j + 1) * 32, b);
     }
-    return _mm256_add_ps(
-        _mm256_add_ps(_mm256_add_ps(acc[0], acc[4]), _mm256_add_ps(acc[1], acc[5])),
-        _mm256_add_ps(_mm256_add_ps(acc[2], acc[6]), _mm256_add_ps(acc[3], acc[7])));
+    return _mm256_add_ps(_mm256_add_ps(_mm256_add_ps(a[0], b[0]), _mm256_add_ps(a[1], b[1])),
+                         _mm256_add_ps(_mm256_add_ps(a[2], b[2]), _mm256_add_ps(a[3], b[3])));
 }
 
 /* Scales or biases of groups [g, g + n) as floats (missing lanes 0). A
