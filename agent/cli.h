@@ -54,5 +54,7 @@ extern const char agent_runner_usage[];
 int agent_cmd_template(int argc, char **argv);
 int agent_cmd_status(int argc, char **argv);
 extern const char agent_status_usage[];
+int agent_cmd_quantize(int argc, char **argv);
+int agent_cmd_bench(int argc, char **argv);
 
 #endif

@@ -77,6 +77,42 @@ static const struct agent_cmd commands[] = {
     {"run", "generate text from a prompt with a model, streamed", agent_run_usage, agent_cmd_run},
     {"runner", "(internal) the model process `shoal agent` starts", agent_runner_usage,
      agent_cmd_runner},
+    {"quantize", "write an MLX 4/8-bit quantized copy of a model folder",
+     "usage: shoal quantize [--model DIR] --bits 4|8 [--group-size 64] [--dtype bf16|f16|f32]\n"
+     "                      --out DIR\n"
+     "\n"
+     "Writes the model quantized as mlx_lm.convert -q does (MLX affine: U32 codes,\n"
+     "scales and biases per group; the files mlx-community publishes), which\n"
+     "shoal and MLX both load. Linear and embedding weights are quantized; norms and\n"
+     "biases stay in float.\n"
+     "\n"
+     "  --model DIR       Hugging Face model folder, F32/F16/BF16 (default: $SHOAL_MODEL\n"
+     "                    or the demo model)\n"
+     "  --bits N          4 or 8\n"
+     "  --group-size N    weights sharing a scale and bias: 32, 64 (default) or 128\n"
+     "  --dtype T         dtype of scales, biases and float tensors (default: the model's)\n"
+     "  --out DIR         the new folder (must not exist)\n",
+     agent_cmd_quantize},
+    {"bench", "measure prompt and generation speed of a model (llama-bench style)",
+     "usage: shoal bench [--model DIR] [-p 128] [-n 64] [-t LIST] [-r 5] [--kv-type f32|f16]\n"
+     "                   [--no-bandwidth] [--json]\n"
+     "\n"
+     "Prompt processing (ppP: P tokens from an empty cache) and token generation\n"
+     "(tgN: N tokens one at a time), tokens/s as mean +- sd over the repetitions\n"
+     "after one warm-up run, per thread count. Generation reads every weight once\n"
+     "per token, so it is bounded by the memory read bandwidth, measured here per\n"
+     "thread count: limit = bandwidth / bytes read per token, and the fraction\n"
+     "reached. Run it on a quiet machine.\n"
+     "\n"
+     "  --model DIR        model folder (default: $SHOAL_MODEL or the demo model)\n"
+     "  -p, --n-prompt N   prompt tokens (default 128; 0 skips the test)\n"
+     "  -n, --n-gen N      generated tokens (default 64; 0 skips the test)\n"
+     "  -t, --threads LIST comma-separated thread counts (default: physical cores)\n"
+     "  -r, --repetitions N  timed runs per test (default 5)\n"
+     "  --kv-type T        KV cache elements: f32 (default) or f16\n"
+     "  --no-bandwidth     skip the bandwidth probe (1 GiB, about a second per count)\n"
+     "  --json             llama-bench style JSON array instead of the table\n",
+     agent_cmd_bench},
 };
 
 #define NCOMMANDS (sizeof commands / sizeof commands[0])

@@ -4,9 +4,9 @@
  * (torch_dtype, rope_theta, rope_scaling) and the newer one (dtype,
  * rope_parameters). Tensor dtypes never come from here: the safetensors
  * headers say what is stored. Anything that would change the math and that
- * we do not implement (an activation, a rope type, an MoE layout,
- * quantization) is refused with SH_EUNSUPPORTED naming the key, rather than
- * silently computing something else.
+ * we do not implement (an activation, a rope type, an MoE layout, a
+ * quantization other than MLX affine) is refused with SH_EUNSUPPORTED naming
+ * the key, rather than silently computing something else.
  */
 #include <math.h>
 #include <stdio.h>
@@ -373,15 +373,10 @@ parse_gen(const cJSON *gen, struct eng_config *c, struct eng_gen_defaults *g, st
 /* Keys whose presence means weights or math we do not implement. */
 static int refuse_unsupported(const cJSON *cfg, struct sh_err *err)
 {
-    static const char *const quant_keys[] = {"quantization", "quantization_config"};
     const char *act = "silu";
     bool b;
     int rc;
 
-    for (size_t i = 0; i < sizeof quant_keys / sizeof quant_keys[0]; i++)
-        if (field(cfg, quant_keys[i]))
-            return sh_err_set(err, SH_EUNSUPPORTED, "\"%s\": quantized weights are not supported",
-                              quant_keys[i]);
     if (field(cfg, "hidden_act") && (rc = sh_json_str(cfg, "hidden_act", &act, err)))
         return rc;
     if (strcmp(act, "silu") != 0)
@@ -405,6 +400,14 @@ static int parse_config(const cJSON *cfg, struct eng_config *c, struct sh_err *e
         return sh_err_set(err, SH_EMALFORMED, "expected a JSON object");
     if ((rc = parse_family(cfg, &c->family, err)) || (rc = refuse_unsupported(cfg, err)))
         return rc;
+    {
+        struct eng_quant q;
+        if ((rc = eng_quant_parse(cfg, &q, err)))
+            return rc;
+        c->quant_bits = q.bits;
+        c->quant_group_size = q.group_size;
+        eng_quant_free(&q);
+    }
     if ((rc = req_int(cfg, "num_hidden_layers", 1, 4096, &c->n_layers, err)) ||
         (rc = req_int(cfg, "hidden_size", 1, 1 << 20, &c->dim, err)) ||
         (rc = req_int(cfg, "num_attention_heads", 1, 1 << 14, &c->n_heads, err)) ||
@@ -503,6 +506,7 @@ int eng_config_parse(const cJSON *config,
 int eng_config_load(const char *dir,
                     struct eng_config *c,
                     struct eng_gen_defaults *g,
+                    struct eng_quant *q,
                     struct sh_err *err)
 {
     char path[4096];
@@ -518,6 +522,8 @@ int eng_config_load(const char *dir,
     if (sh_path_exists(path) && (rc = sh_json_parse_file(path, MAX_CONFIG_BYTES, &gen, err)))
         goto out;
     rc = eng_config_parse(cfg, gen, c, g, err);
+    if (!rc && q && (rc = eng_quant_parse(cfg, q, err)))
+        sh_err_wrap(err, "config.json");
     if (rc)
         sh_err_wrap(err, "%s", dir);
 out:

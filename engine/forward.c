@@ -24,7 +24,11 @@
 
 /* Prompt tokens per chunk: large enough that SGEMM amortizes converting a
  * weight tile, small enough that the activations stay a few MiB. */
+#ifndef ENG_CHUNK
 #define ENG_CHUNK 64
+#endif
+/* SwiGLU elements below which the pool is not woken. */
+#define SWIGLU_PAR_MIN (1 << 14)
 /* Attention multiply-adds below which the pool is not woken. */
 #define ATTN_PAR_MIN (1 << 15)
 
@@ -35,8 +39,10 @@ struct eng_ctx {
     int pos;                   /* positions in the cache */
     int n_threads;
     /* KV cache; a position's keys are after RoPE */
-    float *key_cache;   /* (n_layers, n_ctx, kv_dim) */
-    float *value_cache; /* (n_layers, n_ctx, kv_dim) */
+    uint8_t *key_cache;   /* (n_layers, n_ctx, kv_dim) of kv_size bytes */
+    uint8_t *value_cache; /* (n_layers, n_ctx, kv_dim) of kv_size bytes */
+    size_t kv_size;       /* bytes per cached element: 4 (f32) or 2 (f16) */
+    const struct eng_kv_ops *kv;
     /* activations of one chunk of up to ENG_CHUNK tokens */
     float *x;        /* (chunk, dim) residual stream */
     float *xb;       /* (chunk, dim) normalized input of a block */
@@ -45,11 +51,12 @@ struct eng_ctx {
     float *v;        /* (chunk, kv_dim) */
     float *att_out;  /* (chunk, q_dim) attention output, heads side by side */
     float *proj;     /* (chunk, dim) output of o_proj / down_proj */
-    float *hb;       /* (chunk, ffn_dim) gate, then silu(gate) * up */
-    float *hb2;      /* (chunk, ffn_dim) up */
+    float *hb;       /* (max(chunk, k), ffn_dim) gate, then silu(gate) * up */
+    float *hb2;      /* (max(chunk, k), ffn_dim) up */
     float *rope_cos; /* (chunk, head_dim / 2) */
     float *rope_sin; /* (chunk, head_dim / 2) */
-    float *scores;   /* (n_threads, n_ctx) attention weights, one row per thread */
+    float *scores;   /* (n_threads, group, n_ctx) attention weights of one thread's
+                      * query heads sharing a KV head */
     /* mixture of experts */
     float *ffn_out; /* (chunk, dim) sum of the experts' outputs */
     float *probs;   /* (chunk, n_experts) routing probabilities */
@@ -57,7 +64,8 @@ struct eng_ctx {
     float *sel_w;   /* (chunk, n_experts_per_tok) their weights */
     int *rows;      /* (chunk) tokens routed to the current expert */
     float *rows_w;  /* (chunk) their weights */
-    float *xe;      /* (chunk, dim) inputs of the current expert */
+    float *xe;      /* (max(chunk, k), dim) inputs of the current expert; decode:
+                     * the outputs of the k chosen experts */
     struct eng_gemm_scratch scratch;
 };
 
@@ -71,11 +79,37 @@ static bool floats3(size_t a, size_t b, size_t c, size_t *out)
            sh_mul_size(*out, sizeof(float), &ab);
 }
 
+bool eng_kv_type_parse(const char *s, enum eng_kv_type *out)
+{
+    if (strcmp(s, "f32") == 0)
+        *out = ENG_KV_F32;
+    else if (strcmp(s, "f16") == 0)
+        *out = ENG_KV_F16;
+    else
+        return false;
+    return true;
+}
+
+const char *eng_kv_type_name(enum eng_kv_type t)
+{
+    return t == ENG_KV_F16 ? "f16" : "f32";
+}
+
 int eng_ctx_new(const struct eng_model *m,
                 struct eng_pool *pool,
                 int n_ctx,
                 struct eng_ctx **out,
                 struct sh_err *err)
+{
+    struct eng_ctx_opts o = {.n_ctx = n_ctx, .kv_type = ENG_KV_F32};
+    return eng_ctx_new_ex(m, pool, &o, out, err);
+}
+
+int eng_ctx_new_ex(const struct eng_model *m,
+                   struct eng_pool *pool,
+                   const struct eng_ctx_opts *opts,
+                   struct eng_ctx **out,
+                   struct sh_err *err)
 {
     const struct eng_config *c = &m->cfg;
     size_t q_dim = (size_t)c->n_heads * (size_t)c->head_dim;
@@ -84,8 +118,13 @@ int eng_ctx_new(const struct eng_model *m,
     size_t dim = (size_t)c->dim, nb, kv_floats, max_cols;
     size_t half = (size_t)c->head_dim / 2, ne = (size_t)c->n_experts;
     size_t topk = (size_t)c->n_experts_per_tok;
+    size_t group = (size_t)(c->n_heads / c->n_kv_heads);
+    size_t kv_size = opts->kv_type == ENG_KV_F16 ? 2 : 4;
+    int n_ctx = opts->n_ctx;
     struct eng_ctx *ctx;
 
+    if (opts->kv_type != ENG_KV_F32 && opts->kv_type != ENG_KV_F16)
+        return sh_err_set(err, SH_EINVAL, "KV cache type %d: f32 or f16", (int)opts->kv_type);
     if (n_ctx <= 0)
         n_ctx = c->max_pos;
     if (n_ctx > c->max_pos)
@@ -104,9 +143,11 @@ int eng_ctx_new(const struct eng_model *m,
     ctx->pool = pool;
     ctx->n_ctx = n_ctx;
     ctx->n_threads = eng_pool_size(pool);
+    ctx->kv_size = kv_size;
+    ctx->kv = eng_kv_ops(opts->kv_type == ENG_KV_F16 ? ENG_DT_F16 : ENG_DT_F32);
     /* calloc: pages of a large cache are only touched as positions fill. */
-    ctx->key_cache = calloc(kv_floats, sizeof(float));
-    ctx->value_cache = calloc(kv_floats, sizeof(float));
+    ctx->key_cache = calloc(kv_floats, kv_size);
+    ctx->value_cache = calloc(kv_floats, kv_size);
     ctx->x = malloc(nb * dim * sizeof(float));
     ctx->xb = malloc(nb * dim * sizeof(float));
     ctx->q = malloc(nb * q_dim * sizeof(float));
@@ -114,13 +155,12 @@ int eng_ctx_new(const struct eng_model *m,
     ctx->v = malloc(nb * kv_dim * sizeof(float));
     ctx->att_out = malloc(nb * q_dim * sizeof(float));
     ctx->proj = malloc(nb * dim * sizeof(float));
-    ctx->hb = malloc(nb * ffn * sizeof(float));
-    ctx->hb2 = malloc(nb * ffn * sizeof(float));
+    /* (rows: the chunk, or the k experts of one decoded token) */
+    ctx->hb = malloc((nb > topk ? nb : topk) * ffn * sizeof(float));
+    ctx->hb2 = malloc((nb > topk ? nb : topk) * ffn * sizeof(float));
     ctx->rope_cos = malloc(nb * half * sizeof(float));
     ctx->rope_sin = malloc(nb * half * sizeof(float));
-    ctx->scores = malloc((size_t)ctx->n_threads * (size_t)n_ctx * sizeof(float));
-    ctx->scratch.per_thread = eng_gemm_scratch_floats((int64_t)max_cols);
-    ctx->scratch.buf = malloc((size_t)ctx->n_threads * ctx->scratch.per_thread * sizeof(float));
+    ctx->scores = malloc((size_t)ctx->n_threads * group * (size_t)n_ctx * sizeof(float));
     if (ne) {
         ctx->ffn_out = malloc(nb * dim * sizeof(float));
         ctx->probs = malloc(nb * ne * sizeof(float));
@@ -128,11 +168,13 @@ int eng_ctx_new(const struct eng_model *m,
         ctx->sel_w = malloc(nb * topk * sizeof(float));
         ctx->rows = malloc(nb * sizeof(int));
         ctx->rows_w = malloc(nb * sizeof(float));
-        ctx->xe = malloc(nb * dim * sizeof(float));
+        ctx->xe = malloc((nb > topk ? nb : topk) * dim * sizeof(float));
     }
     if (!ctx->key_cache || !ctx->value_cache || !ctx->x || !ctx->xb || !ctx->q || !ctx->k ||
         !ctx->v || !ctx->att_out || !ctx->proj || !ctx->hb || !ctx->hb2 || !ctx->rope_cos ||
-        !ctx->rope_sin || !ctx->scores || !ctx->scratch.buf ||
+        !ctx->rope_sin || !ctx->scores ||
+        eng_gemm_scratch_init(&ctx->scratch, ctx->n_threads, (int64_t)max_cols, (int)nb,
+                              c->n_experts_per_tok) != 0 ||
         (ne && (!ctx->ffn_out || !ctx->probs || !ctx->sel || !ctx->sel_w || !ctx->rows ||
                 !ctx->rows_w || !ctx->xe))) {
         eng_ctx_free(ctx);
@@ -163,7 +205,7 @@ void eng_ctx_free(struct eng_ctx *ctx)
     free(ctx->rope_cos);
     free(ctx->rope_sin);
     free(ctx->scores);
-    free(ctx->scratch.buf);
+    eng_gemm_scratch_free(&ctx->scratch);
     free(ctx->ffn_out);
     free(ctx->probs);
     free(ctx->sel);
@@ -199,43 +241,54 @@ struct attn_job {
     int p0; /* position of the first */
 };
 
-/* Causal attention of every (token, head) pair of the chunk, split over
- * the pool; keys and values of the chunk are already in the cache. */
+/* Causal attention of the chunk's tokens, keys and values already in the
+ * cache. One work item is a (token, KV head) pair and covers the group of
+ * query heads sharing that KV head, so each cached key and value row is
+ * read once per token (not once per query head): scores of the whole group
+ * against each key, a softmax per head, then each value row added into the
+ * group's outputs. Items go round-robin to the threads: later tokens of a
+ * prompt see more positions, and neighbours even the load out. */
 static void attn_worker(void *arg, int t, int nt)
 {
     const struct attn_job *job = arg;
     struct eng_ctx *ctx = job->ctx;
     const struct eng_config *c = &ctx->m->cfg;
+    const struct eng_kv_ops *kv = ctx->kv;
     int hd = c->head_dim, group = c->n_heads / c->n_kv_heads;
     size_t q_dim = (size_t)c->n_heads * (size_t)hd;
     size_t kv_dim = (size_t)c->n_kv_heads * (size_t)hd;
-    size_t layer_off = (size_t)job->layer * (size_t)ctx->n_ctx * kv_dim;
+    size_t row = kv_dim * ctx->kv_size; /* bytes per cached position */
+    size_t layer_off = (size_t)job->layer * (size_t)ctx->n_ctx * row;
     bool window = c->sliding_window > 0 && job->layer >= c->swa_first_layer;
     float scale = (float)(1.0 / sqrt((double)hd));
-    float *att = ctx->scores + (size_t)t * (size_t)ctx->n_ctx;
-    long total = (long)job->n * c->n_heads;
+    float *att = ctx->scores + (size_t)t * (size_t)group * (size_t)ctx->n_ctx;
+    long total = (long)job->n * c->n_kv_heads;
 
-    for (long j = total * t / nt; j < total * (t + 1) / nt; j++) {
-        int i = (int)(j / c->n_heads), h = (int)(j % c->n_heads);
+    for (long j = t; j < total; j += nt) {
+        int i = (int)(j / c->n_kv_heads), h = (int)(j % c->n_kv_heads);
         int p = job->p0 + i;
         int lo = window && p - c->sliding_window + 1 > 0 ? p - c->sliding_window + 1 : 0;
-        size_t kv_off = layer_off + (size_t)(h / group) * (size_t)hd;
-        const float *q = ctx->q + (size_t)i * q_dim + (size_t)h * (size_t)hd;
-        float *out = ctx->att_out + (size_t)i * q_dim + (size_t)h * (size_t)hd;
+        int len = p - lo + 1;
+        size_t head_off = layer_off + (size_t)h * (size_t)hd * ctx->kv_size;
+        const float *q = ctx->q + (size_t)i * q_dim + (size_t)h * (size_t)group * (size_t)hd;
+        float *out = ctx->att_out + (size_t)i * q_dim + (size_t)h * (size_t)group * (size_t)hd;
 
-        /* scores = q . k_s / sqrt(head_dim) over the visible positions s */
+        /* scores = q . k_s / sqrt(head_dim), each key read once for the group */
         for (int s = lo; s <= p; s++) {
-            const float *k = ctx->key_cache + kv_off + (size_t)s * kv_dim;
-            att[s - lo] = eng_dot(q, k, hd) * scale;
+            const uint8_t *k = ctx->key_cache + head_off + (size_t)s * row;
+            for (int g = 0; g < group; g++)
+                att[(size_t)g * (size_t)len + (size_t)(s - lo)] =
+                    kv->dot(q + (size_t)g * (size_t)hd, k, hd) * scale;
         }
-        eng_softmax(att, p - lo + 1);
-        /* out = sum_s att_s v_s */
-        memset(out, 0, (size_t)hd * sizeof *out);
+        for (int g = 0; g < group; g++)
+            eng_softmax(att + (size_t)g * (size_t)len, len);
+        /* out = sum_s att_s v_s, each value row read once for the group */
+        memset(out, 0, (size_t)group * (size_t)hd * sizeof *out);
         for (int s = lo; s <= p; s++) {
-            const float *v = ctx->value_cache + kv_off + (size_t)s * kv_dim;
-            float a = att[s - lo];
-            for (int d = 0; d < hd; d++)
-                out[d] += a * v[d];
+            const uint8_t *v = ctx->value_cache + head_off + (size_t)s * row;
+            for (int g = 0; g < group; g++)
+                kv->axpy(out + (size_t)g * (size_t)hd,
+                         att[(size_t)g * (size_t)len + (size_t)(s - lo)], v, hd);
         }
     }
 }
@@ -254,10 +307,11 @@ static void attention(struct eng_ctx *ctx, int l, int n)
     size_t dim = (size_t)c->dim, hd = (size_t)c->head_dim;
     size_t q_dim = (size_t)c->n_heads * hd, kv_dim = (size_t)c->n_kv_heads * hd;
     size_t half = hd / 2;
-    size_t cache_off = ((size_t)l * (size_t)ctx->n_ctx + (size_t)ctx->pos) * kv_dim;
-    struct eng_linear qkv[3] = {
-        {&L->wq, ctx->q, q_dim}, {&L->wk, ctx->k, kv_dim}, {&L->wv, ctx->v, kv_dim}};
-    struct eng_linear o = {&L->wo, ctx->proj, dim};
+    size_t cache_off = ((size_t)l * (size_t)ctx->n_ctx + (size_t)ctx->pos) * kv_dim * ctx->kv_size;
+    struct eng_linear qkv[3] = {{&L->wq, ctx->q, q_dim, NULL},
+                                {&L->wk, ctx->k, kv_dim, NULL},
+                                {&L->wv, ctx->v, kv_dim, NULL}};
+    struct eng_linear o = {&L->wo, ctx->proj, dim, NULL};
     struct attn_job job = {ctx, l, n, ctx->pos};
 
     /* xb = rmsnorm(x) */
@@ -284,8 +338,8 @@ static void attention(struct eng_ctx *ctx, int l, int n)
         eng_rope(k, c->n_kv_heads, c->head_dim, ctx->rope_cos + i * half, ctx->rope_sin + i * half);
     }
     /* append k and v to the cache */
-    memcpy(ctx->key_cache + cache_off, ctx->k, (size_t)n * kv_dim * sizeof(float));
-    memcpy(ctx->value_cache + cache_off, ctx->v, (size_t)n * kv_dim * sizeof(float));
+    ctx->kv->store(ctx->key_cache + cache_off, ctx->k, n * (int)kv_dim);
+    ctx->kv->store(ctx->value_cache + cache_off, ctx->v, n * (int)kv_dim);
     /* att_out = softmax(q k^T / sqrt(d)) v per head, causal (and windowed);
      * short work stays on this thread (see PAR_MIN_MACS in matmul.c) */
     if ((int64_t)n * (ctx->pos + n) * (int64_t)q_dim < ATTN_PAR_MIN)
@@ -301,6 +355,34 @@ static void attention(struct eng_ctx *ctx, int l, int n)
 
 /* ---- MLP */
 
+struct swiglu_job {
+    float *gate;
+    const float *up;
+    size_t n;
+};
+
+static void swiglu_worker(void *arg, int t, int nt)
+{
+    const struct swiglu_job *job = arg;
+    size_t blocks = (job->n + 63) / 64; /* cache lines of both operands */
+    size_t a = blocks * (size_t)t / (size_t)nt * 64, b = blocks * (size_t)(t + 1) / (size_t)nt * 64;
+
+    b = b < job->n ? b : job->n;
+    if (a < b)
+        eng_swiglu(job->gate + a, job->up + a, b - a);
+}
+
+/* gate = silu(gate) * up over the pool when it is long (prompts). */
+static void swiglu(struct eng_ctx *ctx, float *gate, const float *up, size_t n)
+{
+    struct swiglu_job job = {gate, up, n};
+
+    if (n < SWIGLU_PAR_MIN)
+        eng_swiglu(gate, up, n);
+    else
+        eng_pool_run(ctx->pool, swiglu_worker, &job);
+}
+
 /* out (n, dim) = down(silu(gate(in)) * up(in)) for one set of SwiGLU
  * weights; in (n, dim). */
 static void swiglu_mlp(struct eng_ctx *ctx,
@@ -312,11 +394,11 @@ static void swiglu_mlp(struct eng_ctx *ctx,
                        float *out)
 {
     size_t dim = (size_t)ctx->m->cfg.dim, hidden = (size_t)gate->rows;
-    struct eng_linear gu[2] = {{gate, ctx->hb, hidden}, {up, ctx->hb2, hidden}};
-    struct eng_linear d = {down, out, dim};
+    struct eng_linear gu[2] = {{gate, ctx->hb, hidden, NULL}, {up, ctx->hb2, hidden, NULL}};
+    struct eng_linear d = {down, out, dim, NULL};
 
     eng_linear_run(ctx->pool, &ctx->scratch, gu, 2, in, dim, n);
-    eng_swiglu(ctx->hb, ctx->hb2, (size_t)n * hidden);
+    swiglu(ctx, ctx->hb, ctx->hb2, (size_t)n * hidden);
     eng_linear_run(ctx->pool, &ctx->scratch, &d, 1, ctx->hb, hidden, n);
 }
 
@@ -349,18 +431,57 @@ static void route(struct eng_ctx *ctx, int i)
             w[j] /= sum;
 }
 
+/* One token: the k chosen experts' gate and up projections in one call
+ * (their rows split evenly over the threads), SwiGLU, their down
+ * projections in a second call, each on its own expert's hidden vector;
+ * then the weighted sum. Only the chosen experts' weights are read, and the
+ * pool is woken twice per layer, not twice per expert. */
+static void moe_decode(struct eng_ctx *ctx, const struct eng_layer *L)
+{
+    const struct eng_config *c = &ctx->m->cfg;
+    size_t dim = (size_t)c->dim, hid = (size_t)c->moe_hidden_dim;
+    int k = c->n_experts_per_tok;
+    struct eng_linear out[ENG_LINEAR_MAX_OUT] = {{0}};
+
+    for (int j = 0; j < k; j++) {
+        const struct eng_expert *E = &L->experts[ctx->sel[j]];
+        out[2 * j] = (struct eng_linear){&E->gate, ctx->hb + (size_t)j * hid, hid, NULL};
+        out[2 * j + 1] = (struct eng_linear){&E->up, ctx->hb2 + (size_t)j * hid, hid, NULL};
+    }
+    eng_linear_run(ctx->pool, &ctx->scratch, out, 2 * k, ctx->xb, dim, 1);
+    eng_swiglu(ctx->hb, ctx->hb2, (size_t)k * hid);
+    for (int j = 0; j < k; j++) {
+        const struct eng_expert *E = &L->experts[ctx->sel[j]];
+        out[j] = (struct eng_linear){&E->down, ctx->xe + (size_t)j * dim, dim,
+                                     ctx->hb + (size_t)j * hid};
+    }
+    eng_linear_run(ctx->pool, &ctx->scratch, out, k, NULL, hid, 1);
+    /* ffn_out = sum_j w_j down_j, in selection order */
+    memset(ctx->ffn_out, 0, dim * sizeof(float));
+    for (int j = 0; j < k; j++) {
+        const float *src = ctx->xe + (size_t)j * dim;
+        float wj = ctx->sel_w[j];
+        for (size_t d = 0; d < dim; d++)
+            ctx->ffn_out[d] += wj * src[d];
+    }
+}
+
 /* ffn_out = sum over each token's chosen experts of weight x expert(xb);
  * the experts run in index order, each on the tokens routed to it. */
 static void moe(struct eng_ctx *ctx, const struct eng_layer *L, int n)
 {
     const struct eng_config *c = &ctx->m->cfg;
     size_t dim = (size_t)c->dim, k = (size_t)c->n_experts_per_tok;
-    struct eng_linear r = {&L->router, ctx->probs, (size_t)c->n_experts};
+    struct eng_linear r = {&L->router, ctx->probs, (size_t)c->n_experts, NULL};
 
     /* probs = xb Wrouter^T, then top-k per token */
     eng_linear_run(ctx->pool, &ctx->scratch, &r, 1, ctx->xb, dim, n);
     for (int i = 0; i < n; i++)
         route(ctx, i);
+    if (n == 1 && 2 * k <= ENG_LINEAR_MAX_OUT) {
+        moe_decode(ctx, L);
+        return;
+    }
     memset(ctx->ffn_out, 0, (size_t)n * dim * sizeof(float));
     for (int e = 0; e < c->n_experts; e++) {
         const struct eng_expert *E = &L->experts[e];
@@ -441,12 +562,12 @@ forward_chunk(struct eng_ctx *ctx, const int32_t *tokens, int n, bool all, float
         return;
     /* logits = rmsnorm(x) W_lm^T, for every token or the last */
     if (all) {
-        struct eng_linear head = {&m->lm_head, logits, (size_t)c->vocab_size};
+        struct eng_linear head = {&m->lm_head, logits, (size_t)c->vocab_size, NULL};
         for (int i = 0; i < n; i++)
             eng_rmsnorm(ctx->xb + i * dim, ctx->x + i * dim, m->final_norm, c->dim, c->norm_eps);
         eng_linear_run(ctx->pool, &ctx->scratch, &head, 1, ctx->xb, dim, n);
     } else {
-        struct eng_linear head = {&m->lm_head, logits, (size_t)c->vocab_size};
+        struct eng_linear head = {&m->lm_head, logits, (size_t)c->vocab_size, NULL};
         eng_rmsnorm(ctx->xb, ctx->x + (size_t)(n - 1) * dim, m->final_norm, c->dim, c->norm_eps);
         eng_linear_run(ctx->pool, &ctx->scratch, &head, 1, ctx->xb, dim, 1);
     }

@@ -35,13 +35,17 @@ enum eng_dtype {
     ENG_DT_BOOL,
     ENG_DT_F8_E4M3,
     ENG_DT_F8_E5M2,
+    /* MLX affine-quantized matrices (never a safetensors dtype: a U32 weight
+     * with its scales and biases tensors becomes one of these). */
+    ENG_DT_Q4,
+    ENG_DT_Q8,
     ENG_DT_COUNT
 };
 
 struct eng_dtype_info {
-    const char *st_name; /* as spelled in safetensors headers ("BF16") */
+    const char *st_name; /* as spelled in safetensors headers ("BF16"); NULL for Q4/Q8 */
     const char *name;    /* short lower-case name ("bf16") */
-    size_t size;         /* bytes per element */
+    size_t size;         /* bytes per element; 0 for Q4/Q8 (packed in U32 words) */
 };
 
 /* Never NULL for dt < ENG_DT_COUNT. */
@@ -52,25 +56,120 @@ bool eng_dtype_from_st(const char *st_name, enum eng_dtype *out);
 /* ---- weight matrices. A view of a weight as stored in the mmapped file:
  * row r of `rows` starts at data + r * row_stride bytes and holds `cols`
  * elements of dtype. Kernels reach the weights only through this view and
- * the per-dtype table below, so a new storage format (quantized blocks with
- * their scales) adds fields here and a table entry, not a new forward(). */
+ * the per-dtype table below, so forward() never sees a storage format.
+ *
+ * Affine-quantized rows (ENG_DT_Q4, ENG_DT_Q8; MLX's layout, see quant.c):
+ * data holds the codes packed in little-endian uint32 words (code k of a
+ * word at bits [k*bits, (k+1)*bits), the first element in the low bits);
+ * element c of row r is code * scale + bias with scale and bias of group
+ * c / group_size, stored in sb_dtype at scales/biases + r * sb_stride. */
 struct eng_mat {
     enum eng_dtype dtype;
     int64_t rows;
     int64_t cols;
     size_t row_stride; /* bytes from one row to the next */
     const void *data;  /* borrowed: the mmap */
+    /* affine-quantized only */
+    int group_size;          /* 32, 64 or 128; cols is a multiple of it */
+    enum eng_dtype sb_dtype; /* F32, F16 or BF16 */
+    const void *scales;      /* (rows, cols / group_size), borrowed */
+    const void *biases;      /* (rows, cols / group_size), borrowed */
+    size_t sb_stride;        /* bytes from one row of scales to the next */
+    /* Q4: multiply with 16-bit activation codes instead of 21-bit ones
+     * (faster, 2^-16 of a group's largest element); set for the output
+     * head, whose error reaches the logits unamplified (model.c) */
+    bool x16;
+    /* rows are in the AVX2 kernels' interleaved layout (repack, below),
+     * not the file's; only that ISA's table may read them */
+    bool interleaved;
 };
+
+/* An f32 activation vector prepared for the kernels of a weight dtype
+ * (layouts in kern_common.h and kern_avx2.c, math in kern_scalar.c):
+ *  - BF16 (AVX2 only) multiplies x reordered to match its bf16 pairs;
+ *  - Q8 multiplies the codes with x in f32 (the AVX2 kernel with x reordered
+ *    to match its byte shuffles); s[g] = sum of group g of x (biases);
+ *  - Q4 multiplies them with 21-bit integer codes of x: per group g,
+ *    x[i] ~= d[g] * X[i], X = rint(x / d), d = max|x| / (2^20 - 1) (error
+ *    at most d/2, 2^-21 of the group's largest element), stored as a
+ *    13-bit high part X = 256 H + L in q and an 8-bit low part in l, in
+ *    the order the kernels consume them; s[g] = d[g] * sum of the group's X.
+ */
+struct eng_xq {
+    int64_t cols;
+    int group_size;
+    enum eng_dtype dtype; /* the weights' dtype: Q4 or Q8 */
+    const float *x;       /* BF16, Q8: the input, or a reordered copy of it in t */
+    int16_t *q;           /* Q4: (cols rounded up to 64) high parts H */
+    int8_t *l;            /* Q4: (cols rounded up to 64) low parts L */
+    int32_t *t;           /* (cols rounded up to 64) scratch of the preparation */
+    float *d;             /* Q4: (groups rounded up to 8; zero past the last) */
+    float *s;             /* (groups rounded up to 8; zero past the last) */
+};
+
+/* Bytes an eng_xq for cols elements takes (header and arrays, as
+ * eng_xq_init lays them out in one buffer; group_size 0 for float
+ * weights). Arrays hold the elements of whole 8-group batches, zero-padded. */
+size_t eng_xq_bytes(int64_t cols, int group_size);
+/* Lays an eng_xq out in buf (eng_xq_bytes(cols, gs) bytes, 32-byte aligned)
+ * and returns it, ready for a prep. */
+struct eng_xq *eng_xq_init(void *buf, int64_t cols, int group_size, enum eng_dtype dt);
 
 struct eng_mat_ops {
-    /* y[r] = dot(row r of w, x) for r in [r0, r1); x has w->cols floats. */
-    void (*dot_rows)(const struct eng_mat *w, const float *x, float *y, int64_t r0, int64_t r1);
+    /* Prepares the input x (w->cols floats) for dot_rows into xq, laid out
+     * by eng_xq_init for w; NULL when dot_rows reads x as f32. */
+    void (*prep)(const struct eng_mat *w, const float *x, struct eng_xq *xq);
+    /* y[r] = dot(row r of w, x) for r in [r0, r1); xp is x (w->cols
+     * floats), or the eng_xq prep made from it. */
+    void (*dot_rows)(const struct eng_mat *w, const void *xp, float *y, int64_t r0, int64_t r1);
     /* dst (r1 - r0, cols) = rows [r0, r1) of w converted to f32. */
     void (*rows_to_f32)(const struct eng_mat *w, int64_t r0, int64_t r1, float *dst);
+    /* NULL, or: the ISA reads w's rows in a layout of its own, rows *
+     * row_stride bytes plus ENG_REPACK_PAD, written to dst by repack, which
+     * points *out (a copy of *w) at it. Done once at load (model.c). */
+    void (*repack)(const struct eng_mat *w, void *dst, struct eng_mat *out);
 };
 
-/* The kernels for a dtype, or NULL when we cannot compute with it. */
+/* Bytes a repacked matrix may read past its last row (vector loads of a
+ * row's short last batch). */
+#define ENG_REPACK_PAD 64
+
+/* Instruction sets with kernels of their own. */
+enum eng_isa {
+    ENG_ISA_SCALAR = 0, /* portable C: every CPU, and the tests' oracle */
+    ENG_ISA_AVX2 = 1,   /* x86-64 with AVX2, FMA and F16C */
+};
+
+/* The best ISA this CPU runs (checked at run time). */
+enum eng_isa eng_isa_best(void);
+const char *eng_isa_name(enum eng_isa isa);
+/* The kernels for a dtype on the best ISA, or NULL when we cannot compute
+ * with that dtype. */
 const struct eng_mat_ops *eng_mat_ops(enum eng_dtype dt);
+/* The kernels of one ISA (NULL when the dtype or the ISA is unavailable
+ * here); for the tests, which compare every ISA with the scalar one. */
+const struct eng_mat_ops *eng_mat_ops_isa(enum eng_dtype dt, enum eng_isa isa);
+/* The per-ISA tables (kern_scalar.c, kern_avx2.c): indexed by dtype,
+ * entries with a NULL dot_rows are unsupported. */
+extern const struct eng_mat_ops eng_kern_scalar[ENG_DT_COUNT];
+extern const struct eng_mat_ops eng_kern_avx2[ENG_DT_COUNT];
+
+/* Vector kernels of attention over the KV cache, whose elements are F32 or
+ * F16 (see eng_kv_type). */
+struct eng_kv_ops {
+    /* sum_i a[i] * b[i] over n elements, b in the cache's dtype */
+    float (*dot)(const float *a, const void *b, int n);
+    /* y[i] += s * x[i], x in the cache's dtype */
+    void (*axpy)(float *y, float s, const void *x, int n);
+    /* dst (the cache's dtype) = src, rounded to nearest even */
+    void (*store)(void *dst, const float *src, int n);
+};
+
+/* For ENG_DT_F32 or ENG_DT_F16 caches, on the best ISA (NULL otherwise). */
+const struct eng_kv_ops *eng_kv_ops(enum eng_dtype dt);
+const struct eng_kv_ops *eng_kv_ops_isa(enum eng_dtype dt, enum eng_isa isa);
+extern const struct eng_kv_ops eng_kv_scalar[2]; /* [0] F32, [1] F16 */
+extern const struct eng_kv_ops eng_kv_avx2[2];
 
 /* Converts n elements of a dtype with kernels to f32 (vectors: norms, biases). */
 void eng_to_f32(enum eng_dtype dt, const void *src, float *dst, size_t n);
@@ -79,6 +178,10 @@ void eng_to_f32(enum eng_dtype dt, const void *src, float *dst, size_t n);
 void eng_rmsnorm(float *out, const float *x, const float *w, int n, float eps);
 void eng_softmax(float *x, int n);
 void eng_swiglu(float *gate, const float *up, size_t n); /* gate = silu(gate) * up */
+/* The same on one ISA: the scalar one with libm's expf (the oracle), the
+ * AVX2 one with a vector e^x within 2 ulp of it (kern_avx2.c). */
+void eng_swiglu_isa(enum eng_isa isa, float *gate, const float *up, size_t n);
+void eng_swiglu_avx2(float *gate, const float *up, size_t n);
 void eng_add(float *y, const float *x, size_t n);        /* y += x */
 float eng_dot(const float *a, const float *b, int n);    /* vectorized a . b */
 /* Rotates each of n_heads heads of head_dim in place, HF rotate_half style:
@@ -141,6 +244,46 @@ const struct eng_tensor *eng_st_find(const struct eng_st *st, const char *name);
 /* Path of the file holding t (for messages). */
 const char *eng_st_file_of(const struct eng_st *st, const struct eng_tensor *t);
 
+/* ---- MLX affine quantization (quant.c) */
+
+/* A module's own quantization (config "quantization": {"<module>": ...}). */
+struct eng_quant_over {
+    char *module; /* owned; e.g. "model.layers.0.mlp.down_proj" */
+    int bits;     /* 0: left in float */
+    int group_size;
+};
+
+/* config.json's "quantization" (or an MLX "quantization_config"). */
+struct eng_quant {
+    int bits; /* 0: the model is not quantized */
+    int group_size;
+    struct eng_quant_over *over; /* (n_over), owned */
+    int n_over;
+};
+
+/* Parses the quantization block of a config.json root into q (caller's
+ * storage; release with eng_quant_free). No block: q->bits == 0.
+ * Errors: SH_EMALFORMED, SH_EUNSUPPORTED (bits other than 4/8, group sizes
+ * other than 32/64/128, a mode other than affine, a Hugging Face
+ * quant_method), SH_ENOMEM. On error q is untouched. */
+int eng_quant_parse(const cJSON *cfg, struct eng_quant *q, struct sh_err *err);
+void eng_quant_free(struct eng_quant *q);
+/* The override for a module path, or NULL. Borrowed from q. */
+const struct eng_quant_over *eng_quant_find(const struct eng_quant *q, const char *module);
+
+/* Quantizes one group of group_size floats as MLX does (float32 math):
+ * codes[i] in [0, 2^bits), and the scale and bias already rounded to
+ * sb_dtype (F32, F16 or BF16), the values a reader of the file will get. */
+void eng_quant_group(const float *w,
+                     int group_size,
+                     int bits,
+                     enum eng_dtype sb_dtype,
+                     uint8_t *codes,
+                     float *scale,
+                     float *bias);
+/* Packs n codes (n even) into n * bits / 8 bytes, MLX's order. */
+void eng_quant_pack(const uint8_t *codes, int64_t n, int bits, uint8_t *out);
+
 /* ---- config (config.c) */
 
 /* Fills c and g from parsed config.json and generation_config.json (gen may
@@ -152,10 +295,13 @@ int eng_config_parse(const cJSON *config,
                      struct eng_config *c,
                      struct eng_gen_defaults *g,
                      struct sh_err *err);
-/* Reads dir/config.json and, when present, dir/generation_config.json. */
+/* Reads dir/config.json and, when present, dir/generation_config.json; q
+ * (may be NULL) receives the quantization block with its per-module
+ * overrides (release with eng_quant_free). */
 int eng_config_load(const char *dir,
                     struct eng_config *c,
                     struct eng_gen_defaults *g,
+                    struct eng_quant *q,
                     struct sh_err *err);
 
 /* ---- the model (model.c) */
@@ -191,14 +337,18 @@ struct eng_model {
     struct eng_config cfg;
     struct eng_gen_defaults gen;
     struct eng_st st;           /* the mmapped files */
+    struct eng_quant quant;     /* config.json's quantization block */
     struct eng_mat embed;       /* (vocab_size, dim) */
     struct eng_mat lm_head;     /* (vocab_size, dim); the embedding when tied */
     const float *final_norm;    /* (dim) */
     struct eng_layer *layers;   /* (n_layers) */
     struct eng_expert *experts; /* (n_layers * n_experts) or NULL */
     float *vecs;                /* norms and biases converted to f32; owns them */
+    void *repacked;             /* weights in the kernels' own layout (mmap), or NULL */
+    size_t repacked_bytes;
     float *rope_inv_freq;       /* (head_dim / 2), scaled (llama3) */
     uint64_t weight_bytes;
+    uint64_t decode_bytes; /* read per decode step, see eng_model_decode_bytes */
     uint64_t n_params;
     const char *dtype_name;
 };
@@ -214,22 +364,57 @@ struct eng_linear {
     const struct eng_mat *w;
     float *y;
     size_t ldy;
+    const float *x; /* this output's own input (n == 1 only), or NULL: the call's */
 };
 
-/* Scratch for the prompt path: each pool thread converts weight tiles into
- * its own bounded buffer. */
+/* Scratch of the linear layers, made once per context: for the prompt
+ * path each pool thread converts weight tiles into its own bounded buffer;
+ * for decode the input is prepared once per call for each kind of weight
+ * that wants it (Q4/Q8 at some group size), one slot per kind. */
+#define ENG_PREP_SLOTS     6  /* kinds: {Q4, Q8} x group sizes {32, 64, 128} */
+#define ENG_LINEAR_MAX_OUT 64 /* outputs of one eng_linear_run call */
+
 struct eng_gemm_scratch {
     float *buf;        /* (n_threads, per_thread) */
     size_t per_thread; /* floats */
+    float *xp;         /* prompt input packed for eng_gemm_avx2 (NULL: OpenBLAS path) */
+    uint8_t *prep;     /* (n_prep, prep_bytes), 64-byte aligned */
+    size_t prep_bytes; /* per slot */
+    int n_prep;        /* slots: one per (input, kind of weight) of a call */
 };
 
-/* Floats of scratch per thread for matrices of at most max_cols columns. */
-size_t eng_gemm_scratch_floats(int64_t max_cols);
+/* Allocates scratch for n_threads and matrices of at most max_cols columns,
+ * prompts of at most max_tokens, with ENG_PREP_SLOTS + extra_inputs
+ * preparation slots (extra_inputs: the most outputs with their own input in
+ * one call). Errors: SH_ENOMEM. Release with eng_gemm_scratch_free (accepts
+ * a zeroed struct). */
+int eng_gemm_scratch_init(
+    struct eng_gemm_scratch *s, int n_threads, int64_t max_cols, int max_tokens, int extra_inputs);
 
-/* y_j = x w_j^T for each of n_out outputs sharing the input x (n, cols) with
- * row stride ldx. n == 1 runs dot products (decode); n > 1 runs OpenBLAS
- * SGEMM on weight tiles converted to f32 in scratch (prompt). Rows are
- * split in contiguous ranges over the pool's threads. */
+/* The prompt product on AVX2/FMA (gemm_avx2.c; only where ENG_HAVE_AVX2):
+ * x (m, k) packed once by eng_gemm_pack_x into xp (eng_gemm_xp_floats(m, k)
+ * floats), then y[t][r] for rows [r0, r1) of w, converted by ops into wbuf
+ * (per thread, max(64 Ki, 6 k) floats) a block at a time; y has row stride
+ * ldy. */
+size_t eng_gemm_xp_floats(int m, int64_t k);
+void eng_gemm_pack_x(const float *x, size_t ldx, int m, int64_t k, float *xp);
+void eng_gemm_avx2(const struct eng_mat *w,
+                   const struct eng_mat_ops *ops,
+                   int64_t r0,
+                   int64_t r1,
+                   const float *xp,
+                   int m,
+                   float *y,
+                   size_t ldy,
+                   float *wbuf);
+void eng_gemm_scratch_free(struct eng_gemm_scratch *s);
+
+/* y_j = x w_j^T for each of n_out (<= ENG_LINEAR_MAX_OUT) outputs sharing
+ * the input x (n, cols) with row stride ldx (or, for n == 1, each with its
+ * own out[j].x). n == 1 runs the dtypes' dot products (decode; each input
+ * prepared once per kind of weight); n > 1 runs OpenBLAS SGEMM on weight
+ * tiles converted to f32 in scratch (prompt). The rows of all outputs are
+ * split in contiguous ranges over the pool's threads, evenly. */
 void eng_linear_run(struct eng_pool *pool,
                     const struct eng_gemm_scratch *scratch,
                     const struct eng_linear *out,

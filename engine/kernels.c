@@ -1,138 +1,81 @@
-/* engine/kernels.c: the per-dtype weight kernels (dot products and
- * conversion to f32, for F32, F16 and BF16) and the small f32 kernels of the
- * forward pass (RMSNorm, softmax, SwiGLU, RoPE).
- *
- * Portable C written so that gcc vectorizes it: dot products keep 16
- * independent f32 accumulators (a fixed-size inner loop that the SLP
- * vectorizer turns into vector FMAs/adds even at -O2, where a single
- * accumulator would be a serial dependency chain that must not be
- * reordered), conversions are straight-line bit manipulation with no
- * branches. ISA-specific versions (AVX2/F16C) and quantized formats plug in
- * through the ops table at the end.
+/* engine/kernels.c: which weight kernels run (the per-dtype tables of
+ * kern_scalar.c and kern_avx2.c, chosen at run time from what the CPU
+ * has), the layout of prepared activations (eng_xq), and the small f32
+ * kernels of the forward pass (RMSNorm, softmax, SwiGLU, RoPE).
  */
 #include <math.h>
 #include <string.h>
 
-#include "engine/internal.h"
+#include "engine/kern_common.h"
 
-#define BLOCK 16
-
-/* ---- element conversions */
-
-static inline float f32_from_bits(uint32_t u)
+#if defined(ENG_HAVE_AVX2)
+static bool cpu_has_avx2(void)
 {
-    float f;
-    memcpy(&f, &u, sizeof f);
-    return f;
+    __builtin_cpu_init();
+    return __builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma") &&
+           __builtin_cpu_supports("f16c");
+}
+#endif
+
+enum eng_isa eng_isa_best(void)
+{
+#if defined(ENG_HAVE_AVX2)
+    if (cpu_has_avx2())
+        return ENG_ISA_AVX2;
+#endif
+    return ENG_ISA_SCALAR;
 }
 
-static inline uint32_t f32_to_bits(float f)
+const char *eng_kernels_name(void)
 {
-    uint32_t u;
-    memcpy(&u, &f, sizeof u);
-    return u;
+    return eng_isa_name(eng_isa_best());
 }
 
-/* bf16 is the upper half of an f32. */
-static inline float bf16_to_f32(uint16_t h)
+const char *eng_isa_name(enum eng_isa isa)
 {
-    return f32_from_bits((uint32_t)h << 16);
+    return isa == ENG_ISA_AVX2 ? "avx2" : "scalar";
 }
 
-/* IEEE half -> float without branches (the well-known trick of shifting
- * the exponent/mantissa into place and rescaling by 2^-112, with a separate
- * "magic bias" path for subnormals); exact for every input, inf and NaN
- * included. */
-static inline float f16_to_f32(uint16_t h)
+const struct eng_mat_ops *eng_mat_ops_isa(enum eng_dtype dt, enum eng_isa isa)
 {
-    uint32_t w = (uint32_t)h << 16;
-    uint32_t sign = w & 0x80000000u;
-    uint32_t two_w = w + w;
-    float normal = f32_from_bits((two_w >> 4) + (0xE0u << 23)) * 0x1.0p-112f;
-    float denormal = f32_from_bits((two_w >> 17) | (126u << 23)) - 0.5f;
-    uint32_t is_denormal = -(uint32_t)(two_w < (1u << 27)); /* all ones or zero */
-    uint32_t bits = (f32_to_bits(denormal) & is_denormal) | (f32_to_bits(normal) & ~is_denormal);
-    return f32_from_bits(sign | bits);
-}
+    const struct eng_mat_ops *table = eng_kern_scalar;
 
-/* ---- dot products of one stored row with an f32 vector */
-
-#define DEFINE_DOT(NAME, TYPE, LOAD)                                                               \
-    static float NAME(const TYPE *w, const float *x, int64_t n)                                    \
-    {                                                                                              \
-        float acc[BLOCK] = {0};                                                                    \
-        float sum = 0.0f;                                                                          \
-        int64_t i = 0;                                                                             \
-        for (; i + BLOCK <= n; i += BLOCK)                                                         \
-            for (int j = 0; j < BLOCK; j++)                                                        \
-                acc[j] += LOAD(w[i + j]) * x[i + j];                                               \
-        for (; i < n; i++)                                                                         \
-            acc[0] += LOAD(w[i]) * x[i];                                                           \
-        for (int j = 0; j < BLOCK; j++)                                                            \
-            sum += acc[j];                                                                         \
-        return sum;                                                                                \
+    if ((int)dt < 0 || dt >= ENG_DT_COUNT)
+        return NULL;
+#if defined(ENG_HAVE_AVX2)
+    if (isa == ENG_ISA_AVX2) {
+        if (!cpu_has_avx2())
+            return NULL;
+        table = eng_kern_avx2;
     }
-
-#define LOAD_F32(v) (v)
-DEFINE_DOT(dot_f32, float, LOAD_F32)
-DEFINE_DOT(dot_f16, uint16_t, f16_to_f32)
-DEFINE_DOT(dot_bf16, uint16_t, bf16_to_f32)
-
-#define DEFINE_CONVERT(NAME, TYPE, LOAD)                                                           \
-    static void NAME(const TYPE *src, float *dst, int64_t n)                                       \
-    {                                                                                              \
-        int64_t i = 0;                                                                             \
-        for (; i + BLOCK <= n; i += BLOCK)                                                         \
-            for (int j = 0; j < BLOCK; j++)                                                        \
-                dst[i + j] = LOAD(src[i + j]);                                                     \
-        for (; i < n; i++)                                                                         \
-            dst[i] = LOAD(src[i]);                                                                 \
-    }
-
-DEFINE_CONVERT(convert_f16, uint16_t, f16_to_f32)
-DEFINE_CONVERT(convert_bf16, uint16_t, bf16_to_f32)
-
-static void convert_f32(const float *src, float *dst, int64_t n)
-{
-    memcpy(dst, src, (size_t)n * sizeof *dst);
+#else
+    if (isa != ENG_ISA_SCALAR)
+        return NULL;
+#endif
+    return table[dt].dot_rows ? &table[dt] : NULL;
 }
-
-/* ---- the ops table entries: row ranges of a matrix view */
-
-static inline const void *row_ptr(const struct eng_mat *w, int64_t r)
-{
-    return (const uint8_t *)w->data + (size_t)r * w->row_stride;
-}
-
-#define DEFINE_MAT_OPS(SUFFIX, TYPE)                                                               \
-    static void dot_rows_##SUFFIX(const struct eng_mat *w, const float *x, float *y, int64_t r0,   \
-                                  int64_t r1)                                                      \
-    {                                                                                              \
-        for (int64_t r = r0; r < r1; r++)                                                          \
-            y[r] = dot_##SUFFIX((const TYPE *)row_ptr(w, r), x, w->cols);                          \
-    }                                                                                              \
-    static void rows_to_f32_##SUFFIX(const struct eng_mat *w, int64_t r0, int64_t r1, float *dst)  \
-    {                                                                                              \
-        for (int64_t r = r0; r < r1; r++)                                                          \
-            convert_##SUFFIX((const TYPE *)row_ptr(w, r),                                          \
-                             dst + (size_t)(r - r0) * (size_t)w->cols, w->cols);                   \
-    }
-
-DEFINE_MAT_OPS(f32, float)
-DEFINE_MAT_OPS(f16, uint16_t)
-DEFINE_MAT_OPS(bf16, uint16_t)
-
-static const struct eng_mat_ops mat_ops[ENG_DT_COUNT] = {
-    [ENG_DT_F32] = {.dot_rows = dot_rows_f32, .rows_to_f32 = rows_to_f32_f32},
-    [ENG_DT_F16] = {.dot_rows = dot_rows_f16, .rows_to_f32 = rows_to_f32_f16},
-    [ENG_DT_BF16] = {.dot_rows = dot_rows_bf16, .rows_to_f32 = rows_to_f32_bf16},
-};
 
 const struct eng_mat_ops *eng_mat_ops(enum eng_dtype dt)
 {
-    if ((int)dt < 0 || dt >= ENG_DT_COUNT || !mat_ops[dt].dot_rows)
+    return eng_mat_ops_isa(dt, eng_isa_best());
+}
+
+const struct eng_kv_ops *eng_kv_ops_isa(enum eng_dtype dt, enum eng_isa isa)
+{
+    int i = dt == ENG_DT_F32 ? 0 : dt == ENG_DT_F16 ? 1 : -1;
+
+    if (i < 0)
         return NULL;
-    return &mat_ops[dt];
+#if defined(ENG_HAVE_AVX2)
+    if (isa == ENG_ISA_AVX2)
+        return cpu_has_avx2() ? &eng_kv_avx2[i] : NULL;
+#endif
+    return isa == ENG_ISA_SCALAR ? &eng_kv_scalar[i] : NULL;
+}
+
+const struct eng_kv_ops *eng_kv_ops(enum eng_dtype dt)
+{
+    return eng_kv_ops_isa(dt, eng_isa_best());
 }
 
 void eng_to_f32(enum eng_dtype dt, const void *src, float *dst, size_t n)
@@ -142,7 +85,65 @@ void eng_to_f32(enum eng_dtype dt, const void *src, float *dst, size_t n)
                         .cols = (int64_t)n,
                         .row_stride = n * eng_dtype_info(dt)->size,
                         .data = src};
-    eng_mat_ops(dt)->rows_to_f32(&v, 0, 1, dst);
+    eng_kern_scalar[dt].rows_to_f32(&v, 0, 1, dst);
+}
+
+/* ---- prepared activations: header, then q, t, d, s, each 32-byte aligned */
+
+#define XQ_ALIGN 32
+
+static size_t round_up(size_t n, size_t a)
+{
+    return (n + a - 1) / a * a;
+}
+
+/* Elements and groups the arrays hold: whole 64-element blocks and whole
+ * 8-group batches, zero-padded, so the kernels never load past them. */
+static size_t xq_elems(int64_t cols, int group_size)
+{
+    size_t e = round_up((size_t)cols, 64);
+    size_t b = group_size ? round_up((size_t)cols / (size_t)group_size, 8) * (size_t)group_size : 0;
+    return e > b ? e : b;
+}
+
+/* (group_size 0: float weights, which have no groups) */
+static size_t xq_groups(int64_t cols, int group_size)
+{
+    return group_size ? round_up((size_t)cols / (size_t)group_size, 8) : 0;
+}
+
+size_t eng_xq_bytes(int64_t cols, int group_size)
+{
+    size_t e = xq_elems(cols, group_size), g = xq_groups(cols, group_size);
+    return round_up(sizeof(struct eng_xq), XQ_ALIGN) + round_up(e * sizeof(int16_t), XQ_ALIGN) +
+           round_up(e, XQ_ALIGN) + e * sizeof(int32_t) + 2 * round_up(g * sizeof(float), XQ_ALIGN);
+}
+
+struct eng_xq *eng_xq_init(void *buf, int64_t cols, int group_size, enum eng_dtype dt)
+{
+    size_t e = xq_elems(cols, group_size), g = xq_groups(cols, group_size);
+    size_t ng = group_size ? (size_t)cols / (size_t)group_size : 0;
+    uint8_t *p = buf;
+    struct eng_xq *xq = buf;
+
+    p += round_up(sizeof *xq, XQ_ALIGN);
+    xq->cols = cols;
+    xq->group_size = group_size;
+    xq->dtype = dt;
+    xq->x = NULL;
+    xq->q = (int16_t *)(void *)p;
+    p += round_up(e * sizeof(int16_t), XQ_ALIGN);
+    xq->l = (int8_t *)p;
+    p += round_up(e, XQ_ALIGN);
+    xq->t = (int32_t *)(void *)p;
+    p += e * sizeof(int32_t);
+    xq->d = (float *)(void *)p;
+    p += round_up(g * sizeof(float), XQ_ALIGN);
+    xq->s = (float *)(void *)p;
+    /* the padding groups contribute 0 * 0 to every dot product */
+    for (size_t i = ng; i < g; i++)
+        xq->d[i] = xq->s[i] = 0.0f;
+    return xq;
 }
 
 /* ---- f32 kernels of the forward pass */
@@ -174,15 +175,39 @@ void eng_softmax(float *x, int n)
         x[i] /= sum;
 }
 
-void eng_swiglu(float *gate, const float *up, size_t n)
+void eng_swiglu_isa(enum eng_isa isa, float *gate, const float *up, size_t n)
 {
+#if defined(ENG_HAVE_AVX2)
+    if (isa == ENG_ISA_AVX2 && cpu_has_avx2()) {
+        eng_swiglu_avx2(gate, up, n);
+        return;
+    }
+#else
+    (void)isa;
+#endif
     for (size_t i = 0; i < n; i++)
         gate[i] = gate[i] / (1.0f + expf(-gate[i])) * up[i];
 }
 
+void eng_swiglu(float *gate, const float *up, size_t n)
+{
+    eng_swiglu_isa(eng_isa_best(), gate, up, n);
+}
+
 float eng_dot(const float *a, const float *b, int n)
 {
-    return dot_f32(a, b, n);
+    float acc[16] = {0};
+    float sum = 0.0f;
+    int i = 0;
+
+    for (; i + 16 <= n; i += 16)
+        for (int j = 0; j < 16; j++)
+            acc[j] += a[i + j] * b[i + j];
+    for (; i < n; i++)
+        acc[0] += a[i] * b[i];
+    for (int j = 0; j < 16; j++)
+        sum += acc[j];
+    return sum;
 }
 
 void eng_add(float *y, const float *x, size_t n)

@@ -15,6 +15,9 @@
  *    on 2 OpenBLAS threads), which also leaves two thread pools fighting
  *    over the cores.
  */
+#include <stdlib.h>
+#include <string.h>
+
 #include <cblas.h>
 
 #include "engine/internal.h"
@@ -27,7 +30,9 @@
  * sleep or the machine is oversubscribed), more than small layers take. */
 #define PAR_MIN_MACS (1 << 16)
 /* Target floats per converted tile: 64 Ki floats = 256 KiB, about L2. */
+#ifndef TILE_FLOATS
 #define TILE_FLOATS (64 * 1024)
+#endif
 
 static int64_t tile_rows(int64_t cols)
 {
@@ -35,11 +40,47 @@ static int64_t tile_rows(int64_t cols)
     return t < ROW_ALIGN ? ROW_ALIGN : t;
 }
 
-size_t eng_gemm_scratch_floats(int64_t max_cols)
+/* Our own prompt kernel runs where it was compiled in and the CPU has
+ * AVX2/FMA; ENG_PROMPT_BLAS forces OpenBLAS (for measuring the two). */
+static bool own_gemm(void)
+{
+#if defined(ENG_HAVE_AVX2) && !defined(ENG_PROMPT_BLAS)
+    return eng_isa_best() == ENG_ISA_AVX2;
+#else
+    return false;
+#endif
+}
+
+int eng_gemm_scratch_init(
+    struct eng_gemm_scratch *s, int n_threads, int64_t max_cols, int max_tokens, int extra_inputs)
 {
     /* tile_rows(c) * c <= max(TILE_FLOATS, ROW_ALIGN * c) for every c. */
     int64_t small = (int64_t)ROW_ALIGN * max_cols;
-    return (size_t)(small > TILE_FLOATS ? small : TILE_FLOATS);
+    size_t prep = (eng_xq_bytes(max_cols, 32) + 63) / 64 * 64; /* 32: the most groups */
+
+    memset(s, 0, sizeof *s);
+    s->per_thread = (size_t)(small > TILE_FLOATS ? small : TILE_FLOATS);
+    s->buf = malloc((size_t)n_threads * s->per_thread * sizeof(float));
+    s->prep_bytes = prep;
+    s->n_prep = ENG_PREP_SLOTS + extra_inputs;
+    s->prep = aligned_alloc(64, (size_t)s->n_prep * prep);
+#if defined(ENG_HAVE_AVX2)
+    if (own_gemm() && max_tokens > 1)
+        s->xp = malloc(eng_gemm_xp_floats(max_tokens, max_cols) * sizeof(float));
+#endif
+    if (!s->buf || !s->prep || (own_gemm() && max_tokens > 1 && !s->xp)) {
+        eng_gemm_scratch_free(s);
+        return SH_ENOMEM;
+    }
+    return 0;
+}
+
+void eng_gemm_scratch_free(struct eng_gemm_scratch *s)
+{
+    free(s->buf);
+    free(s->xp);
+    free(s->prep);
+    memset(s, 0, sizeof *s);
 }
 
 struct linear_job {
@@ -50,6 +91,9 @@ struct linear_job {
     int n;
     int64_t total_rows; /* over all outputs */
     const struct eng_gemm_scratch *scratch;
+    const struct eng_mat_ops *ops[ENG_LINEAR_MAX_OUT];
+    const void *xin[ENG_LINEAR_MAX_OUT]; /* decode: x or its eng_xq */
+    const float *xp;                     /* prompt: x packed for eng_gemm_avx2, or NULL */
 };
 
 /* y[:, r0:r1] = x W[r0:r1]^T through f32 tiles and SGEMM. */
@@ -100,12 +144,54 @@ static void linear_worker(void *arg, int t, int nt)
         int64_t b = r1 - base < o->w->rows ? r1 - base : o->w->rows;
         if (a < b) {
             if (job->n == 1)
-                eng_mat_ops(o->w->dtype)->dot_rows(o->w, job->x, o->y, a, b);
+                job->ops[j]->dot_rows(o->w, job->xin[j], o->y, a, b);
+#if defined(ENG_HAVE_AVX2)
+            else if (job->xp)
+                eng_gemm_avx2(o->w, eng_mat_ops(o->w->dtype), a, b, job->xp, job->n, o->y, o->ldy,
+                              scratch);
+#endif
             else
-                gemm_rows(o, a, b, job->x, job->ldx, job->n, scratch);
+                gemm_rows(o, a, b, o->x ? o->x : job->x, job->ldx, job->n, scratch);
         }
         base += o->w->rows;
     }
+}
+
+/* Decode: points each output at its input, preparing each input once per
+ * kind of weight (dtype, group size) into the scratch slots. Returns how
+ * many outputs (a prefix) fit in the slots; the caller runs the rest after. */
+static int prepare_inputs(struct linear_job *job)
+{
+    const float *slot_x[ENG_PREP_SLOTS + ENG_LINEAR_MAX_OUT];
+    enum eng_dtype slot_dt[ENG_PREP_SLOTS + ENG_LINEAR_MAX_OUT];
+    int slot_gs[ENG_PREP_SLOTS + ENG_LINEAR_MAX_OUT];
+    int slots = 0, cap = job->scratch->n_prep;
+
+    cap = cap < ENG_PREP_SLOTS + ENG_LINEAR_MAX_OUT ? cap : ENG_PREP_SLOTS + ENG_LINEAR_MAX_OUT;
+    for (int j = 0; j < job->n_out; j++) {
+        const struct eng_mat *w = job->out[j].w;
+        const float *x = job->out[j].x ? job->out[j].x : job->x;
+        int k = 0;
+        job->ops[j] = eng_mat_ops(w->dtype);
+        job->xin[j] = x;
+        if (!job->ops[j]->prep)
+            continue;
+        while (k < slots &&
+               !(slot_x[k] == x && slot_dt[k] == w->dtype && slot_gs[k] == w->group_size))
+            k++;
+        if (k == slots) {
+            uint8_t *buf = job->scratch->prep + (size_t)k * job->scratch->prep_bytes;
+            if (slots == cap)
+                return j;
+            job->ops[j]->prep(w, x, eng_xq_init(buf, w->cols, w->group_size, w->dtype));
+            slot_x[k] = x;
+            slot_dt[k] = w->dtype;
+            slot_gs[k] = w->group_size;
+            slots++;
+        }
+        job->xin[j] = job->scratch->prep + (size_t)k * job->scratch->prep_bytes;
+    }
+    return job->n_out;
 }
 
 void eng_linear_run(struct eng_pool *pool,
@@ -116,16 +202,27 @@ void eng_linear_run(struct eng_pool *pool,
                     size_t ldx,
                     int n)
 {
-    struct linear_job job = {out, n_out, x, ldx, n, 0, scratch};
-
-    int64_t macs = 0;
-
-    for (int j = 0; j < n_out; j++) {
-        job.total_rows += out[j].w->rows;
-        macs += out[j].w->rows * out[j].w->cols * n;
+    while (n_out > 0) {
+        struct linear_job job = {
+            .out = out, .n_out = n_out, .x = x, .ldx = ldx, .n = n, .scratch = scratch};
+        int64_t macs = 0;
+        if (n == 1)
+            job.n_out = prepare_inputs(&job);
+#if defined(ENG_HAVE_AVX2)
+        else if (scratch->xp) {
+            eng_gemm_pack_x(x, ldx, n, out[0].w->cols, scratch->xp);
+            job.xp = scratch->xp;
+        }
+#endif
+        for (int j = 0; j < job.n_out; j++) {
+            job.total_rows += out[j].w->rows;
+            macs += out[j].w->rows * out[j].w->cols * n;
+        }
+        if (macs < PAR_MIN_MACS)
+            linear_worker(&job, 0, 1);
+        else
+            eng_pool_run(pool, linear_worker, &job);
+        out += job.n_out;
+        n_out -= job.n_out;
     }
-    if (macs < PAR_MIN_MACS)
-        linear_worker(&job, 0, 1);
-    else
-        eng_pool_run(pool, linear_worker, &job);
 }

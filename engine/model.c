@@ -8,9 +8,11 @@
  * config says is absent, a q_norm in a "qwen2" model) means the config and
  * the weights disagree, and computing anyway would give wrong logits.
  */
+#include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/mman.h>
 
 #include "common/util.h"
 #include "engine/internal.h"
@@ -26,17 +28,16 @@ struct binder {
     struct sh_err *err;
 };
 
-/* Finds a tensor and checks its shape ([d0] or [d0, d1]) and dtype. */
-static int find(struct binder *b,
-                const char *name,
-                int n_dims,
-                int64_t d0,
-                int64_t d1,
-                const struct eng_tensor **out)
+/* Finds a tensor and checks its shape ([d0] or [d0, d1]); no dtype check. */
+static int lookup(struct binder *b,
+                  const char *name,
+                  int n_dims,
+                  int64_t d0,
+                  int64_t d1,
+                  const struct eng_tensor **out)
 {
     const struct eng_st *st = &b->m->st;
     const struct eng_tensor *t = eng_st_find(st, name);
-    size_t idx;
 
     if (!t)
         return sh_err_set(b->err, SH_ENOTFOUND, "%s: tensor %s is missing", b->dir, name);
@@ -54,34 +55,157 @@ static int find(struct binder *b,
                           "%s: tensor %s has shape [%s], the config implies [%lld]",
                           eng_st_file_of(st, t), name, got, (long long)d0);
     }
-    if (!eng_mat_ops(t->dtype))
-        return sh_err_set(b->err, SH_EUNSUPPORTED, "%s: tensor %s: dtype %s is not supported",
-                          eng_st_file_of(st, t), name, eng_dtype_info(t->dtype)->st_name);
-    idx = (size_t)(t - st->tensors);
-    if (!b->used[idx]) {
-        b->used[idx] = true;
-        b->m->n_params += t->n_elems;
-        b->m->weight_bytes += t->nbytes;
-        b->dt_bytes[t->dtype] += t->nbytes;
-    }
     *out = t;
     return 0;
 }
 
-static int
-bind_mat(struct binder *b, const char *name, int64_t rows, int64_t cols, struct eng_mat *out)
+/* Counts t as used (once) by a weight of dtype `as` with `params` elements. */
+static void mark(struct binder *b, const struct eng_tensor *t, enum eng_dtype as, uint64_t params)
 {
-    const struct eng_tensor *t;
-    int rc = find(b, name, 2, rows, cols, &t);
+    size_t idx = (size_t)(t - b->m->st.tensors);
+
+    if (b->used[idx])
+        return;
+    b->used[idx] = true;
+    b->m->n_params += params;
+    b->m->weight_bytes += t->nbytes;
+    b->dt_bytes[as] += t->nbytes;
+}
+
+/* lookup + the dtype must have kernels; marks the tensor used. */
+static int find(struct binder *b,
+                const char *name,
+                int n_dims,
+                int64_t d0,
+                int64_t d1,
+                const struct eng_tensor **out)
+{
+    int rc = lookup(b, name, n_dims, d0, d1, out);
 
     if (rc)
         return rc;
+    if (!eng_mat_ops((*out)->dtype))
+        return sh_err_set(b->err, SH_EUNSUPPORTED, "%s: tensor %s: dtype %s is not supported",
+                          eng_st_file_of(&b->m->st, *out), name,
+                          eng_dtype_info((*out)->dtype)->st_name);
+    mark(b, *out, (*out)->dtype, (*out)->n_elems);
+    return 0;
+}
+
+/* How module is stored: bits 0 for floats, else MLX affine with gs.
+ * mlx-lm's rule (utils.py load_model): a module's own entry in the
+ * quantization block wins; otherwise a module is quantized with the
+ * defaults when its .scales tensor exists. */
+static void module_quant(struct binder *b, const char *module, int *bits, int *gs)
+{
+    const struct eng_quant *q = &b->m->quant;
+    const struct eng_quant_over *ov = q->bits ? eng_quant_find(q, module) : NULL;
+    char name[NAME_LEN + 128];
+
+    *bits = 0;
+    *gs = 0;
+    if (ov) {
+        *bits = ov->bits;
+        *gs = ov->group_size;
+        return;
+    }
+    snprintf(name, sizeof name, "%s.scales", module);
+    if (q->bits && eng_st_find(&b->m->st, name)) {
+        *bits = q->bits;
+        *gs = q->group_size;
+    }
+}
+
+/* module.weight (U32 codes), module.scales and module.biases. */
+static int bind_quant(struct binder *b,
+                      const char *module,
+                      int bits,
+                      int gs,
+                      int64_t rows,
+                      int64_t cols,
+                      struct eng_mat *out)
+{
+    const struct eng_st *st = &b->m->st;
+    const struct eng_tensor *w, *sc, *bi;
+    enum eng_dtype dt = bits == 4 ? ENG_DT_Q4 : ENG_DT_Q8;
+    char name[NAME_LEN + 128];
+    int rc;
+
+    if (cols % gs != 0)
+        return sh_err_set(b->err, SH_EMALFORMED,
+                          "%s: %s has %lld input columns, not a multiple of its group size %d",
+                          b->dir, module, (long long)cols, gs);
+    snprintf(name, sizeof name, "%s.weight", module);
+    if ((rc = lookup(b, name, 2, rows, cols * bits / 32, &w)))
+        return sh_err_wrap(b->err, "%d-bit codes", bits);
+    if (w->dtype != ENG_DT_U32)
+        return sh_err_set(b->err, SH_EMALFORMED, "%s: tensor %s is %s, quantized codes are U32",
+                          eng_st_file_of(st, w), name, eng_dtype_info(w->dtype)->st_name);
+    snprintf(name, sizeof name, "%s.scales", module);
+    if ((rc = lookup(b, name, 2, rows, cols / gs, &sc)))
+        return rc;
+    snprintf(name, sizeof name, "%s.biases", module);
+    if ((rc = lookup(b, name, 2, rows, cols / gs, &bi)))
+        return rc;
+    if (sc->dtype != bi->dtype ||
+        (sc->dtype != ENG_DT_F32 && sc->dtype != ENG_DT_F16 && sc->dtype != ENG_DT_BF16))
+        return sh_err_set(b->err, SH_EUNSUPPORTED,
+                          "%s: %s: scales %s and biases %s: both must be F32, F16 or BF16",
+                          eng_st_file_of(st, sc), module, eng_dtype_info(sc->dtype)->st_name,
+                          eng_dtype_info(bi->dtype)->st_name);
+    mark(b, w, dt, (uint64_t)rows * (uint64_t)cols);
+    mark(b, sc, dt, 0);
+    mark(b, bi, dt, 0);
+    out->dtype = dt;
+    out->rows = rows;
+    out->cols = cols;
+    out->row_stride = (size_t)cols * (size_t)bits / 8;
+    out->data = w->data;
+    out->group_size = gs;
+    out->sb_dtype = sc->dtype;
+    out->scales = sc->data;
+    out->biases = bi->data;
+    out->sb_stride = (size_t)(cols / gs) * eng_dtype_info(sc->dtype)->size;
+    return 0;
+}
+
+/* The weight of a linear (or embedding) module: module.weight in a float
+ * dtype, or MLX affine-quantized codes with their scales and biases. */
+static int
+bind_mat(struct binder *b, const char *module, int64_t rows, int64_t cols, struct eng_mat *out)
+{
+    const struct eng_tensor *t;
+    char name[NAME_LEN + 128];
+    int bits, gs, rc;
+
+    module_quant(b, module, &bits, &gs);
+    if (bits)
+        return bind_quant(b, module, bits, gs, rows, cols, out);
+    snprintf(name, sizeof name, "%s.weight", module);
+    t = eng_st_find(&b->m->st, name);
+    if (t && t->dtype == ENG_DT_U32)
+        return sh_err_set(b->err, SH_EMALFORMED,
+                          "%s: tensor %s holds packed U32 codes but config.json does not "
+                          "quantize %s",
+                          eng_st_file_of(&b->m->st, t), name, module);
+    if ((rc = find(b, name, 2, rows, cols, &t)))
+        return rc;
+    memset(out, 0, sizeof *out);
     out->dtype = t->dtype;
     out->rows = rows;
     out->cols = cols;
     out->row_stride = (size_t)cols * eng_dtype_info(t->dtype)->size;
     out->data = t->data;
     return 0;
+}
+
+/* Bytes a matrix's rows (and scales and biases) take. */
+static uint64_t mat_bytes(const struct eng_mat *w)
+{
+    uint64_t n = (uint64_t)w->rows * w->row_stride;
+    if (w->dtype == ENG_DT_Q4 || w->dtype == ENG_DT_Q8)
+        n += 2 * (uint64_t)w->rows * w->sb_stride;
+    return n;
 }
 
 /* A 1-D tensor of n elements, converted to f32 into the vector arena. */
@@ -128,10 +252,10 @@ static int bind_layer(struct binder *b, int l)
     snprintf(p, sizeof p, "model.layers.%d", l);
     if ((rc = bind_vec(b, NAME("input_layernorm.weight"), c->dim, &L->attn_norm)) ||
         (rc = bind_vec(b, NAME("post_attention_layernorm.weight"), c->dim, &L->ffn_norm)) ||
-        (rc = bind_mat(b, NAME("self_attn.q_proj.weight"), q_dim, c->dim, &L->wq)) ||
-        (rc = bind_mat(b, NAME("self_attn.k_proj.weight"), kv_dim, c->dim, &L->wk)) ||
-        (rc = bind_mat(b, NAME("self_attn.v_proj.weight"), kv_dim, c->dim, &L->wv)) ||
-        (rc = bind_mat(b, NAME("self_attn.o_proj.weight"), c->dim, q_dim, &L->wo)))
+        (rc = bind_mat(b, NAME("self_attn.q_proj"), q_dim, c->dim, &L->wq)) ||
+        (rc = bind_mat(b, NAME("self_attn.k_proj"), kv_dim, c->dim, &L->wk)) ||
+        (rc = bind_mat(b, NAME("self_attn.v_proj"), kv_dim, c->dim, &L->wv)) ||
+        (rc = bind_mat(b, NAME("self_attn.o_proj"), c->dim, q_dim, &L->wo)))
         return rc;
     if (c->attn_bias && ((rc = bind_vec(b, NAME("self_attn.q_proj.bias"), q_dim, &L->bq)) ||
                          (rc = bind_vec(b, NAME("self_attn.k_proj.bias"), kv_dim, &L->bk)) ||
@@ -144,21 +268,21 @@ static int bind_layer(struct binder *b, int l)
          (rc = bind_vec(b, NAME("self_attn.k_norm.weight"), c->head_dim, &L->k_norm))))
         return rc;
     if (c->n_experts == 0) {
-        if ((rc = bind_mat(b, NAME("mlp.gate_proj.weight"), c->hidden_dim, c->dim, &L->w_gate)) ||
-            (rc = bind_mat(b, NAME("mlp.up_proj.weight"), c->hidden_dim, c->dim, &L->w_up)) ||
-            (rc = bind_mat(b, NAME("mlp.down_proj.weight"), c->dim, c->hidden_dim, &L->w_down)))
+        if ((rc = bind_mat(b, NAME("mlp.gate_proj"), c->hidden_dim, c->dim, &L->w_gate)) ||
+            (rc = bind_mat(b, NAME("mlp.up_proj"), c->hidden_dim, c->dim, &L->w_up)) ||
+            (rc = bind_mat(b, NAME("mlp.down_proj"), c->dim, c->hidden_dim, &L->w_down)))
             return rc;
         return 0;
     }
-    if ((rc = bind_mat(b, NAME("mlp.gate.weight"), c->n_experts, c->dim, &L->router)))
+    if ((rc = bind_mat(b, NAME("mlp.gate"), c->n_experts, c->dim, &L->router)))
         return rc;
     L->experts = b->m->experts + (size_t)l * (size_t)c->n_experts;
     for (int e = 0; e < c->n_experts; e++) {
         struct eng_expert *E = &L->experts[e];
         snprintf(p, sizeof p, "model.layers.%d.mlp.experts.%d", l, e);
-        if ((rc = bind_mat(b, NAME("gate_proj.weight"), c->moe_hidden_dim, c->dim, &E->gate)) ||
-            (rc = bind_mat(b, NAME("up_proj.weight"), c->moe_hidden_dim, c->dim, &E->up)) ||
-            (rc = bind_mat(b, NAME("down_proj.weight"), c->dim, c->moe_hidden_dim, &E->down)))
+        if ((rc = bind_mat(b, NAME("gate_proj"), c->moe_hidden_dim, c->dim, &E->gate)) ||
+            (rc = bind_mat(b, NAME("up_proj"), c->moe_hidden_dim, c->dim, &E->up)) ||
+            (rc = bind_mat(b, NAME("down_proj"), c->dim, c->moe_hidden_dim, &E->down)))
             return rc;
     }
 #undef NAME
@@ -171,9 +295,37 @@ static bool ignorable(const struct eng_config *c, const char *name)
     size_t len = strlen(name);
     const char *inv = "rotary_emb.inv_freq"; /* older checkpoints store RoPE's table */
 
-    if (c->tie_embeddings && strcmp(name, "lm_head.weight") == 0)
+    /* mlx-lm's sanitize() drops a tied lm_head; other writers keep a copy */
+    if (c->tie_embeddings && strncmp(name, "lm_head.", 8) == 0)
         return true;
     return len >= strlen(inv) && strcmp(name + len - strlen(inv), inv) == 0;
+}
+
+/* Bytes of weights one decode step reads: every matrix once (the tied
+ * embedding as the output head), one embedding row, the norms and biases;
+ * of the experts only the share a token selects (k of n). */
+static uint64_t decode_bytes(const struct eng_model *m)
+{
+    const struct eng_config *c = &m->cfg;
+    uint64_t n = mat_bytes(&m->lm_head) + mat_bytes(&m->embed) / (uint64_t)m->embed.rows;
+    uint64_t experts = 0;
+
+    n += vec_floats(c) * sizeof(float);
+    for (int l = 0; l < c->n_layers; l++) {
+        const struct eng_layer *L = &m->layers[l];
+        n += mat_bytes(&L->wq) + mat_bytes(&L->wk) + mat_bytes(&L->wv) + mat_bytes(&L->wo);
+        if (c->n_experts == 0) {
+            n += mat_bytes(&L->w_gate) + mat_bytes(&L->w_up) + mat_bytes(&L->w_down);
+            continue;
+        }
+        n += mat_bytes(&L->router);
+        for (int e = 0; e < c->n_experts; e++)
+            experts += mat_bytes(&L->experts[e].gate) + mat_bytes(&L->experts[e].up) +
+                       mat_bytes(&L->experts[e].down);
+    }
+    if (c->n_experts)
+        n += experts / (uint64_t)c->n_experts * (uint64_t)c->n_experts_per_tok;
+    return n;
 }
 
 static int bind_all(struct eng_model *m, const char *dir, struct sh_err *err)
@@ -205,12 +357,20 @@ static int bind_all(struct eng_model *m, const char *dir, struct sh_err *err)
         goto out;
     }
     b.vec_next = m->vecs;
-    if ((rc = bind_mat(&b, "model.embed_tokens.weight", c->vocab_size, c->dim, &m->embed)))
+    if ((rc = bind_mat(&b, "model.embed_tokens", c->vocab_size, c->dim, &m->embed)))
         goto out;
     if (c->tie_embeddings)
         m->lm_head = m->embed;
-    else if ((rc = bind_mat(&b, "lm_head.weight", c->vocab_size, c->dim, &m->lm_head)))
+    else if ((rc = bind_mat(&b, "lm_head", c->vocab_size, c->dim, &m->lm_head)))
         goto out;
+    /* A 4-bit output head multiplies 16-bit activation codes (kern_avx2_q.c:
+     * a third fewer instructions per weight). Its rounding (2^-16 of a
+     * group's largest element) reaches the logits unamplified; the layers'
+     * keep 21 bits, as rounding there is amplified on its way up (measured
+     * on tests/fixtures/mlx-quant: 16-bit heads 4-6e-4, 16-bit layers 1.1e-3
+     * off the reference logits, whose tolerance is 1e-3). */
+    if (m->lm_head.dtype == ENG_DT_Q4)
+        m->lm_head.x16 = true;
     if ((rc = bind_vec(&b, "model.norm.weight", c->dim, &m->final_norm)))
         goto out;
     for (int l = 0; l < c->n_layers; l++)
@@ -230,9 +390,100 @@ static int bind_all(struct eng_model *m, const char *dir, struct sh_err *err)
             best = d;
     m->dtype_name = eng_dtype_info((enum eng_dtype)best)->name;
     eng_rope_inv_freq(c, m->rope_inv_freq);
+    m->decode_bytes = decode_bytes(m);
 out:
     free(b.used);
     return rc;
+}
+
+/* ---- repacking for the kernels (once, at load) */
+
+/* Every weight matrix of the model, the tied output head excepted (it is
+ * the embedding, repacked once). */
+static int list_mats(struct eng_model *m, struct eng_mat **out)
+{
+    const struct eng_config *c = &m->cfg;
+    int n = 0;
+
+    out[n++] = &m->embed;
+    if (!c->tie_embeddings)
+        out[n++] = &m->lm_head;
+    for (int l = 0; l < c->n_layers; l++) {
+        struct eng_layer *L = &m->layers[l];
+        out[n++] = &L->wq;
+        out[n++] = &L->wk;
+        out[n++] = &L->wv;
+        out[n++] = &L->wo;
+        if (c->n_experts == 0) {
+            out[n++] = &L->w_gate;
+            out[n++] = &L->w_up;
+            out[n++] = &L->w_down;
+            continue;
+        }
+        out[n++] = &L->router;
+        for (int e = 0; e < c->n_experts; e++) {
+            out[n++] = &L->experts[e].gate;
+            out[n++] = &L->experts[e].up;
+            out[n++] = &L->experts[e].down;
+        }
+    }
+    return n;
+}
+
+static size_t repacked_size(const struct eng_mat *w)
+{
+    return ((size_t)w->rows * w->row_stride + ENG_REPACK_PAD + 63) / 64 * 64;
+}
+
+/* Matrices whose kernels on this CPU read a layout of their own are copied
+ * into it, in one anonymous mapping with transparent huge pages asked for
+ * (fewer TLB misses while streaming). The mmapped file pages of those
+ * tensors are not touched again; the page cache may drop them. */
+static int repack_all(struct eng_model *m, struct sh_err *err)
+{
+    const struct eng_config *c = &m->cfg;
+    size_t cap = 2 + (size_t)c->n_layers * (8 + 3 * (size_t)c->n_experts), total = 0;
+    struct eng_mat **mats = malloc(cap * sizeof *mats);
+    uint8_t *p;
+    int n;
+
+    if (!mats)
+        return sh_err_set(err, SH_ENOMEM, "out of memory");
+    n = list_mats(m, mats);
+    for (int i = 0; i < n; i++) {
+        const struct eng_mat_ops *ops = eng_mat_ops(mats[i]->dtype);
+        if (ops->repack)
+            total += repacked_size(mats[i]);
+    }
+    if (total == 0) {
+        free(mats);
+        return 0;
+    }
+    p = mmap(NULL, total, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+    if (p == MAP_FAILED) {
+        free(mats);
+        return sh_err_set(err, SH_ENOMEM, "repacking %zu bytes of weights: %s", total,
+                          strerror(errno));
+    }
+#ifdef MADV_HUGEPAGE
+    madvise(p, total, MADV_HUGEPAGE); /* a hint: failure changes nothing */
+#endif
+    m->repacked = p;
+    m->repacked_bytes = total;
+    for (int i = 0; i < n; i++) {
+        const struct eng_mat_ops *ops = eng_mat_ops(mats[i]->dtype);
+        if (!ops->repack)
+            continue;
+        ops->repack(mats[i], p, mats[i]);
+        p += repacked_size(mats[i]);
+    }
+    if (c->tie_embeddings) {
+        bool x16 = m->lm_head.x16;
+        m->lm_head = m->embed;
+        m->lm_head.x16 = x16;
+    }
+    free(mats);
+    return 0;
 }
 
 int eng_model_load(const char *dir, struct eng_model **out, struct sh_err *err)
@@ -242,8 +493,9 @@ int eng_model_load(const char *dir, struct eng_model **out, struct sh_err *err)
 
     if (!m)
         return sh_err_set(err, SH_ENOMEM, "out of memory");
-    if ((rc = eng_config_load(dir, &m->cfg, &m->gen, err)) ||
-        (rc = eng_st_open(dir, &m->st, err)) || (rc = bind_all(m, dir, err))) {
+    if ((rc = eng_config_load(dir, &m->cfg, &m->gen, &m->quant, err)) ||
+        (rc = eng_st_open(dir, &m->st, err)) || (rc = bind_all(m, dir, err)) ||
+        (rc = repack_all(m, err))) {
         eng_model_free(m);
         return rc;
     }
@@ -256,6 +508,9 @@ void eng_model_free(struct eng_model *m)
     if (!m)
         return;
     eng_st_close(&m->st);
+    eng_quant_free(&m->quant);
+    if (m->repacked)
+        munmap(m->repacked, m->repacked_bytes);
     free(m->vecs);
     free(m->layers);
     free(m->experts);
@@ -281,6 +536,11 @@ uint64_t eng_model_weight_bytes(const struct eng_model *m)
 uint64_t eng_model_n_params(const struct eng_model *m)
 {
     return m->n_params;
+}
+
+uint64_t eng_model_decode_bytes(const struct eng_model *m)
+{
+    return m->decode_bytes;
 }
 
 const char *eng_model_dtype_name(const struct eng_model *m)

@@ -72,6 +72,10 @@ struct eng_config {
     int n_experts_per_tok;
     int moe_hidden_dim;
     bool norm_topk_prob;
+    /* MLX affine quantization ("quantization" in config.json); 0 when the
+     * weights are floats. Modules may override it (see the engine). */
+    int quant_bits;       /* 4 or 8 */
+    int quant_group_size; /* 32, 64 or 128 */
     /* from config.json / generation_config.json */
     int32_t bos_id;               /* -1 if none */
     int32_t eos_ids[ENG_MAX_EOS]; /* generation_config eos_token_id (or config's) */
@@ -110,8 +114,37 @@ const struct eng_gen_defaults *eng_model_gen_defaults(const struct eng_model *m)
 /* Bytes of weights the model maps, and the number of parameters. */
 uint64_t eng_model_weight_bytes(const struct eng_model *m);
 uint64_t eng_model_n_params(const struct eng_model *m);
-/* A short name of the dominant weight dtype ("bf16", "f16", "f32", ...). */
+/* Bytes of weights one decode step reads (each matrix once, one embedding
+ * row, norms; for a mixture of experts the selected experts' share): the
+ * divisor of the memory-bandwidth limit on tokens/s. */
+uint64_t eng_model_decode_bytes(const struct eng_model *m);
+/* A short name of the dominant weight dtype ("bf16", "f16", "f32", "q4",
+ * "q8"). */
 const char *eng_model_dtype_name(const struct eng_model *m);
+
+/* Which weight kernels this CPU runs: "avx2" (AVX2+FMA+F16C) or "scalar". */
+const char *eng_kernels_name(void);
+
+/* ---- MLX affine quantization of a float model (`shoal quantize`) */
+
+struct eng_quantize_opts {
+    int bits;          /* 4 or 8 */
+    int group_size;    /* 32, 64 or 128 */
+    const char *dtype; /* scales, biases and the tensors left in float: "bf16",
+                        * "f16" or "f32" (weights are rounded to it first, as
+                        * mlx_lm.convert --dtype does); NULL: the model's own */
+};
+
+/* Writes to out_dir (which must not exist) the model of src_dir quantized
+ * as mlx_lm.convert -q does: the same files, tensors, packing, rounding and
+ * config keys, so MLX and shoal both load it. Nothing is left behind on
+ * error. Errors: SH_EINVAL (options, an already quantized model), SH_EEXIST,
+ * SH_EUNSUPPORTED (a tensor dtype or name it cannot write), the errors of
+ * eng_model_load's readers, SH_EIO, SH_ENOMEM. */
+int eng_quantize(const char *src_dir,
+                 const char *out_dir,
+                 const struct eng_quantize_opts *opts,
+                 struct sh_err *err);
 
 /* ---- thread pool: persistent workers with a barrier-style dispatch. */
 
@@ -130,17 +163,35 @@ int eng_physical_cores(void);
 /* ---- one sequence */
 struct eng_ctx;
 
+/* How the KV cache stores keys and values. F16 halves the cache's memory
+ * and the bytes attention reads per token; values are rounded to nearest
+ * even (relative error <= 2^-11) and computed with in f32. */
+enum eng_kv_type {
+    ENG_KV_F32 = 0,
+    ENG_KV_F16 = 1,
+};
+
+/* "f32" or "f16" -> *out; false for anything else. */
+bool eng_kv_type_parse(const char *s, enum eng_kv_type *out);
+const char *eng_kv_type_name(enum eng_kv_type t);
+
+struct eng_ctx_opts {
+    int n_ctx;                 /* positions; <= 0: the model's max_pos */
+    enum eng_kv_type kv_type;  /* ENG_KV_F32 (0) unless asked */
+};
+
 /* A context for up to n_ctx positions (<= 0: the model's max_pos). The model
  * and pool are borrowed for the context's lifetime. The f32 KV cache takes
  * 2 x n_layers x n_ctx x n_kv_heads x head_dim x 4 bytes, allocated up front
  * but touched only as positions fill. Sets OpenBLAS to one thread per call
  * (process-wide): prompt SGEMMs run one per pool thread. Errors: SH_EINVAL
  * (n_ctx larger than max_pos), SH_ENOMEM. */
-int eng_ctx_new(const struct eng_model *m,
-                struct eng_pool *pool,
-                int n_ctx,
-                struct eng_ctx **out,
-                struct sh_err *err);
+int eng_ctx_new(const struct eng_model *m, struct eng_pool *pool, int n_ctx,
+                struct eng_ctx **out, struct sh_err *err);
+/* The same with options (opts borrowed for the call; 2 bytes per cached
+ * element with ENG_KV_F16). */
+int eng_ctx_new_ex(const struct eng_model *m, struct eng_pool *pool,
+                   const struct eng_ctx_opts *opts, struct eng_ctx **out, struct sh_err *err);
 void eng_ctx_free(struct eng_ctx *ctx);
 
 /* Positions already in the KV cache, and the capacity. */

@@ -38,6 +38,8 @@ static const struct eng_dtype_info dtypes[ENG_DT_COUNT] = {
     [ENG_DT_BOOL] = {"BOOL", "bool", 1},
     [ENG_DT_F8_E4M3] = {"F8_E4M3", "f8_e4m3", 1},
     [ENG_DT_F8_E5M2] = {"F8_E5M2", "f8_e5m2", 1},
+    [ENG_DT_Q4] = {NULL, "q4", 0},
+    [ENG_DT_Q8] = {NULL, "q8", 0},
 };
 
 const struct eng_dtype_info *eng_dtype_info(enum eng_dtype dt)
@@ -48,7 +50,7 @@ const struct eng_dtype_info *eng_dtype_info(enum eng_dtype dt)
 bool eng_dtype_from_st(const char *st_name, enum eng_dtype *out)
 {
     for (int i = 0; i < ENG_DT_COUNT; i++) {
-        if (strcmp(dtypes[i].st_name, st_name) == 0) {
+        if (dtypes[i].st_name && strcmp(dtypes[i].st_name, st_name) == 0) {
             *out = (enum eng_dtype)i;
             return true;
         }

@@ -166,6 +166,19 @@ static void test_families(void **state)
     assert_int_equal(c.n_experts_per_tok, 2);
     assert_int_equal(c.moe_hidden_dim, 32);
     assert_true(c.norm_topk_prob && c.qk_norm);
+    assert_int_equal(c.quant_bits, 0);
+    /* MLX quantization, with and without "mode", and per-module overrides */
+    ok("{\"model_type\": \"llama\", " BASE_FIELDS
+       ", \"quantization\": {\"bits\": 4, \"group_size\": 64, \"mode\": \"affine\", "
+       "\"lm_head\": {\"bits\": 8, \"group_size\": 32}, \"model.embed_tokens\": false}}",
+       NULL, &c, &g);
+    assert_int_equal(c.quant_bits, 4);
+    assert_int_equal(c.quant_group_size, 64);
+    ok("{\"model_type\": \"llama\", " BASE_FIELDS
+       ", \"quantization_config\": {\"bits\": 8, \"group_size\": 128}}",
+       NULL, &c, &g);
+    assert_int_equal(c.quant_bits, 8);
+    assert_int_equal(c.quant_group_size, 128);
 }
 
 static void test_refused(void **state)
@@ -191,8 +204,28 @@ static void test_refused(void **state)
     refused("{\"model_type\": \"llama\", " BASE_FIELDS
             ", \"rope_scaling\": {\"rope_type\": \"llama3\", \"factor\": 8.0}}",
             NULL, SH_EMALFORMED, "low_freq_factor");
+    /* quantization: MLX affine only, 4/8 bits, groups of 32/64/128 */
+    refused("{\"model_type\": \"llama\", " BASE_FIELDS
+            ", \"quantization_config\": {\"quant_method\": \"gptq\", \"bits\": 4}}",
+            NULL, SH_EUNSUPPORTED, "quant_method");
     refused("{\"model_type\": \"llama\", " BASE_FIELDS ", \"quantization_config\": {\"bits\": 4}}",
-            NULL, SH_EUNSUPPORTED, "quantization_config");
+            NULL, SH_EMALFORMED, "quantization_config.group_size");
+    refused("{\"model_type\": \"llama\", " BASE_FIELDS
+            ", \"quantization\": {\"bits\": 3, \"group_size\": 64}}",
+            NULL, SH_EUNSUPPORTED, "quantization.bits");
+    refused("{\"model_type\": \"llama\", " BASE_FIELDS
+            ", \"quantization\": {\"bits\": 4, \"group_size\": 16}}",
+            NULL, SH_EUNSUPPORTED, "quantization.group_size");
+    refused("{\"model_type\": \"llama\", " BASE_FIELDS
+            ", \"quantization\": {\"bits\": 4, \"group_size\": 32, \"mode\": \"mxfp4\"}}",
+            NULL, SH_EUNSUPPORTED, "mode");
+    refused("{\"model_type\": \"llama\", " BASE_FIELDS
+            ", \"quantization\": {\"bits\": 4, \"group_size\": 64, \"lm_head\": 8}}",
+            NULL, SH_EMALFORMED, "lm_head");
+    refused("{\"model_type\": \"llama\", " BASE_FIELDS
+            ", \"quantization\": {\"bits\": 4, \"group_size\": 64, "
+            "\"lm_head\": {\"bits\": 2, \"group_size\": 64}}}",
+            NULL, SH_EUNSUPPORTED, "lm_head.bits");
     refused("{\"model_type\": \"llama\", " BASE_FIELDS ", \"num_key_value_heads\": 3}", NULL,
             SH_EMALFORMED, "num_key_value_heads");
     refused("{\"model_type\": \"llama\", " BASE_FIELDS ", \"head_dim\": 7}", NULL, SH_EMALFORMED,

@@ -1,0 +1,80 @@
+/* engine/kern_avx2.h: what the two AVX2 kernel files share (compiled with
+ * -mavx2 -mfma -mf16c, like them; nothing else may include it): load and
+ * reduction helpers, and the quantized kernels of kern_avx2_q.c that the
+ * table in kern_avx2.c points at. */
+#ifndef ENG_KERN_AVX2_H
+#define ENG_KERN_AVX2_H
+
+#include <immintrin.h>
+#include <stdbool.h>
+#include <string.h>
+
+#include "engine/kern_common.h"
+
+/* Bytes the software prefetch runs ahead of the weight loads. */
+#ifndef PF_DIST
+#define PF_DIST 2048
+#endif
+
+/* The specializations below must be inlined for the compiler to fold the
+ * dtype and group size into straight-line code. */
+#define INLINE static inline __attribute__((always_inline))
+
+#define LOADU(p)  _mm256_loadu_si256((const __m256i *)(const void *)(p))
+#define LOADUF(p) _mm256_loadu_ps((const float *)(p))
+
+static inline void prefetch(const void *p)
+{
+    _mm_prefetch((const char *)p, _MM_HINT_T0);
+}
+
+static inline float hsum_ps(__m256 v)
+{
+    __m128 a = _mm_add_ps(_mm256_castps256_ps128(v), _mm256_extractf128_ps(v, 1));
+    a = _mm_add_ps(a, _mm_movehl_ps(a, a));
+    a = _mm_add_ss(a, _mm_movehdup_ps(a));
+    return _mm_cvtss_f32(a);
+}
+
+static inline int32_t hsum_epi32(__m256i v)
+{
+    __m128i a = _mm_add_epi32(_mm256_castsi256_si128(v), _mm256_extracti128_si256(v, 1));
+    a = _mm_add_epi32(a, _mm_shuffle_epi32(a, _MM_SHUFFLE(1, 0, 3, 2)));
+    a = _mm_add_epi32(a, _mm_shuffle_epi32(a, _MM_SHUFFLE(2, 3, 0, 1)));
+    return _mm_cvtsi128_si32(a);
+}
+
+static inline __m256 load8_bf16(const void *p)
+{
+    __m256i v = _mm256_cvtepu16_epi32(_mm_loadu_si128((const __m128i *)p));
+    return _mm256_castsi256_ps(_mm256_slli_epi32(v, 16));
+}
+
+static inline __m256 load8_f16(const void *p)
+{
+    return _mm256_cvtph_ps(_mm_loadu_si128((const __m128i *)p));
+}
+
+static inline const uint8_t *row_ptr(const struct eng_mat *w, int64_t r)
+{
+    return (const uint8_t *)w->data + (size_t)r * w->row_stride;
+}
+
+/* Sum of n floats (n a multiple of 8): eight lanes, then the tree of
+ * hsum_ps, the order sum_lanes8 in kern_scalar.c follows. */
+static inline float sum8(const float *x, int64_t n)
+{
+    __m256 a = _mm256_setzero_ps();
+    for (int64_t i = 0; i < n; i += 8)
+        a = _mm256_add_ps(a, LOADUF(x + i));
+    return hsum_ps(a);
+}
+
+/* ---- Q4/Q8 in the interleaved layout (kern_avx2_q.c) */
+void eng_avx2_repack_q(const struct eng_mat *w, void *dst, struct eng_mat *out);
+void eng_avx2_prep_q4(const struct eng_mat *w, const float *x, struct eng_xq *xq);
+void eng_avx2_prep_q8(const struct eng_mat *w, const float *x, struct eng_xq *xq);
+void eng_avx2_dot_rows_q(const struct eng_mat *w, const void *xp, float *y, int64_t r0, int64_t r1);
+void eng_avx2_rows_to_f32_q(const struct eng_mat *w, int64_t r0, int64_t r1, float *dst);
+
+#endif

@@ -1,0 +1,151 @@
+/* engine/kern_common.h: element conversions (f16/bf16 <-> f32) and the code
+ * layout of affine-quantized rows, shared by the scalar and the AVX2
+ * kernels, the quantizer and the writer. Internal to engine/. Everything
+ * here is static inline: the AVX2 file is compiled with other flags, and a
+ * shared out-of-line copy could end up compiled for the wrong CPU.
+ */
+#ifndef ENG_KERN_COMMON_H
+#define ENG_KERN_COMMON_H
+
+#include <math.h>
+#include <stdint.h>
+#include <string.h>
+
+#include "engine/internal.h"
+
+/* Q4 activation codes: x ~= d * X with |X| <= ENG_XQ_MAX (21 bits: the
+ * largest whose group sums, 128 codes of 15 times it, fit in an int32). */
+#define ENG_XQ_MAX ((1 << 20) - 1)
+
+static inline float eng_f32_from_bits(uint32_t u)
+{
+    float f;
+    memcpy(&f, &u, sizeof f);
+    return f;
+}
+
+static inline uint32_t eng_f32_to_bits(float f)
+{
+    uint32_t u;
+    memcpy(&u, &f, sizeof u);
+    return u;
+}
+
+/* bf16 is the upper half of an f32. */
+static inline float eng_bf16_to_f32(uint16_t h)
+{
+    return eng_f32_from_bits((uint32_t)h << 16);
+}
+
+/* IEEE half -> float without branches (shift exponent/mantissa into place
+ * and rescale by 2^-112, with a "magic bias" path for subnormals); exact for
+ * every input, inf and NaN included. */
+static inline float eng_f16_to_f32(uint16_t h)
+{
+    uint32_t w = (uint32_t)h << 16;
+    uint32_t sign = w & 0x80000000u;
+    uint32_t two_w = w + w;
+    float normal = eng_f32_from_bits((two_w >> 4) + (0xE0u << 23)) * 0x1.0p-112f;
+    float denormal = eng_f32_from_bits((two_w >> 17) | (126u << 23)) - 0.5f;
+    uint32_t is_denormal = -(uint32_t)(two_w < (1u << 27)); /* all ones or zero */
+    uint32_t bits =
+        (eng_f32_to_bits(denormal) & is_denormal) | (eng_f32_to_bits(normal) & ~is_denormal);
+    return eng_f32_from_bits(sign | bits);
+}
+
+/* float -> bf16, round to nearest even (NaN stays a quiet NaN), as torch
+ * and mlx round. */
+static inline uint16_t eng_f32_to_bf16(float f)
+{
+    uint32_t u = eng_f32_to_bits(f);
+    if ((u & 0x7fffffffu) > 0x7f800000u)
+        return (uint16_t)((u >> 16) | 0x40);
+    u += 0x7fffu + ((u >> 16) & 1);
+    return (uint16_t)(u >> 16);
+}
+
+/* float -> IEEE half, round to nearest even, overflow to inf. */
+static inline uint16_t eng_f32_to_f16(float f)
+{
+    uint32_t u = eng_f32_to_bits(f);
+    uint32_t sign = (u >> 16) & 0x8000u;
+    uint32_t a = u & 0x7fffffffu;
+    uint32_t e, m, r;
+
+    if (a > 0x7f800000u) /* NaN */
+        return (uint16_t)(sign | 0x7e00u);
+    if (a >= 0x477ff000u) /* rounds to >= 65520: inf */
+        return (uint16_t)(sign | 0x7c00u);
+    if (a < 0x38800000u) { /* below 2^-14: subnormal half (or zero) */
+        /* a / 2^-24 rounded to nearest even, as an integer */
+        float v = eng_f32_from_bits(a) * 0x1.0p24f;
+        return (uint16_t)(sign | (uint32_t)lrintf(v));
+    }
+    e = (a >> 23) - 112; /* rebias 127 -> 15 */
+    m = a & 0x7fffffu;
+    r = (e << 10) | (m >> 13);
+    /* round to nearest even on the 13 dropped bits (a carry into the
+     * exponent is the right result) */
+    if ((m & 0x1fffu) > 0x1000u || ((m & 0x1fffu) == 0x1000u && (r & 1)))
+        r++;
+    return (uint16_t)(sign | r);
+}
+
+/* One element of a scales/biases row in F32, F16 or BF16. */
+static inline float eng_sb_load(enum eng_dtype dt, const void *row, int64_t i)
+{
+    if (dt == ENG_DT_F32) {
+        float f;
+        memcpy(&f, (const uint8_t *)row + (size_t)i * 4, 4);
+        return f;
+    }
+    {
+        uint16_t h;
+        memcpy(&h, (const uint8_t *)row + (size_t)i * 2, 2);
+        return dt == ENG_DT_BF16 ? eng_bf16_to_f32(h) : eng_f16_to_f32(h);
+    }
+}
+
+static inline int eng_q_bits(enum eng_dtype dt)
+{
+    return dt == ENG_DT_Q4 ? 4 : 8;
+}
+
+/* Element i of a quantized row: MLX packs code k of each little-endian
+ * uint32 at bits [k*bits, (k+1)*bits), so byte i*bits/8 holds it. */
+static inline unsigned eng_q_code(enum eng_dtype dt, const uint8_t *row, int64_t i)
+{
+    if (dt == ENG_DT_Q4)
+        return (row[i >> 1] >> ((i & 1) * 4)) & 15u;
+    return row[i];
+}
+
+/* Where element i of a Q4 input sits in eng_xq.q and eng_xq.l. The kernel
+ * loads 32 bytes of codes (64 elements) as sixteen 16-bit lanes, lane k
+ * holding elements 4k .. 4k+3 in its four nibbles, and masks them as bytes:
+ * A = v & 0x0f0f holds elements 4k, 4k+2 in bytes 2k, 2k+1, and
+ * B = (v >> 4) & 0x0f0f holds 4k+1, 4k+3.
+ *  - the low parts multiply A and B bytewise (32 each): l holds, per block,
+ *    the even elements (A's order), then the odd ones (B's);
+ *  - the high parts multiply 16-bit lanes of codes shifted into the high
+ *    byte: A << 8 (element 4k), A & 0xff00 (4k+2), B << 8 (4k+1),
+ *    B & 0xff00 (4k+3), one vector of 16 each: q holds, per block, those
+ *    four vectors' elements in that order, 16 apiece. */
+static inline int64_t eng_xq_pos(int64_t i)
+{
+    int64_t j = i & 3; /* 0, 1, 2, 3 -> vectors 0, 2, 1, 3 */
+    return (i & ~(int64_t)63) + 16 * (((j & 1) << 1) | (j >> 1)) + ((i & 63) >> 2);
+}
+
+static inline int64_t eng_xq_lpos(int64_t i)
+{
+    return (i & ~(int64_t)63) + 32 * (i & 1) + ((i & 63) >> 1);
+}
+
+/* X = 256 H + L with L in [-128, 127]: H = floor((X + 128) / 256). */
+static inline int32_t eng_xq_high(int32_t x)
+{
+    return ((x + 128 + (1 << 20)) >> 8) - (1 << 12);
+}
+
+#endif

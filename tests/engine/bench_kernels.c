@@ -1,0 +1,117 @@
+/* tests/engine/bench_kernels.c: an internal timing harness (not a test): the
+ * decode kernel of one dtype on one thread over a matrix much larger than
+ * the caches, alternated with the read-bandwidth probe so that both see the
+ * same machine load; prints the best of each and their ratio.
+ *   bench_kernels DTYPE [COLS] [MiB] [ROUNDS]      DTYPE: f32 f16 bf16 q4 q8
+ */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "common/membw.h"
+#include "common/util.h"
+#include "engine/internal.h"
+
+int main(int argc, char **argv)
+{
+    int64_t cols = argc > 2 ? atoll(argv[2]) : 896, mib = argc > 3 ? atoll(argv[3]) : 256;
+    int rounds = argc > 4 ? atoi(argv[4]) : 10;
+    enum eng_dtype dt;
+    size_t row_bytes, sb_bytes = 0;
+    int64_t rows;
+    uint8_t *w, *sb = NULL;
+    float *x, *y;
+    void *xqbuf = NULL;
+    const void *xp;
+    struct eng_mat m = {0};
+    const struct eng_mat_ops *ops;
+    double best = 0, best_bw = 0;
+    struct sh_membw_opts mo = {.threads = 1, .bytes = (size_t)256 << 20, .runs = 1};
+
+    if (argc < 2) {
+        fprintf(stderr, "usage: bench_kernels f32|f16|bf16|q4|q8 [COLS] [MiB] [ROUNDS]\n");
+        return 2;
+    }
+    if (strcmp(argv[1], "q4") == 0)
+        dt = ENG_DT_Q4;
+    else if (strcmp(argv[1], "q8") == 0)
+        dt = ENG_DT_Q8;
+    else if (!eng_dtype_from_st(strcmp(argv[1], "bf16") == 0  ? "BF16"
+                                : strcmp(argv[1], "f16") == 0 ? "F16"
+                                                              : "F32",
+                                &dt))
+        return 2;
+    row_bytes = dt == ENG_DT_Q4   ? (size_t)cols / 2
+                : dt == ENG_DT_Q8 ? (size_t)cols
+                                  : (size_t)cols * eng_dtype_info(dt)->size;
+    if (dt == ENG_DT_Q4 || dt == ENG_DT_Q8)
+        sb_bytes = (size_t)cols / 64 * 2;
+    rows = (int64_t)(((size_t)mib << 20) / (row_bytes + 2 * sb_bytes));
+    w = malloc((size_t)rows * row_bytes);
+    x = malloc((size_t)cols * sizeof *x);
+    y = malloc((size_t)rows * sizeof *y);
+    if (!w || !x || !y)
+        return 1;
+    for (size_t i = 0; i < (size_t)rows * row_bytes; i++)
+        w[i] = (uint8_t)(i * 2654435761u >> 13) & 0x3f; /* small floats for f32/f16/bf16 */
+    for (int64_t i = 0; i < cols; i++)
+        x[i] = (float)((i * 7919) % 200 - 100) / 100.0f;
+    m = (struct eng_mat){
+        .dtype = dt, .rows = rows, .cols = cols, .row_stride = row_bytes, .data = w};
+    if (sb_bytes) {
+        sb = malloc((size_t)rows * sb_bytes * 2);
+        if (!sb)
+            return 1;
+        for (size_t i = 0; i < (size_t)rows * sb_bytes; i++)
+            sb[i] = (uint8_t)(i & 1 ? 0x3c : 0x00);
+        m.group_size = 64;
+        m.sb_dtype = ENG_DT_BF16;
+        m.scales = sb;
+        m.biases = sb + (size_t)rows * sb_bytes;
+        m.sb_stride = sb_bytes;
+    }
+    ops = eng_mat_ops(dt);
+    if (ops->repack) { /* the layout the kernel reads (model.c repacks at load) */
+        struct eng_mat packed;
+        uint8_t *pw = malloc((size_t)rows * row_bytes + ENG_REPACK_PAD);
+        if (!pw)
+            return 1;
+        ops->repack(&m, pw, &packed);
+        free(w);
+        w = pw;
+        m = packed;
+    }
+    xp = x;
+    if (ops->prep) {
+        xqbuf = aligned_alloc(64, (eng_xq_bytes(cols, 64) + 63) / 64 * 64);
+        if (!xqbuf)
+            return 1;
+        struct eng_xq *xq = eng_xq_init(xqbuf, cols, 64, dt);
+        ops->prep(&m, x, xq);
+        xp = xq;
+    }
+    for (int r = 0; r < rounds; r++) {
+        struct sh_membw_result res;
+        /* small (cache-resident) matrices: several passes per timing */
+        int reps = mib >= 256 ? 1 : (int)(256 / mib);
+        double t0 = sh_now_s(), t;
+        for (int k = 0; k < reps; k++)
+            ops->dot_rows(&m, xp, y, 0, rows);
+        t = (sh_now_s() - t0) / reps;
+        if ((double)rows * (double)(row_bytes + 2 * sb_bytes) / t / 1e9 > best)
+            best = (double)rows * (double)(row_bytes + 2 * sb_bytes) / t / 1e9;
+        if (sh_membw_measure(&mo, &res, NULL) == 0 && res.best_gbps > best_bw)
+            best_bw = res.best_gbps;
+    }
+    printf("%s %s cols %lld rows %lld: kernel %.2f GB/s (%.2f Gweights/s), read bandwidth %.2f "
+           "GB/s, ratio %.0f%% (y0 %g)\n",
+           argv[1], eng_isa_name(eng_isa_best()), (long long)cols, (long long)rows, best,
+           best / (double)(row_bytes + 2 * sb_bytes) * (double)cols, best_bw,
+           100.0 * best / best_bw, (double)y[0]);
+    free(w);
+    free(sb);
+    free(x);
+    free(y);
+    free(xqbuf);
+    return 0;
+}
