@@ -20,6 +20,22 @@ def count(test):
     return ok, bad, res
 
 
+def failing_points(test):
+    """The failing TAP points of a test with the diagnostics that follow each
+    (a few lines), so that the end of a long CI log still says what failed."""
+    lines = (test.get("stdout") or "").splitlines()
+    out = []
+    for i, line in enumerate(lines):
+        if not re.match(r"^not ok \d+", line):
+            continue
+        out.append(line)
+        for diag in lines[i + 1:i + 6]:
+            if not diag.startswith("#"):
+                break
+            out.append("  " + diag[:300])
+    return out
+
+
 def main(paths):
     passed = failed = 0
     for path in paths:
@@ -34,6 +50,8 @@ def main(paths):
                 if bad:
                     print(f"FAILED: {test.get('suite')} {test.get('name')} ({res}): "
                           f"{bad} failing point(s)")
+                    for point in failing_points(test):
+                        print(f"  {point}")
     print(f"{passed} passed, {failed} failed")
     return 0 if failed == 0 else 1
 
