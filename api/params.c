@@ -90,6 +90,14 @@ static int bad_type(struct api_error *e, const char *param, const char *want)
                          want);
 }
 
+/* v (present) is a finite JSON number without a fraction. */
+static int integral(const cJSON *v, const char *param, struct api_error *e)
+{
+    if (!cJSON_IsNumber(v) || !isfinite(v->valuedouble) || v->valuedouble != floor(v->valuedouble))
+        return bad_type(e, param, "an integer");
+    return 0;
+}
+
 int api_get_num(const cJSON *obj,
                 const char *key,
                 const char *param,
@@ -126,12 +134,13 @@ int api_get_int(const cJSON *obj,
 {
     const cJSON *v = api_member(obj, key);
     double d;
+    int rc;
 
     if (!v)
         return 0;
     /* min/max here stay well inside +-2^53, so the double compare is exact. */
-    if (!cJSON_IsNumber(v) || !isfinite(v->valuedouble) || v->valuedouble != floor(v->valuedouble))
-        return bad_type(e, param, "an integer");
+    if ((rc = integral(v, param, e)))
+        return rc;
     d = v->valuedouble;
     if (d < (double)min || d > (double)max) /* %g keeps 1e300 short */
         return api_error_set(e, 400, "invalid_value", param,
@@ -181,11 +190,12 @@ int api_get_seed(const cJSON *obj,
 {
     const cJSON *v = api_member(obj, key);
     double d;
+    int rc;
 
     if (!v)
         return 0;
-    if (!cJSON_IsNumber(v) || !isfinite(v->valuedouble) || v->valuedouble != floor(v->valuedouble))
-        return bad_type(e, param, "an integer");
+    if ((rc = integral(v, param, e)))
+        return rc;
     d = v->valuedouble;
     /* 2^63 is exact as a double; the strict bound keeps the cast defined. */
     if (d < -9223372036854775808.0 || d >= 9223372036854775808.0)
