@@ -94,6 +94,8 @@ int api_get_seed(const cJSON *obj,
 /* Writes a parameter path ("messages[3].content") into out, truncated to
  * API_PARAM_LEN - 1 bytes if it has to be. */
 void api_param(char out[API_PARAM_LEN], const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+/* The 400 "unsupported_parameter" error: "'PARAM' is not supported: WHY". */
+int api_unsupported(struct api_error *e, const char *param, const char *why);
 /* "stop": a string or an array of strings; empty strings are skipped; at
  * most API_MAX_STOP of at most API_MAX_STOP_LEN bytes. */
 int api_parse_stop(const cJSON *v,

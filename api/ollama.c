@@ -22,12 +22,6 @@
 
 #define OLL_MAX_TOKENS_CAP (1 << 30)
 
-static int unsupported(struct api_error *e, const char *param, const char *why)
-{
-    return api_error_set(e, 400, "unsupported_parameter", param, "'%s' is not supported: %s", param,
-                         why);
-}
-
 static int
 nonempty_array_refused(const cJSON *root, const char *key, const char *why, struct api_error *e)
 {
@@ -38,7 +32,7 @@ nonempty_array_refused(const cJSON *root, const char *key, const char *why, stru
     if (!cJSON_IsArray(v))
         return api_error_set(e, 400, "invalid_type", key,
                              "invalid type for '%s': expected an array", key);
-    return v->child ? unsupported(e, key, why) : 0;
+    return v->child ? api_unsupported(e, key, why) : 0;
 }
 
 /* An option that only switches a sampler shoal lacks: allowed at its "off"
@@ -54,7 +48,7 @@ static int option_off(const cJSON *opts, const char *key, double off, struct api
     if ((rc = api_get_num(opts, key, p, -1e9, 1e9, &has, &v, e)))
         return rc;
     if (has && v != off)
-        return unsupported(e, p, "this sampler is not implemented");
+        return api_unsupported(e, p, "this sampler is not implemented");
     return 0;
 }
 
@@ -318,7 +312,7 @@ static int parse_message(struct api_gen_request *r, const cJSON *m, int i, struc
             return api_error_set(e, 400, "invalid_type", p,
                                  "invalid type for '%s': expected an array", p);
         if (im->child)
-            return unsupported(e, p, "shoal serves text models");
+            return api_unsupported(e, p, "shoal serves text models");
     }
     api_param(p, "messages[%d].tool_calls", i);
     if ((rc = tool_calls_norm(api_member(m, "tool_calls"), p, &tool_calls, e)))
@@ -380,7 +374,7 @@ static int parse_generate_root(const cJSON *root, struct api_gen_request *r, str
                                      e)))
         return rc;
     if (suffix && *suffix)
-        return unsupported(e, "suffix", "fill-in-the-middle is not implemented");
+        return api_unsupported(e, "suffix", "fill-in-the-middle is not implemented");
     if (template && *template)
         r->ignored |= API_IGNORED_TEMPLATE;
     if (raw && ((system && *system) || (template && *template)))

@@ -19,12 +19,6 @@
 #define OAI_COMPLETION_DEFAULT_MAX_TOKENS 16
 #define OAI_MAX_TOKENS_CAP                (1 << 30)
 
-static int unsupported(struct api_error *e, const char *param, const char *why)
-{
-    return api_error_set(e, 400, "unsupported_parameter", param, "'%s' is not supported: %s", param,
-                         why);
-}
-
 /* Sampling and output parameters common to both endpoints. */
 static int parse_sampling(const cJSON *root, struct api_gen_request *r, struct api_error *e)
 {
@@ -86,7 +80,7 @@ static int parse_sampling(const cJSON *root, struct api_gen_request *r, struct a
             return api_error_set(e, 400, "invalid_type", "logit_bias",
                                  "invalid type for 'logit_bias': expected an object");
         if (lb->child)
-            return unsupported(e, "logit_bias", "token biases are not implemented");
+            return api_unsupported(e, "logit_bias", "token biases are not implemented");
     }
     return 0;
 }
@@ -360,8 +354,8 @@ static int parse_tools(const cJSON *root, struct api_gen_request *r, struct api_
     int rc;
 
     if (api_member(root, "functions") || api_member(root, "function_call"))
-        return unsupported(e, api_member(root, "functions") ? "functions" : "function_call",
-                           "deprecated, use 'tools' and 'tool_choice'");
+        return api_unsupported(e, api_member(root, "functions") ? "functions" : "function_call",
+                               "deprecated, use 'tools' and 'tool_choice'");
     if ((rc = api_parse_tools(api_member(root, "tools"), "tools", r, e)) ||
         (rc = api_get_bool(root, "parallel_tool_calls", "parallel_tool_calls", NULL,
                            &r->parallel_tool_calls, e)))
@@ -474,7 +468,7 @@ static int parse_chat_root(const cJSON *root, struct api_gen_request *r, struct 
                              "invalid value for 'top_logprobs': it needs 'logprobs': true");
     r->top_logprobs = (int)top;
     if (api_member(root, "audio"))
-        return unsupported(e, "audio", "shoal answers with text only");
+        return api_unsupported(e, "audio", "shoal answers with text only");
     if (api_member(root, "modalities")) {
         const cJSON *mo = api_member(root, "modalities"), *x;
         if (!cJSON_IsArray(mo))
@@ -483,7 +477,7 @@ static int parse_chat_root(const cJSON *root, struct api_gen_request *r, struct 
         cJSON_ArrayForEach(x, mo)
         {
             if (!cJSON_IsString(x) || strcmp(x->valuestring, "text") != 0)
-                return unsupported(e, "modalities", "only [\"text\"] is available");
+                return api_unsupported(e, "modalities", "only [\"text\"] is available");
         }
     }
     return 0;
@@ -518,7 +512,8 @@ static int parse_prompt(const cJSON *root, struct api_gen_request *r, struct api
         return 0;
     }
     if (cJSON_IsArray(p))
-        return unsupported(e, "prompt", "only one prompt string (no batches, no token id arrays)");
+        return api_unsupported(e, "prompt",
+                               "only one prompt string (no batches, no token id arrays)");
     return api_error_set(e, 400, "invalid_type", "prompt",
                          "invalid type for 'prompt': expected a string");
 }
@@ -543,9 +538,9 @@ static int parse_completion_root(const cJSON *root, struct api_gen_request *r, s
         r->top_logprobs = (int)v;
     }
     if (suffix && *suffix)
-        return unsupported(e, "suffix", "fill-in-the-middle is not implemented");
+        return api_unsupported(e, "suffix", "fill-in-the-middle is not implemented");
     if (echo)
-        return unsupported(e, "echo", "the prompt is not echoed");
+        return api_unsupported(e, "echo", "the prompt is not echoed");
     has = false;
     if ((rc = api_get_int(root, "best_of", "best_of", -(1 << 30), 1 << 30, &has, &v, e)))
         return rc;

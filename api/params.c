@@ -56,6 +56,12 @@ void api_param(char out[API_PARAM_LEN], const char *fmt, ...)
     va_end(ap);
 }
 
+int api_unsupported(struct api_error *e, const char *param, const char *why)
+{
+    return api_error_set(e, 400, "unsupported_parameter", param, "'%s' is not supported: %s", param,
+                         why);
+}
+
 int api_body_parse(const char *body, size_t len, cJSON **root, struct api_error *e)
 {
     struct sh_err err;
