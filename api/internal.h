@@ -55,6 +55,17 @@ int api_ollama_parse_show(const char *body,
 void api_gen_request_init(struct api_gen_request *r, enum api_dialect d, enum api_gen_kind k);
 /* Frees what r owns (root, messages) and clears it. */
 void api_gen_request_clear(struct api_gen_request *r);
+/* What every api_*_parse_* entry point does around its dialect's root
+ * parser: init *out for d and k, parse the body into out->root, run
+ * parse_root on it; on error *out is left cleared. */
+typedef int (*api_root_parser)(const cJSON *root, struct api_gen_request *r, struct api_error *e);
+int api_parse_request(const char *body,
+                      size_t len,
+                      enum api_dialect d,
+                      enum api_gen_kind k,
+                      api_root_parser parse_root,
+                      struct api_gen_request *out,
+                      struct api_error *e);
 
 /* Helpers the two dialect parsers share (params.c). Each returns 0 or the
  * status with e filled; a member that is absent or JSON null is "unset". */

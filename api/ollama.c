@@ -348,14 +348,7 @@ int api_ollama_parse_chat(const char *body,
                           struct api_gen_request *out,
                           struct api_error *e)
 {
-    int rc;
-
-    api_gen_request_init(out, API_DIALECT_OLLAMA, API_GEN_CHAT);
-    if ((rc = api_body_parse(body, len, &out->root, e)))
-        return rc;
-    if ((rc = parse_chat_root(out->root, out, e)))
-        api_gen_request_clear(out);
-    return rc;
+    return api_parse_request(body, len, API_DIALECT_OLLAMA, API_GEN_CHAT, parse_chat_root, out, e);
 }
 
 static int parse_generate_root(const cJSON *root, struct api_gen_request *r, struct api_error *e)
@@ -398,14 +391,8 @@ int api_ollama_parse_generate(const char *body,
                               struct api_gen_request *out,
                               struct api_error *e)
 {
-    int rc;
-
-    api_gen_request_init(out, API_DIALECT_OLLAMA, API_GEN_CHAT);
-    if ((rc = api_body_parse(body, len, &out->root, e)))
-        return rc;
-    if ((rc = parse_generate_root(out->root, out, e)))
-        api_gen_request_clear(out);
-    return rc;
+    return api_parse_request(body, len, API_DIALECT_OLLAMA, API_GEN_CHAT, parse_generate_root, out,
+                             e);
 }
 
 int api_ollama_parse_show(const char *body,

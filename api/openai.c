@@ -488,14 +488,7 @@ int api_openai_parse_chat(const char *body,
                           struct api_gen_request *out,
                           struct api_error *e)
 {
-    int rc;
-
-    api_gen_request_init(out, API_DIALECT_OPENAI, API_GEN_CHAT);
-    if ((rc = api_body_parse(body, len, &out->root, e)))
-        return rc;
-    if ((rc = parse_chat_root(out->root, out, e)))
-        api_gen_request_clear(out);
-    return rc;
+    return api_parse_request(body, len, API_DIALECT_OPENAI, API_GEN_CHAT, parse_chat_root, out, e);
 }
 
 static int parse_prompt(const cJSON *root, struct api_gen_request *r, struct api_error *e)
@@ -555,12 +548,6 @@ int api_openai_parse_completion(const char *body,
                                 struct api_gen_request *out,
                                 struct api_error *e)
 {
-    int rc;
-
-    api_gen_request_init(out, API_DIALECT_OPENAI, API_GEN_COMPLETION);
-    if ((rc = api_body_parse(body, len, &out->root, e)))
-        return rc;
-    if ((rc = parse_completion_root(out->root, out, e)))
-        api_gen_request_clear(out);
-    return rc;
+    return api_parse_request(body, len, API_DIALECT_OPENAI, API_GEN_COMPLETION,
+                             parse_completion_root, out, e);
 }

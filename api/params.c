@@ -29,6 +29,24 @@ void api_gen_request_clear(struct api_gen_request *r)
     api_gen_request_init(r, r->dialect, r->kind);
 }
 
+int api_parse_request(const char *body,
+                      size_t len,
+                      enum api_dialect d,
+                      enum api_gen_kind k,
+                      api_root_parser parse_root,
+                      struct api_gen_request *out,
+                      struct api_error *e)
+{
+    int rc;
+
+    api_gen_request_init(out, d, k);
+    if ((rc = api_body_parse(body, len, &out->root, e)))
+        return rc;
+    if ((rc = parse_root(out->root, out, e)))
+        api_gen_request_clear(out);
+    return rc;
+}
+
 int api_error_set(
     struct api_error *e, int status, const char *code, const char *param, const char *fmt, ...)
 {
