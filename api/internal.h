@@ -121,6 +121,20 @@ int api_parse_tools(const cJSON *v,
                     struct api_error *e);
 /* "model": required non-empty string of valid model-name syntax. */
 int api_parse_model(const cJSON *root, struct api_gen_request *r, struct api_error *e);
+/* messages[i] must be an object with a string "role" (required); *role
+ * borrows from m. The dialects check the role's value themselves. */
+int api_message_role(const cJSON *m, int i, const char **role, struct api_error *e);
+/* A message's "tool_calls" (v, at path param; absent gives *out NULL) ->
+ * a new array of normalized tool calls: v must be an array, and parse_one
+ * turns its element j (tc) into *norm (api_norm_tool_call) or fails with e
+ * filled; the dialects differ in the shape they accept. */
+typedef int (*api_tool_call_parser)(
+    const cJSON *tc, const char *param, int j, cJSON **norm, struct api_error *e);
+int api_tool_calls_norm(const cJSON *v,
+                        const char *param,
+                        api_tool_call_parser parse_one,
+                        cJSON **out,
+                        struct api_error *e);
 /* Appends one normalized message (see api.h) to r->messages. tool_calls is
  * taken (already normalized) and may be NULL. */
 int api_add_message(struct api_gen_request *r,

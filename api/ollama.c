@@ -214,49 +214,28 @@ static int parse_common(const cJSON *root, struct api_gen_request *r, struct api
     return 0;
 }
 
-/* Ollama tool calls carry arguments as an object already. */
-static int tool_calls_norm(const cJSON *v, const char *param, cJSON **out, struct api_error *e)
+/* One Ollama tool call: arguments come as an object already. */
+static int
+tool_call_norm(const cJSON *tc, const char *param, int j, cJSON **norm, struct api_error *e)
 {
-    const cJSON *tc;
+    const cJSON *fn = cJSON_GetObjectItemCaseSensitive(tc, "function");
+    const cJSON *name = cJSON_GetObjectItemCaseSensitive(fn, "name");
+    const cJSON *args = api_member(fn, "arguments");
+    const cJSON *id = cJSON_GetObjectItemCaseSensitive(tc, "id");
     char p[API_PARAM_LEN];
-    cJSON *arr;
-    int j = 0;
+    cJSON *copy;
 
-    *out = NULL;
-    if (!v)
-        return 0;
-    if (!cJSON_IsArray(v))
-        return api_error_set(e, 400, "invalid_type", param,
-                             "invalid type for '%s': expected an array", param);
-    if (!(arr = cJSON_CreateArray()))
+    api_param(p, "%s[%d]", param, j);
+    if (!cJSON_IsObject(tc) || !cJSON_IsObject(fn) || !cJSON_IsString(name) ||
+        (args && !cJSON_IsObject(args)) || (id && !cJSON_IsString(id)))
+        return api_error_set(e, 400, "invalid_type", p,
+                             "invalid type for '%s': expected {\"function\": {\"name\": "
+                             "string, \"arguments\": object}}",
+                             p);
+    copy = args ? cJSON_Duplicate(args, 1) : cJSON_CreateObject();
+    *norm = api_norm_tool_call(id ? id->valuestring : NULL, name->valuestring, copy);
+    if (!*norm)
         return api_error_set(e, 500, NULL, NULL, "out of memory");
-    cJSON_ArrayForEach(tc, v)
-    {
-        const cJSON *fn = cJSON_GetObjectItemCaseSensitive(tc, "function");
-        const cJSON *name = cJSON_GetObjectItemCaseSensitive(fn, "name");
-        const cJSON *args = api_member(fn, "arguments");
-        const cJSON *id = cJSON_GetObjectItemCaseSensitive(tc, "id");
-        cJSON *copy, *norm;
-
-        api_param(p, "%s[%d]", param, j);
-        if (!cJSON_IsObject(tc) || !cJSON_IsObject(fn) || !cJSON_IsString(name) ||
-            (args && !cJSON_IsObject(args)) || (id && !cJSON_IsString(id))) {
-            cJSON_Delete(arr);
-            return api_error_set(e, 400, "invalid_type", p,
-                                 "invalid type for '%s': expected {\"function\": {\"name\": "
-                                 "string, \"arguments\": object}}",
-                                 p);
-        }
-        copy = args ? cJSON_Duplicate(args, 1) : cJSON_CreateObject();
-        norm = api_norm_tool_call(id ? id->valuestring : NULL, name->valuestring, copy);
-        if (!norm) {
-            cJSON_Delete(arr);
-            return api_error_set(e, 500, NULL, NULL, "out of memory");
-        }
-        cJSON_AddItemToArray(arr, norm);
-        j++;
-    }
-    *out = arr;
     return 0;
 }
 
@@ -270,16 +249,8 @@ static int parse_message(struct api_gen_request *r, const cJSON *m, int i, struc
     const char *canon = NULL;
     int rc;
 
-    api_param(p, "messages[%d]", i);
-    if (!cJSON_IsObject(m))
-        return api_error_set(e, 400, "invalid_type", p, "invalid type for '%s': expected an object",
-                             p);
-    api_param(p, "messages[%d].role", i);
-    if ((rc = api_get_str(m, "role", p, &role, e)))
+    if ((rc = api_message_role(m, i, &role, e)))
         return rc;
-    if (!role)
-        return api_error_set(e, 400, "missing_required_parameter", p,
-                             "missing required parameter: '%s'", p);
     /* Ollama lower-cases roles (Message.UnmarshalJSON). */
     snprintf(lower, sizeof lower, "%s", role);
     for (char *c = lower; *c; c++)
@@ -288,6 +259,7 @@ static int parse_message(struct api_gen_request *r, const cJSON *m, int i, struc
     for (size_t k = 0; k < sizeof roles / sizeof roles[0]; k++)
         if (strlen(role) < sizeof lower && strcmp(lower, roles[k]) == 0)
             canon = roles[k];
+    api_param(p, "messages[%d].role", i);
     if (!canon)
         return api_error_set(e, 400, "invalid_value", p,
                              "invalid value for '%s': \"%.32s\" is not one of system, user, "
@@ -315,7 +287,7 @@ static int parse_message(struct api_gen_request *r, const cJSON *m, int i, struc
             return api_unsupported(e, p, "shoal serves text models");
     }
     api_param(p, "messages[%d].tool_calls", i);
-    if ((rc = tool_calls_norm(api_member(m, "tool_calls"), p, &tool_calls, e)))
+    if ((rc = api_tool_calls_norm(api_member(m, "tool_calls"), p, tool_call_norm, &tool_calls, e)))
         return rc;
     return api_add_message(r, canon, content, canon[0] == 'a' ? thinking : NULL, tool_calls, tcid,
                            tool_name, e);

@@ -158,58 +158,36 @@ static int content_text(const cJSON *c,
     return 0;
 }
 
-/* An assistant message's tool_calls -> normalized (arguments parsed). */
-static int tool_calls_norm(const cJSON *v, const char *param, cJSON **out, struct api_error *e)
+/* One tool call of an assistant message -> normalized (arguments, a JSON
+ * text, parsed). */
+static int
+tool_call_norm(const cJSON *tc, const char *param, int j, cJSON **norm, struct api_error *e)
 {
-    const cJSON *tc;
+    const cJSON *id = cJSON_GetObjectItemCaseSensitive(tc, "id");
+    const cJSON *fn = cJSON_GetObjectItemCaseSensitive(tc, "function");
+    const cJSON *name = cJSON_GetObjectItemCaseSensitive(fn, "name");
+    const cJSON *args = cJSON_GetObjectItemCaseSensitive(fn, "arguments");
+    cJSON *parsed = NULL;
     char p[API_PARAM_LEN];
-    cJSON *arr;
-    int j = 0;
 
-    *out = NULL;
-    if (!v)
-        return 0;
-    if (!cJSON_IsArray(v))
-        return api_error_set(e, 400, "invalid_type", param,
-                             "invalid type for '%s': expected an array", param);
-    if (!(arr = cJSON_CreateArray()))
-        return api_error_set(e, 500, NULL, NULL, "out of memory");
-    cJSON_ArrayForEach(tc, v)
-    {
-        const cJSON *id = cJSON_GetObjectItemCaseSensitive(tc, "id");
-        const cJSON *fn = cJSON_GetObjectItemCaseSensitive(tc, "function");
-        const cJSON *name = cJSON_GetObjectItemCaseSensitive(fn, "name");
-        const cJSON *args = cJSON_GetObjectItemCaseSensitive(fn, "arguments");
-        cJSON *parsed = NULL, *norm;
-
-        api_param(p, "%s[%d]", param, j);
-        if (!cJSON_IsObject(tc) || !cJSON_IsString(id) || !cJSON_IsObject(fn) ||
-            !cJSON_IsString(name)) {
-            cJSON_Delete(arr);
-            return api_error_set(e, 400, "invalid_type", p,
-                                 "invalid type for '%s': expected {\"id\", \"type\": "
-                                 "\"function\", \"function\": {\"name\", \"arguments\"}}",
-                                 p);
-        }
-        api_param(p, "%s[%d].function.arguments", param, j);
-        if (!args || (cJSON_IsString(args) && args->valuestring[0] == '\0'))
-            parsed = cJSON_CreateObject();
-        else if (cJSON_IsString(args))
-            sh_json_parse(args->valuestring, strlen(args->valuestring), p, &parsed, NULL);
-        if (!parsed || !cJSON_IsObject(parsed)) {
-            cJSON_Delete(parsed);
-            cJSON_Delete(arr);
-            return api_error_set(e, 400, "invalid_value", p,
-                                 "invalid value for '%s': expected a JSON object as a string", p);
-        }
-        if (!(norm = api_norm_tool_call(id->valuestring, name->valuestring, parsed))) {
-            cJSON_Delete(arr);
-            return api_error_set(e, 500, NULL, NULL, "out of memory");
-        }
-        cJSON_AddItemToArray(arr, norm);
-        j++;
+    api_param(p, "%s[%d]", param, j);
+    if (!cJSON_IsObject(tc) || !cJSON_IsString(id) || !cJSON_IsObject(fn) || !cJSON_IsString(name))
+        return api_error_set(e, 400, "invalid_type", p,
+                             "invalid type for '%s': expected {\"id\", \"type\": "
+                             "\"function\", \"function\": {\"name\", \"arguments\"}}",
+                             p);
+    api_param(p, "%s[%d].function.arguments", param, j);
+    if (!args || (cJSON_IsString(args) && args->valuestring[0] == '\0'))
+        parsed = cJSON_CreateObject();
+    else if (cJSON_IsString(args))
+        sh_json_parse(args->valuestring, strlen(args->valuestring), p, &parsed, NULL);
+    if (!parsed || !cJSON_IsObject(parsed)) {
+        cJSON_Delete(parsed);
+        return api_error_set(e, 400, "invalid_value", p,
+                             "invalid value for '%s': expected a JSON object as a string", p);
     }
-    *out = arr;
+    if (!(*norm = api_norm_tool_call(id->valuestring, name->valuestring, parsed)))
+        return api_error_set(e, 500, NULL, NULL, "out of memory");
     return 0;
 }
 
@@ -243,18 +221,11 @@ static int parse_message(
     bool known = false;
     int rc;
 
-    api_param(p, "messages[%d]", i);
-    if (!cJSON_IsObject(m))
-        return api_error_set(e, 400, "invalid_type", p, "invalid type for '%s': expected an object",
-                             p);
-    api_param(p, "messages[%d].role", i);
-    if ((rc = api_get_str(m, "role", p, &role, e)))
+    if ((rc = api_message_role(m, i, &role, e)))
         return rc;
-    if (!role)
-        return api_error_set(e, 400, "missing_required_parameter", p,
-                             "missing required parameter: '%s'", p);
     for (size_t k = 0; k < sizeof roles / sizeof roles[0]; k++)
         known |= strcmp(role, roles[k]) == 0;
+    api_param(p, "messages[%d].role", i);
     if (!known)
         return api_error_set(e, 400, "invalid_value", p,
                              "invalid value for '%s': \"%.32s\" is not one of system, "
@@ -278,7 +249,8 @@ static int parse_message(
         if (!reasoning && (rc = api_get_str(m, "reasoning", p, &reasoning, e)))
             return rc;
         api_param(p, "messages[%d].tool_calls", i);
-        if ((rc = tool_calls_norm(api_member(m, "tool_calls"), p, &tool_calls, e)))
+        if ((rc = api_tool_calls_norm(api_member(m, "tool_calls"), p, tool_call_norm, &tool_calls,
+                                      e)))
             return rc;
     } else if (strcmp(role, "tool") == 0) {
         api_param(p, "messages[%d].tool_call_id", i);

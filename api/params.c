@@ -408,6 +408,54 @@ cJSON *api_norm_tool_call(const char *id, const char *name, cJSON *args)
     return tc;
 }
 
+int api_message_role(const cJSON *m, int i, const char **role, struct api_error *e)
+{
+    char p[API_PARAM_LEN];
+    int rc;
+
+    *role = NULL;
+    api_param(p, "messages[%d]", i);
+    if (!cJSON_IsObject(m))
+        return bad_type(e, p, "an object");
+    api_param(p, "messages[%d].role", i);
+    if ((rc = api_get_str(m, "role", p, role, e)))
+        return rc;
+    if (!*role)
+        return api_error_set(e, 400, "missing_required_parameter", p,
+                             "missing required parameter: '%s'", p);
+    return 0;
+}
+
+int api_tool_calls_norm(const cJSON *v,
+                        const char *param,
+                        api_tool_call_parser parse_one,
+                        cJSON **out,
+                        struct api_error *e)
+{
+    const cJSON *tc;
+    cJSON *arr, *norm;
+    int j = 0, rc;
+
+    *out = NULL;
+    if (!v)
+        return 0;
+    if (!cJSON_IsArray(v))
+        return bad_type(e, param, "an array");
+    if (!(arr = cJSON_CreateArray()))
+        return api_error_set(e, 500, NULL, NULL, "out of memory");
+    cJSON_ArrayForEach(tc, v)
+    {
+        if ((rc = parse_one(tc, param, j, &norm, e))) {
+            cJSON_Delete(arr);
+            return rc;
+        }
+        cJSON_AddItemToArray(arr, norm);
+        j++;
+    }
+    *out = arr;
+    return 0;
+}
+
 int api_add_message(struct api_gen_request *r,
                     const char *role,
                     const char *content,
