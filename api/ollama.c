@@ -22,17 +22,19 @@
 
 #define OLL_MAX_TOKENS_CAP (1 << 30)
 
-static int
-nonempty_array_refused(const cJSON *root, const char *key, const char *why, struct api_error *e)
+/* obj's member key (named param in errors): absent, or an array that must
+ * be empty. */
+static int nonempty_array_refused(
+    const cJSON *obj, const char *key, const char *param, const char *why, struct api_error *e)
 {
-    const cJSON *v = api_member(root, key);
+    const cJSON *v = api_member(obj, key);
 
     if (!v)
         return 0;
     if (!cJSON_IsArray(v))
-        return api_error_set(e, 400, "invalid_type", key,
-                             "invalid type for '%s': expected an array", key);
-    return v->child ? api_unsupported(e, key, why) : 0;
+        return api_error_set(e, 400, "invalid_type", param,
+                             "invalid type for '%s': expected an array", param);
+    return v->child ? api_unsupported(e, param, why) : 0;
 }
 
 /* An option that only switches a sampler shoal lacks: allowed at its "off"
@@ -200,7 +202,7 @@ static int parse_common(const cJSON *root, struct api_gen_request *r, struct api
                           e)) ||
         (rc = api_get_bool(root, "truncate", "truncate", NULL, &b, e)) ||
         (rc = api_get_bool(root, "shift", "shift", NULL, &b, e)) ||
-        (rc = nonempty_array_refused(root, "images", "shoal serves text models", e)))
+        (rc = nonempty_array_refused(root, "images", "images", "shoal serves text models", e)))
         return rc;
     r->stream = stream; /* Ollama streams unless told "stream": false */
     r->top_logprobs = (int)top;
@@ -278,14 +280,8 @@ static int parse_message(struct api_gen_request *r, const cJSON *m, int i, struc
     if ((rc = api_get_str(m, "tool_call_id", p, &tcid, e)))
         return rc;
     api_param(p, "messages[%d].images", i);
-    if (api_member(m, "images")) {
-        const cJSON *im = api_member(m, "images");
-        if (!cJSON_IsArray(im))
-            return api_error_set(e, 400, "invalid_type", p,
-                                 "invalid type for '%s': expected an array", p);
-        if (im->child)
-            return api_unsupported(e, p, "shoal serves text models");
-    }
+    if ((rc = nonempty_array_refused(m, "images", p, "shoal serves text models", e)))
+        return rc;
     api_param(p, "messages[%d].tool_calls", i);
     if ((rc = api_tool_calls_norm(api_member(m, "tool_calls"), p, tool_call_norm, &tool_calls, e)))
         return rc;
@@ -335,8 +331,8 @@ static int parse_generate_root(const cJSON *root, struct api_gen_request *r, str
         (rc = api_get_str(root, "template", "template", &template, e)) ||
         (rc = api_get_str(root, "suffix", "suffix", &suffix, e)) ||
         (rc = api_get_bool(root, "raw", "raw", NULL, &raw, e)) ||
-        (rc = nonempty_array_refused(root, "context", "send the conversation to /api/chat instead",
-                                     e)))
+        (rc = nonempty_array_refused(root, "context", "context",
+                                     "send the conversation to /api/chat instead", e)))
         return rc;
     if (suffix && *suffix)
         return api_unsupported(e, "suffix", "fill-in-the-middle is not implemented");
