@@ -169,7 +169,18 @@ void api_ollama_name(const char *id, char *out, size_t cap);
 /* Case-insensitive equality of two byte ranges. */
 bool api_name_eq(const char *a, size_t alen, const char *b, size_t blen);
 
-/* ---- formatting (openai_fmt.c, ollama_fmt.c, errors.c) ------------------- */
+/* ---- formatting (openai_fmt.c, ollama_fmt.c, fmt.c, errors.c) ------------ */
+
+/* cJSON helpers both formatters use (fmt.c): append item (taken) to array a,
+ * false when item is NULL; add a deep copy of src to o under key, false on
+ * ENOMEM. */
+bool api_json_push(cJSON *a, cJSON *item);
+bool api_json_add_dup(cJSON *o, const char *key, const cJSON *src);
+/* One token's logprob entry, the same in both dialects: {"token" (clean
+ * text), "logprob", "bytes" (raw), "top_logprobs": [entries without their
+ * own top list]}. empty_top: keep "top_logprobs": [] when lp has no
+ * alternatives (OpenAI does; Ollama leaves the key out). NULL on ENOMEM. */
+cJSON *api_logprob_entry(const struct api_token_logprob *lp, bool empty_top);
 
 /* What every response object of one generation repeats. */
 struct api_resp_meta {
