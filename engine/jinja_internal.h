@@ -316,6 +316,8 @@ int jv_dict_set(struct jarena *a, struct jv_dict *d, struct jv key, struct jv va
 struct jv *jv_dict_get(const struct jv_dict *d, const char *key, size_t n);
 struct jv *jv_dict_getv(const struct jv_dict *d, struct jv key);
 struct jv jv_list_val(struct jv_list *l, bool tuple);
+/* A dict value over d; ns: a namespace() object (JV_NS) instead. */
+struct jv jv_dict_val(struct jv_dict *d, bool ns);
 
 bool jv_truthy(const struct jv *v);
 bool jv_equal(const struct jv *a, const struct jv *b);

@@ -565,9 +565,7 @@ int jf_method(struct jrender *r,
             for (size_t i = 0; i < d->n; i++)
                 if (jv_dict_set(r->ar, c, d->keys[i], d->vals[i]))
                     return jr_oom(r, at);
-            out->type = JV_DICT;
-            out->flags = 0;
-            out->u.d = c;
+            *out = jv_dict_val(c, false);
             return 0;
         }
     }

@@ -335,6 +335,12 @@ struct jv jv_list_val(struct jv_list *l, bool tuple)
     return v;
 }
 
+struct jv jv_dict_val(struct jv_dict *d, bool ns)
+{
+    struct jv v = {.type = ns ? JV_NS : JV_DICT, .flags = 0, .u.d = d};
+    return v;
+}
+
 struct jv_dict *jv_dict_new(struct jarena *a, size_t cap)
 {
     struct jv_dict *d = ja_alloc(a, sizeof *d);
