@@ -158,9 +158,8 @@ static int builtin_call(struct jrender *r,
                 if (jv_dict_set(r->ar, d, args[0].u.d->keys[i], args[0].u.d->vals[i]))
                     return jr_oom(r, at);
         }
-        for (size_t k = 0; k < nkw; k++)
-            if (jv_dict_set(r->ar, d, jv_strn(kwn[k], strlen(kwn[k])), kwv[k]))
-                return jr_oom(r, at);
+        if (jv_dict_set_kwargs(r->ar, d, kwn, kwv, nkw))
+            return jr_oom(r, at);
         *out = jv_dict_val(d, which == B_NAMESPACE);
         return 0;
     }

@@ -547,11 +547,8 @@ int jf_filter(struct jrender *r,
             struct jv_list *l;
             if (nkw) {
                 struct jv_dict *d = jv_dict_new(r->ar, nkw);
-                if (!d)
+                if (!d || jv_dict_set_kwargs(r->ar, d, kwn, kwv, nkw))
                     return jr_oom(r, at);
-                for (size_t k = 0; k < nkw; k++)
-                    if (jv_dict_set(r->ar, d, jv_strn(kwn[k], strlen(kwn[k])), kwv[k]))
-                        return jr_oom(r, at);
                 tup = jv_dict_val(d, false);
                 return jpy_format(r, at, &s, &tup, out);
             }

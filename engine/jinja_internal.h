@@ -312,6 +312,9 @@ int jv_list_push(struct jarena *a, struct jv_list *l, struct jv v);
 struct jv_dict *jv_dict_new(struct jarena *a, size_t cap);
 /* Sets key (replacing an equal key's value in place, keeping its position). */
 int jv_dict_set(struct jarena *a, struct jv_dict *d, struct jv key, struct jv val);
+/* Sets every keyword argument kwn[k]=kwv[k] in d (names borrowed). */
+int jv_dict_set_kwargs(
+    struct jarena *a, struct jv_dict *d, const char **kwn, const struct jv *kwv, size_t nkw);
 /* Value for a string key, or NULL. */
 struct jv *jv_dict_get(const struct jv_dict *d, const char *key, size_t n);
 struct jv *jv_dict_getv(const struct jv_dict *d, struct jv key);

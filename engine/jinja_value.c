@@ -401,6 +401,15 @@ int jv_dict_set(struct jarena *a, struct jv_dict *d, struct jv key, struct jv va
     return 0;
 }
 
+int jv_dict_set_kwargs(
+    struct jarena *a, struct jv_dict *d, const char **kwn, const struct jv *kwv, size_t nkw)
+{
+    for (size_t k = 0; k < nkw; k++)
+        if (jv_dict_set(a, d, jv_strn(kwn[k], strlen(kwn[k])), kwv[k]))
+            return SH_ENOMEM;
+    return 0;
+}
+
 /* ---- Python semantics --------------------------------------------------- */
 bool jv_truthy(const struct jv *v)
 {
