@@ -376,6 +376,8 @@ bool ju_isspace(uint32_t cp); /* Python str.isspace */
 uint32_t ju_upper(uint32_t cp);
 uint32_t ju_lower(uint32_t cp);
 bool ju_isalpha(uint32_t cp); /* cased letter as far as ju_upper/lower know */
+/* name is one of the NULL-terminated list (a NULL list is empty). */
+bool ju_in_list(const char *const *list, const char *name);
 
 /* ---- filters, tests, methods (jinja_filters.c) ------------------------- */
 int jf_filter(struct jrender *r,

@@ -276,6 +276,14 @@ bool ju_isalpha(uint32_t c)
     return ju_upper(c) != c || ju_lower(c) != c || c == 0xDF;
 }
 
+bool ju_in_list(const char *const *list, const char *name)
+{
+    for (; list && *list; list++)
+        if (!strcmp(*list, name))
+            return true;
+    return false;
+}
+
 /* ---- constructors -------------------------------------------------------- */
 struct jv jv_undef(struct jarena *a, const char *name, size_t name_len, const char *owner)
 {
