@@ -330,6 +330,7 @@ bool jv_order(const struct jv *a, const struct jv *b, int *cmp);
 const char *jv_type_name(const struct jv *v);
 bool jv_is_number(const struct jv *v); /* bool counts, as in Python */
 double jv_as_double(const struct jv *v);
+int64_t jv_as_i64(const struct jv *v); /* v an int or a bool */
 
 /* str(v) and repr(v) appended to out. */
 int jv_str(struct jarena *a, struct jout *o, size_t max, const struct jv *v);

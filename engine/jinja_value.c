@@ -456,7 +456,7 @@ double jv_as_double(const struct jv *v)
     return v->u.f;
 }
 
-static int64_t as_i64(const struct jv *v)
+int64_t jv_as_i64(const struct jv *v)
 {
     return v->type == JV_BOOL ? (int64_t)v->u.b : v->u.i;
 }
@@ -476,7 +476,7 @@ static bool equal_depth(const struct jv *a, const struct jv *b, int depth)
 {
     if (jv_is_number(a) && jv_is_number(b)) {
         if (a->type != JV_FLOAT && b->type != JV_FLOAT)
-            return as_i64(a) == as_i64(b);
+            return jv_as_i64(a) == jv_as_i64(b);
         return jv_as_double(a) == jv_as_double(b);
     }
     if (a->type != b->type)
@@ -526,7 +526,7 @@ static bool order_depth(const struct jv *a, const struct jv *b, int *cmp, int de
 {
     if (jv_is_number(a) && jv_is_number(b)) {
         if (a->type != JV_FLOAT && b->type != JV_FLOAT) {
-            int64_t x = as_i64(a), y = as_i64(b);
+            int64_t x = jv_as_i64(a), y = jv_as_i64(b);
             *cmp = x < y ? -1 : x > y;
         } else {
             double x = jv_as_double(a), y = jv_as_double(b);
