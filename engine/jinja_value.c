@@ -97,17 +97,8 @@ int jout_put(struct jout *o, size_t max, const char *p, size_t n)
         return 0;
     if (!sh_add_size(o->n, n, &need) || need > max)
         return SH_ETOOBIG;
-    if (need + 1 > o->cap) {
-        size_t cap = o->cap ? o->cap : 256;
-        char *np;
-        while (cap < need + 1)
-            cap = cap > SIZE_MAX / 2 ? need + 1 : cap * 2;
-        np = realloc(o->p, cap);
-        if (!np)
-            return SH_ENOMEM;
-        o->p = np;
-        o->cap = cap;
-    }
+    if (sh_buf_grow(&o->p, &o->cap, need + 1, 256))
+        return SH_ENOMEM;
     memcpy(o->p + o->n, p, n);
     o->n = need;
     o->p[o->n] = '\0';
