@@ -328,6 +328,13 @@ int api_ollama_register(struct api_server *s,
                         const char *version,
                         struct sh_err *err);
 
+/* The backend's model list; on failure replies ("listing models: ...", in
+ * r's dialect) and returns false. *models borrowed until return to the
+ * loop. */
+bool api_list_models(struct api_request *r,
+                     const struct api_backend *be,
+                     const struct api_model_info **models,
+                     size_t *n);
 /* Looks the request's model up through be; on failure replies (404/400/500
  * in r's dialect) and returns false. *mi borrowed until return to the loop. */
 bool api_find_model(struct api_request *r,
