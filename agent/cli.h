@@ -48,6 +48,23 @@ extern const char agent_run_usage[];
  * failure prints "shoal CMD: why" and returns AGENT_EXIT_FAIL. */
 struct eng_tokenizer;
 int agent_load_tokenizer(const char *cmd, const char *dir, struct eng_tokenizer **tok);
+/* The options tokenize and detokenize share in form (cmd_tokenize.c):
+ * [--model DIR] --VALUE_OPT V [--FLAG_OPT], nothing else. Returns
+ * AGENT_EXIT_OK with out filled, or the usage error (printed). */
+struct agent_tok_args {
+    const char *model; /* agent_default_model() without --model */
+    const char *value; /* the required option's value (borrowed from argv) */
+    bool flag;
+};
+int agent_tok_args_parse(const char *cmd,
+                         const char *value_opt,
+                         const char *flag_opt,
+                         int argc,
+                         char **argv,
+                         struct agent_tok_args *out);
+/* Flushes stdout; on failure prints "shoal CMD: writing the output failed"
+ * and returns AGENT_EXIT_FAIL. */
+int agent_tok_flush(const char *cmd);
 int agent_cmd_keygen(int argc, char **argv);
 int agent_cmd_runner(int argc, char **argv);
 extern const char agent_runner_usage[];

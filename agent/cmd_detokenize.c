@@ -1,6 +1,5 @@
 /* agent/cmd_detokenize.c: `shoal detokenize`: token ids back to text with a
  * model's tokenizer.json, written exactly (no newline added). */
-#include <getopt.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -85,51 +84,23 @@ fail:
 
 int agent_cmd_detokenize(int argc, char **argv)
 {
-    static const struct option opts[] = {
-        {"model", required_argument, NULL, 'm'},
-        {"ids", required_argument, NULL, 'i'},
-        {"skip-special", no_argument, NULL, 's'},
-        {NULL, 0, NULL, 0},
-    };
-    const struct agent_cmd *cmd = agent_cmd_find("detokenize");
-    const char *model = agent_default_model(), *id_list = NULL;
+    struct agent_tok_args a;
     struct eng_tokenizer *tok = NULL;
     struct sh_err err = {0};
-    bool skip = false;
     int32_t *ids = NULL;
     char why[160], *text = NULL;
     size_t n = 0, len = 0;
-    int c, rc;
+    int rc;
 
-    opterr = 0;
-    while ((c = getopt_long(argc, argv, ":", opts, NULL)) != -1) {
-        switch (c) {
-        case 'm':
-            model = optarg;
-            break;
-        case 'i':
-            id_list = optarg;
-            break;
-        case 's':
-            skip = true;
-            break;
-        case ':':
-            return agent_usage_error(cmd, "%s needs a value", argv[optind - 1]);
-        default:
-            return agent_usage_error(cmd, "unknown option '%s'", argv[optind - 1]);
-        }
-    }
-    if (optind < argc)
-        return agent_usage_error(cmd, "unexpected argument '%s'", argv[optind]);
-    if (!id_list)
-        return agent_usage_error(cmd, "--ids is required");
-    if (parse_ids(id_list, &ids, &n, why, sizeof why))
-        return agent_usage_error(cmd, "--ids: %s", why);
-    if ((rc = agent_load_tokenizer("detokenize", model, &tok))) {
+    if ((rc = agent_tok_args_parse("detokenize", "ids", "skip-special", argc, argv, &a)))
+        return rc;
+    if (parse_ids(a.value, &ids, &n, why, sizeof why))
+        return agent_usage_error(agent_cmd_find("detokenize"), "--ids: %s", why);
+    if ((rc = agent_load_tokenizer("detokenize", a.model, &tok))) {
         free(ids);
         return rc;
     }
-    rc = eng_detokenize(tok, ids, n, skip, &text, &len, &err);
+    rc = eng_detokenize(tok, ids, n, a.flag, &text, &len, &err);
     free(ids);
     eng_tokenizer_free(tok);
     if (rc) {
@@ -138,9 +109,5 @@ int agent_cmd_detokenize(int argc, char **argv)
     }
     fwrite(text, 1, len, stdout);
     free(text);
-    if (fflush(stdout) != 0 || ferror(stdout)) {
-        fprintf(stderr, "shoal detokenize: writing the output failed\n");
-        return AGENT_EXIT_FAIL;
-    }
-    return AGENT_EXIT_OK;
+    return agent_tok_flush("detokenize");
 }

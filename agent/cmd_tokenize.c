@@ -24,34 +24,37 @@ int agent_load_tokenizer(const char *cmd, const char *dir, struct eng_tokenizer 
     return AGENT_EXIT_OK;
 }
 
-int agent_cmd_tokenize(int argc, char **argv)
+/* Shared with cmd_detokenize.c, whose options have the same form. */
+int agent_tok_args_parse(const char *name,
+                         const char *value_opt,
+                         const char *flag_opt,
+                         int argc,
+                         char **argv,
+                         struct agent_tok_args *out)
 {
-    static const struct option opts[] = {
+    const struct option opts[] = {
         {"model", required_argument, NULL, 'm'},
-        {"text", required_argument, NULL, 't'},
-        {"special", no_argument, NULL, 's'},
+        {value_opt, required_argument, NULL, 'v'},
+        {flag_opt, no_argument, NULL, 'f'},
         {NULL, 0, NULL, 0},
     };
-    const struct agent_cmd *cmd = agent_cmd_find("tokenize");
-    const char *model = agent_default_model(), *text = NULL;
-    struct eng_tokenizer *tok = NULL;
-    struct sh_err err = {0};
-    bool special = false;
-    int32_t *ids = NULL;
-    size_t n = 0;
-    int c, rc;
+    const struct agent_cmd *cmd = agent_cmd_find(name);
+    int c;
 
+    out->model = agent_default_model();
+    out->value = NULL;
+    out->flag = false;
     opterr = 0;
     while ((c = getopt_long(argc, argv, ":", opts, NULL)) != -1) {
         switch (c) {
         case 'm':
-            model = optarg;
+            out->model = optarg;
             break;
-        case 't':
-            text = optarg;
+        case 'v':
+            out->value = optarg;
             break;
-        case 's':
-            special = true;
+        case 'f':
+            out->flag = true;
             break;
         case ':':
             return agent_usage_error(cmd, "%s needs a value", argv[optind - 1]);
@@ -61,11 +64,34 @@ int agent_cmd_tokenize(int argc, char **argv)
     }
     if (optind < argc)
         return agent_usage_error(cmd, "unexpected argument '%s'", argv[optind]);
-    if (!text)
-        return agent_usage_error(cmd, "--text is required");
-    if ((rc = agent_load_tokenizer("tokenize", model, &tok)))
+    if (!out->value)
+        return agent_usage_error(cmd, "--%s is required", value_opt);
+    return AGENT_EXIT_OK;
+}
+
+/* Shared with cmd_detokenize.c. */
+int agent_tok_flush(const char *name)
+{
+    if (fflush(stdout) != 0 || ferror(stdout)) {
+        fprintf(stderr, "shoal %s: writing the output failed\n", name);
+        return AGENT_EXIT_FAIL;
+    }
+    return AGENT_EXIT_OK;
+}
+
+int agent_cmd_tokenize(int argc, char **argv)
+{
+    struct agent_tok_args a;
+    struct eng_tokenizer *tok = NULL;
+    struct sh_err err = {0};
+    int32_t *ids = NULL;
+    size_t n = 0;
+    int rc;
+
+    if ((rc = agent_tok_args_parse("tokenize", "text", "special", argc, argv, &a)) ||
+        (rc = agent_load_tokenizer("tokenize", a.model, &tok)))
         return rc;
-    if (eng_tokenize(tok, text, strlen(text), special, &ids, &n, &err)) {
+    if (eng_tokenize(tok, a.value, strlen(a.value), a.flag, &ids, &n, &err)) {
         fprintf(stderr, "shoal tokenize: %s\n", sh_err_msg(&err));
         eng_tokenizer_free(tok);
         return AGENT_EXIT_FAIL;
@@ -76,9 +102,5 @@ int agent_cmd_tokenize(int argc, char **argv)
     printf("]\n");
     free(ids);
     eng_tokenizer_free(tok);
-    if (fflush(stdout) != 0 || ferror(stdout)) {
-        fprintf(stderr, "shoal tokenize: writing the output failed\n");
-        return AGENT_EXIT_FAIL;
-    }
-    return AGENT_EXIT_OK;
+    return agent_tok_flush("tokenize");
 }

@@ -562,6 +562,25 @@ void api_gen_run(struct api_request *r,
     api_request_on_close(r, on_close, c);
 }
 
+bool api_list_models(struct api_request *r,
+                     const struct api_backend *be,
+                     const struct api_model_info **models,
+                     size_t *n)
+{
+    struct api_error e;
+    struct sh_err err;
+    int rc;
+
+    sh_err_clear(&err);
+    if ((rc = be->list_models(be->ctx, models, n, &err))) {
+        api_error_set(&e, api_status_for_code(rc), NULL, NULL, "listing models: %s",
+                      sh_err_msg(&err));
+        api_reply_error(r, &e);
+        return false;
+    }
+    return true;
+}
+
 bool api_find_model(struct api_request *r,
                     const struct api_backend *be,
                     const char *name,
@@ -570,17 +589,11 @@ bool api_find_model(struct api_request *r,
     const struct api_model_info *models = NULL;
     size_t n = 0, i = 0;
     struct api_error e;
-    struct sh_err err;
     bool oai = api_request_dialect(r) == API_DIALECT_OPENAI;
     int rc;
 
-    sh_err_clear(&err);
-    if ((rc = be->list_models(be->ctx, &models, &n, &err))) {
-        api_error_set(&e, api_status_for_code(rc), NULL, NULL, "listing models: %s",
-                      sh_err_msg(&err));
-        api_reply_error(r, &e);
+    if (!api_list_models(r, be, &models, &n))
         return false;
-    }
     rc = api_model_resolve(models, n, name, &i);
     if (rc == SH_EINVAL) {
         api_error_set(&e, 400, "invalid_value", "model", "invalid model name \"%.64s\"", name);

@@ -55,6 +55,17 @@ int api_ollama_parse_show(const char *body,
 void api_gen_request_init(struct api_gen_request *r, enum api_dialect d, enum api_gen_kind k);
 /* Frees what r owns (root, messages) and clears it. */
 void api_gen_request_clear(struct api_gen_request *r);
+/* What every api_*_parse_* entry point does around its dialect's root
+ * parser: init *out for d and k, parse the body into out->root, run
+ * parse_root on it; on error *out is left cleared. */
+typedef int (*api_root_parser)(const cJSON *root, struct api_gen_request *r, struct api_error *e);
+int api_parse_request(const char *body,
+                      size_t len,
+                      enum api_dialect d,
+                      enum api_gen_kind k,
+                      api_root_parser parse_root,
+                      struct api_gen_request *out,
+                      struct api_error *e);
 
 /* Helpers the two dialect parsers share (params.c). Each returns 0 or the
  * status with e filled; a member that is absent or JSON null is "unset". */
@@ -94,6 +105,8 @@ int api_get_seed(const cJSON *obj,
 /* Writes a parameter path ("messages[3].content") into out, truncated to
  * API_PARAM_LEN - 1 bytes if it has to be. */
 void api_param(char out[API_PARAM_LEN], const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+/* The 400 "unsupported_parameter" error: "'PARAM' is not supported: WHY". */
+int api_unsupported(struct api_error *e, const char *param, const char *why);
 /* "stop": a string or an array of strings; empty strings are skipped; at
  * most API_MAX_STOP of at most API_MAX_STOP_LEN bytes. */
 int api_parse_stop(const cJSON *v,
@@ -108,6 +121,20 @@ int api_parse_tools(const cJSON *v,
                     struct api_error *e);
 /* "model": required non-empty string of valid model-name syntax. */
 int api_parse_model(const cJSON *root, struct api_gen_request *r, struct api_error *e);
+/* messages[i] must be an object with a string "role" (required); *role
+ * borrows from m. The dialects check the role's value themselves. */
+int api_message_role(const cJSON *m, int i, const char **role, struct api_error *e);
+/* A message's "tool_calls" (v, at path param; absent gives *out NULL) ->
+ * a new array of normalized tool calls: v must be an array, and parse_one
+ * turns its element j (tc) into *norm (api_norm_tool_call) or fails with e
+ * filled; the dialects differ in the shape they accept. */
+typedef int (*api_tool_call_parser)(
+    const cJSON *tc, const char *param, int j, cJSON **norm, struct api_error *e);
+int api_tool_calls_norm(const cJSON *v,
+                        const char *param,
+                        api_tool_call_parser parse_one,
+                        cJSON **out,
+                        struct api_error *e);
 /* Appends one normalized message (see api.h) to r->messages. tool_calls is
  * taken (already normalized) and may be NULL. */
 int api_add_message(struct api_gen_request *r,
@@ -142,7 +169,18 @@ void api_ollama_name(const char *id, char *out, size_t cap);
 /* Case-insensitive equality of two byte ranges. */
 bool api_name_eq(const char *a, size_t alen, const char *b, size_t blen);
 
-/* ---- formatting (openai_fmt.c, ollama_fmt.c, errors.c) ------------------- */
+/* ---- formatting (openai_fmt.c, ollama_fmt.c, fmt.c, errors.c) ------------ */
+
+/* cJSON helpers both formatters use (fmt.c): append item (taken) to array a,
+ * false when item is NULL; add a deep copy of src to o under key, false on
+ * ENOMEM. */
+bool api_json_push(cJSON *a, cJSON *item);
+bool api_json_add_dup(cJSON *o, const char *key, const cJSON *src);
+/* One token's logprob entry, the same in both dialects: {"token" (clean
+ * text), "logprob", "bytes" (raw), "top_logprobs": [entries without their
+ * own top list]}. empty_top: keep "top_logprobs": [] when lp has no
+ * alternatives (OpenAI does; Ollama leaves the key out). NULL on ENOMEM. */
+cJSON *api_logprob_entry(const struct api_token_logprob *lp, bool empty_top);
 
 /* What every response object of one generation repeats. */
 struct api_resp_meta {
@@ -290,6 +328,13 @@ int api_ollama_register(struct api_server *s,
                         const char *version,
                         struct sh_err *err);
 
+/* The backend's model list; on failure replies ("listing models: ...", in
+ * r's dialect) and returns false. *models borrowed until return to the
+ * loop. */
+bool api_list_models(struct api_request *r,
+                     const struct api_backend *be,
+                     const struct api_model_info **models,
+                     size_t *n);
 /* Looks the request's model up through be; on failure replies (404/400/500
  * in r's dialect) and returns false. *mi borrowed until return to the loop. */
 bool api_find_model(struct api_request *r,

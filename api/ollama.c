@@ -22,23 +22,19 @@
 
 #define OLL_MAX_TOKENS_CAP (1 << 30)
 
-static int unsupported(struct api_error *e, const char *param, const char *why)
+/* obj's member key (named param in errors): absent, or an array that must
+ * be empty. */
+static int nonempty_array_refused(
+    const cJSON *obj, const char *key, const char *param, const char *why, struct api_error *e)
 {
-    return api_error_set(e, 400, "unsupported_parameter", param, "'%s' is not supported: %s", param,
-                         why);
-}
-
-static int
-nonempty_array_refused(const cJSON *root, const char *key, const char *why, struct api_error *e)
-{
-    const cJSON *v = api_member(root, key);
+    const cJSON *v = api_member(obj, key);
 
     if (!v)
         return 0;
     if (!cJSON_IsArray(v))
-        return api_error_set(e, 400, "invalid_type", key,
-                             "invalid type for '%s': expected an array", key);
-    return v->child ? unsupported(e, key, why) : 0;
+        return api_error_set(e, 400, "invalid_type", param,
+                             "invalid type for '%s': expected an array", param);
+    return v->child ? api_unsupported(e, param, why) : 0;
 }
 
 /* An option that only switches a sampler shoal lacks: allowed at its "off"
@@ -54,7 +50,7 @@ static int option_off(const cJSON *opts, const char *key, double off, struct api
     if ((rc = api_get_num(opts, key, p, -1e9, 1e9, &has, &v, e)))
         return rc;
     if (has && v != off)
-        return unsupported(e, p, "this sampler is not implemented");
+        return api_unsupported(e, p, "this sampler is not implemented");
     return 0;
 }
 
@@ -206,7 +202,7 @@ static int parse_common(const cJSON *root, struct api_gen_request *r, struct api
                           e)) ||
         (rc = api_get_bool(root, "truncate", "truncate", NULL, &b, e)) ||
         (rc = api_get_bool(root, "shift", "shift", NULL, &b, e)) ||
-        (rc = nonempty_array_refused(root, "images", "shoal serves text models", e)))
+        (rc = nonempty_array_refused(root, "images", "images", "shoal serves text models", e)))
         return rc;
     r->stream = stream; /* Ollama streams unless told "stream": false */
     r->top_logprobs = (int)top;
@@ -220,49 +216,28 @@ static int parse_common(const cJSON *root, struct api_gen_request *r, struct api
     return 0;
 }
 
-/* Ollama tool calls carry arguments as an object already. */
-static int tool_calls_norm(const cJSON *v, const char *param, cJSON **out, struct api_error *e)
+/* One Ollama tool call: arguments come as an object already. */
+static int
+tool_call_norm(const cJSON *tc, const char *param, int j, cJSON **norm, struct api_error *e)
 {
-    const cJSON *tc;
+    const cJSON *fn = cJSON_GetObjectItemCaseSensitive(tc, "function");
+    const cJSON *name = cJSON_GetObjectItemCaseSensitive(fn, "name");
+    const cJSON *args = api_member(fn, "arguments");
+    const cJSON *id = cJSON_GetObjectItemCaseSensitive(tc, "id");
     char p[API_PARAM_LEN];
-    cJSON *arr;
-    int j = 0;
+    cJSON *copy;
 
-    *out = NULL;
-    if (!v)
-        return 0;
-    if (!cJSON_IsArray(v))
-        return api_error_set(e, 400, "invalid_type", param,
-                             "invalid type for '%s': expected an array", param);
-    if (!(arr = cJSON_CreateArray()))
+    api_param(p, "%s[%d]", param, j);
+    if (!cJSON_IsObject(tc) || !cJSON_IsObject(fn) || !cJSON_IsString(name) ||
+        (args && !cJSON_IsObject(args)) || (id && !cJSON_IsString(id)))
+        return api_error_set(e, 400, "invalid_type", p,
+                             "invalid type for '%s': expected {\"function\": {\"name\": "
+                             "string, \"arguments\": object}}",
+                             p);
+    copy = args ? cJSON_Duplicate(args, 1) : cJSON_CreateObject();
+    *norm = api_norm_tool_call(id ? id->valuestring : NULL, name->valuestring, copy);
+    if (!*norm)
         return api_error_set(e, 500, NULL, NULL, "out of memory");
-    cJSON_ArrayForEach(tc, v)
-    {
-        const cJSON *fn = cJSON_GetObjectItemCaseSensitive(tc, "function");
-        const cJSON *name = cJSON_GetObjectItemCaseSensitive(fn, "name");
-        const cJSON *args = api_member(fn, "arguments");
-        const cJSON *id = cJSON_GetObjectItemCaseSensitive(tc, "id");
-        cJSON *copy, *norm;
-
-        api_param(p, "%s[%d]", param, j);
-        if (!cJSON_IsObject(tc) || !cJSON_IsObject(fn) || !cJSON_IsString(name) ||
-            (args && !cJSON_IsObject(args)) || (id && !cJSON_IsString(id))) {
-            cJSON_Delete(arr);
-            return api_error_set(e, 400, "invalid_type", p,
-                                 "invalid type for '%s': expected {\"function\": {\"name\": "
-                                 "string, \"arguments\": object}}",
-                                 p);
-        }
-        copy = args ? cJSON_Duplicate(args, 1) : cJSON_CreateObject();
-        norm = api_norm_tool_call(id ? id->valuestring : NULL, name->valuestring, copy);
-        if (!norm) {
-            cJSON_Delete(arr);
-            return api_error_set(e, 500, NULL, NULL, "out of memory");
-        }
-        cJSON_AddItemToArray(arr, norm);
-        j++;
-    }
-    *out = arr;
     return 0;
 }
 
@@ -276,16 +251,8 @@ static int parse_message(struct api_gen_request *r, const cJSON *m, int i, struc
     const char *canon = NULL;
     int rc;
 
-    api_param(p, "messages[%d]", i);
-    if (!cJSON_IsObject(m))
-        return api_error_set(e, 400, "invalid_type", p, "invalid type for '%s': expected an object",
-                             p);
-    api_param(p, "messages[%d].role", i);
-    if ((rc = api_get_str(m, "role", p, &role, e)))
+    if ((rc = api_message_role(m, i, &role, e)))
         return rc;
-    if (!role)
-        return api_error_set(e, 400, "missing_required_parameter", p,
-                             "missing required parameter: '%s'", p);
     /* Ollama lower-cases roles (Message.UnmarshalJSON). */
     snprintf(lower, sizeof lower, "%s", role);
     for (char *c = lower; *c; c++)
@@ -294,6 +261,7 @@ static int parse_message(struct api_gen_request *r, const cJSON *m, int i, struc
     for (size_t k = 0; k < sizeof roles / sizeof roles[0]; k++)
         if (strlen(role) < sizeof lower && strcmp(lower, roles[k]) == 0)
             canon = roles[k];
+    api_param(p, "messages[%d].role", i);
     if (!canon)
         return api_error_set(e, 400, "invalid_value", p,
                              "invalid value for '%s': \"%.32s\" is not one of system, user, "
@@ -312,16 +280,10 @@ static int parse_message(struct api_gen_request *r, const cJSON *m, int i, struc
     if ((rc = api_get_str(m, "tool_call_id", p, &tcid, e)))
         return rc;
     api_param(p, "messages[%d].images", i);
-    if (api_member(m, "images")) {
-        const cJSON *im = api_member(m, "images");
-        if (!cJSON_IsArray(im))
-            return api_error_set(e, 400, "invalid_type", p,
-                                 "invalid type for '%s': expected an array", p);
-        if (im->child)
-            return unsupported(e, p, "shoal serves text models");
-    }
+    if ((rc = nonempty_array_refused(m, "images", p, "shoal serves text models", e)))
+        return rc;
     api_param(p, "messages[%d].tool_calls", i);
-    if ((rc = tool_calls_norm(api_member(m, "tool_calls"), p, &tool_calls, e)))
+    if ((rc = api_tool_calls_norm(api_member(m, "tool_calls"), p, tool_call_norm, &tool_calls, e)))
         return rc;
     return api_add_message(r, canon, content, canon[0] == 'a' ? thinking : NULL, tool_calls, tcid,
                            tool_name, e);
@@ -354,14 +316,7 @@ int api_ollama_parse_chat(const char *body,
                           struct api_gen_request *out,
                           struct api_error *e)
 {
-    int rc;
-
-    api_gen_request_init(out, API_DIALECT_OLLAMA, API_GEN_CHAT);
-    if ((rc = api_body_parse(body, len, &out->root, e)))
-        return rc;
-    if ((rc = parse_chat_root(out->root, out, e)))
-        api_gen_request_clear(out);
-    return rc;
+    return api_parse_request(body, len, API_DIALECT_OLLAMA, API_GEN_CHAT, parse_chat_root, out, e);
 }
 
 static int parse_generate_root(const cJSON *root, struct api_gen_request *r, struct api_error *e)
@@ -376,11 +331,11 @@ static int parse_generate_root(const cJSON *root, struct api_gen_request *r, str
         (rc = api_get_str(root, "template", "template", &template, e)) ||
         (rc = api_get_str(root, "suffix", "suffix", &suffix, e)) ||
         (rc = api_get_bool(root, "raw", "raw", NULL, &raw, e)) ||
-        (rc = nonempty_array_refused(root, "context", "send the conversation to /api/chat instead",
-                                     e)))
+        (rc = nonempty_array_refused(root, "context", "context",
+                                     "send the conversation to /api/chat instead", e)))
         return rc;
     if (suffix && *suffix)
-        return unsupported(e, "suffix", "fill-in-the-middle is not implemented");
+        return api_unsupported(e, "suffix", "fill-in-the-middle is not implemented");
     if (template && *template)
         r->ignored |= API_IGNORED_TEMPLATE;
     if (raw && ((system && *system) || (template && *template)))
@@ -404,14 +359,8 @@ int api_ollama_parse_generate(const char *body,
                               struct api_gen_request *out,
                               struct api_error *e)
 {
-    int rc;
-
-    api_gen_request_init(out, API_DIALECT_OLLAMA, API_GEN_CHAT);
-    if ((rc = api_body_parse(body, len, &out->root, e)))
-        return rc;
-    if ((rc = parse_generate_root(out->root, out, e)))
-        api_gen_request_clear(out);
-    return rc;
+    return api_parse_request(body, len, API_DIALECT_OLLAMA, API_GEN_CHAT, parse_generate_root, out,
+                             e);
 }
 
 int api_ollama_parse_show(const char *body,

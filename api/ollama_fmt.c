@@ -11,24 +11,6 @@
 #include "api/internal.h"
 #include "common/json.h"
 
-static bool push(cJSON *a, cJSON *item)
-{
-    if (!item)
-        return false;
-    cJSON_AddItemToArray(a, item);
-    return true;
-}
-
-static bool add_dup(cJSON *o, const char *key, const cJSON *src)
-{
-    cJSON *d = cJSON_Duplicate(src, 1);
-
-    if (!d)
-        return false;
-    cJSON_AddItemToObject(o, key, d);
-    return true;
-}
-
 static const char *str_or_empty(const char *s)
 {
     return s ? s : "";
@@ -59,43 +41,9 @@ cJSON *api_oll_tool_call(const struct api_tool_call *tc, size_t index)
     return o;
 }
 
-static cJSON *token_obj(const char *tok, size_t len, double logprob)
-{
-    cJSON *o = cJSON_CreateObject(), *bytes;
-    char *clean = api_utf8_clean(tok, len);
-
-    if (!o || !clean || !cJSON_AddStringToObject(o, "token", clean) ||
-        !cJSON_AddNumberToObject(o, "logprob", logprob) ||
-        !(bytes = cJSON_AddArrayToObject(o, "bytes")))
-        goto fail;
-    for (size_t i = 0; i < len; i++)
-        if (!push(bytes, cJSON_CreateNumber((unsigned char)tok[i])))
-            goto fail;
-    free(clean);
-    return o;
-fail:
-    free(clean);
-    cJSON_Delete(o);
-    return NULL;
-}
-
 cJSON *api_oll_logprob(const struct api_token_logprob *lp)
 {
-    cJSON *o = token_obj(lp->token, lp->token_len, lp->logprob), *top;
-
-    if (!o)
-        return NULL;
-    if (lp->n_top == 0)
-        return o;
-    if (!(top = cJSON_AddArrayToObject(o, "top_logprobs")))
-        goto fail;
-    for (size_t i = 0; i < lp->n_top; i++)
-        if (!push(top, token_obj(lp->top[i].token, lp->top[i].token_len, lp->top[i].logprob)))
-            goto fail;
-    return o;
-fail:
-    cJSON_Delete(o);
-    return NULL;
+    return api_logprob_entry(lp, false);
 }
 
 static cJSON *head(const struct api_resp_meta *m)
@@ -120,7 +68,7 @@ static bool add_message(cJSON *o, const struct api_oll_message *msg)
     if (msg->thinking && *msg->thinking && !cJSON_AddStringToObject(mo, "thinking", msg->thinking))
         return false;
     if (msg->tool_calls && cJSON_GetArraySize(msg->tool_calls) > 0 &&
-        !add_dup(mo, "tool_calls", msg->tool_calls))
+        !api_json_add_dup(mo, "tool_calls", msg->tool_calls))
         return false;
     return true;
 }
@@ -132,7 +80,7 @@ add_tail(cJSON *o, const cJSON *logprobs, const struct api_gen_result *res, uint
     if (!cJSON_AddBoolToObject(o, "done", true) ||
         !cJSON_AddStringToObject(o, "done_reason", res ? api_finish_ollama(res->finish) : "load"))
         return false;
-    if (logprobs && cJSON_GetArraySize(logprobs) > 0 && !add_dup(o, "logprobs", logprobs))
+    if (logprobs && cJSON_GetArraySize(logprobs) > 0 && !api_json_add_dup(o, "logprobs", logprobs))
         return false;
     if (!res)
         return true;
@@ -151,7 +99,8 @@ cJSON *api_oll_chat_line(const struct api_resp_meta *m,
     cJSON *o = head(m);
 
     if (!o || !add_message(o, msg) || !cJSON_AddBoolToObject(o, "done", false) ||
-        (logprobs && cJSON_GetArraySize(logprobs) > 0 && !add_dup(o, "logprobs", logprobs))) {
+        (logprobs && cJSON_GetArraySize(logprobs) > 0 &&
+         !api_json_add_dup(o, "logprobs", logprobs))) {
         cJSON_Delete(o);
         return NULL;
     }
@@ -187,7 +136,8 @@ cJSON *api_oll_generate_line(const struct api_resp_meta *m,
     cJSON *o = head(m);
 
     if (!o || !add_response(o, response, thinking) || !cJSON_AddBoolToObject(o, "done", false) ||
-        (logprobs && cJSON_GetArraySize(logprobs) > 0 && !add_dup(o, "logprobs", logprobs))) {
+        (logprobs && cJSON_GetArraySize(logprobs) > 0 &&
+         !api_json_add_dup(o, "logprobs", logprobs))) {
         cJSON_Delete(o);
         return NULL;
     }
@@ -222,7 +172,7 @@ static cJSON *details(const struct api_model_info *mi)
         !cJSON_AddStringToObject(d, "format", str_or_empty(mi->format)) ||
         !cJSON_AddStringToObject(d, "family", str_or_empty(mi->family)) ||
         !(fam = cJSON_AddArrayToObject(d, "families")) ||
-        (mi->family && !push(fam, cJSON_CreateString(mi->family))) ||
+        (mi->family && !api_json_push(fam, cJSON_CreateString(mi->family))) ||
         !cJSON_AddStringToObject(d, "parameter_size", ps) ||
         !cJSON_AddStringToObject(d, "quantization_level", str_or_empty(mi->quantization))) {
         cJSON_Delete(d);
@@ -259,7 +209,7 @@ cJSON *api_oll_tags(const struct api_model_info *models, size_t n)
     if (!o || !(arr = cJSON_AddArrayToObject(o, "models")))
         goto fail;
     for (size_t i = 0; i < n; i++)
-        if (!push(arr, model_entry(&models[i], true)))
+        if (!api_json_push(arr, model_entry(&models[i], true)))
             goto fail;
     return o;
 fail:
@@ -281,7 +231,7 @@ cJSON *api_oll_ps(const struct api_model_info *models, size_t n)
         cJSON *e;
         if (!models[i].loaded)
             continue;
-        if (!push(arr, e = model_entry(&models[i], false)))
+        if (!api_json_push(arr, e = model_entry(&models[i], false)))
             goto fail;
         api_rfc3339_nano(models[i].expires_unix > 0 ? models[i].expires_unix : NEVER_UNIX, 0, when);
         if (!cJSON_AddStringToObject(e, "expires_at", when) ||
@@ -382,9 +332,10 @@ cJSON *api_oll_show(const struct api_model_info *mi, bool verbose)
     if (ok) {
         cJSON_AddItemToObject(o, "model_info", info);
         ok = (caps = cJSON_AddArrayToObject(o, "capabilities")) != NULL &&
-             push(caps, cJSON_CreateString("completion")) &&
-             (!(mi->caps & API_CAP_TOOLS) || push(caps, cJSON_CreateString("tools"))) &&
-             (!(mi->caps & API_CAP_THINKING) || push(caps, cJSON_CreateString("thinking"))) &&
+             api_json_push(caps, cJSON_CreateString("completion")) &&
+             (!(mi->caps & API_CAP_TOOLS) || api_json_push(caps, cJSON_CreateString("tools"))) &&
+             (!(mi->caps & API_CAP_THINKING) ||
+              api_json_push(caps, cJSON_CreateString("thinking"))) &&
              cJSON_AddStringToObject(o, "modified_at", when);
     }
     sh_strbuf_free(&params);

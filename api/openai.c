@@ -19,12 +19,6 @@
 #define OAI_COMPLETION_DEFAULT_MAX_TOKENS 16
 #define OAI_MAX_TOKENS_CAP                (1 << 30)
 
-static int unsupported(struct api_error *e, const char *param, const char *why)
-{
-    return api_error_set(e, 400, "unsupported_parameter", param, "'%s' is not supported: %s", param,
-                         why);
-}
-
 /* Sampling and output parameters common to both endpoints. */
 static int parse_sampling(const cJSON *root, struct api_gen_request *r, struct api_error *e)
 {
@@ -86,7 +80,7 @@ static int parse_sampling(const cJSON *root, struct api_gen_request *r, struct a
             return api_error_set(e, 400, "invalid_type", "logit_bias",
                                  "invalid type for 'logit_bias': expected an object");
         if (lb->child)
-            return unsupported(e, "logit_bias", "token biases are not implemented");
+            return api_unsupported(e, "logit_bias", "token biases are not implemented");
     }
     return 0;
 }
@@ -164,58 +158,36 @@ static int content_text(const cJSON *c,
     return 0;
 }
 
-/* An assistant message's tool_calls -> normalized (arguments parsed). */
-static int tool_calls_norm(const cJSON *v, const char *param, cJSON **out, struct api_error *e)
+/* One tool call of an assistant message -> normalized (arguments, a JSON
+ * text, parsed). */
+static int
+tool_call_norm(const cJSON *tc, const char *param, int j, cJSON **norm, struct api_error *e)
 {
-    const cJSON *tc;
+    const cJSON *id = cJSON_GetObjectItemCaseSensitive(tc, "id");
+    const cJSON *fn = cJSON_GetObjectItemCaseSensitive(tc, "function");
+    const cJSON *name = cJSON_GetObjectItemCaseSensitive(fn, "name");
+    const cJSON *args = cJSON_GetObjectItemCaseSensitive(fn, "arguments");
+    cJSON *parsed = NULL;
     char p[API_PARAM_LEN];
-    cJSON *arr;
-    int j = 0;
 
-    *out = NULL;
-    if (!v)
-        return 0;
-    if (!cJSON_IsArray(v))
-        return api_error_set(e, 400, "invalid_type", param,
-                             "invalid type for '%s': expected an array", param);
-    if (!(arr = cJSON_CreateArray()))
-        return api_error_set(e, 500, NULL, NULL, "out of memory");
-    cJSON_ArrayForEach(tc, v)
-    {
-        const cJSON *id = cJSON_GetObjectItemCaseSensitive(tc, "id");
-        const cJSON *fn = cJSON_GetObjectItemCaseSensitive(tc, "function");
-        const cJSON *name = cJSON_GetObjectItemCaseSensitive(fn, "name");
-        const cJSON *args = cJSON_GetObjectItemCaseSensitive(fn, "arguments");
-        cJSON *parsed = NULL, *norm;
-
-        api_param(p, "%s[%d]", param, j);
-        if (!cJSON_IsObject(tc) || !cJSON_IsString(id) || !cJSON_IsObject(fn) ||
-            !cJSON_IsString(name)) {
-            cJSON_Delete(arr);
-            return api_error_set(e, 400, "invalid_type", p,
-                                 "invalid type for '%s': expected {\"id\", \"type\": "
-                                 "\"function\", \"function\": {\"name\", \"arguments\"}}",
-                                 p);
-        }
-        api_param(p, "%s[%d].function.arguments", param, j);
-        if (!args || (cJSON_IsString(args) && args->valuestring[0] == '\0'))
-            parsed = cJSON_CreateObject();
-        else if (cJSON_IsString(args))
-            sh_json_parse(args->valuestring, strlen(args->valuestring), p, &parsed, NULL);
-        if (!parsed || !cJSON_IsObject(parsed)) {
-            cJSON_Delete(parsed);
-            cJSON_Delete(arr);
-            return api_error_set(e, 400, "invalid_value", p,
-                                 "invalid value for '%s': expected a JSON object as a string", p);
-        }
-        if (!(norm = api_norm_tool_call(id->valuestring, name->valuestring, parsed))) {
-            cJSON_Delete(arr);
-            return api_error_set(e, 500, NULL, NULL, "out of memory");
-        }
-        cJSON_AddItemToArray(arr, norm);
-        j++;
+    api_param(p, "%s[%d]", param, j);
+    if (!cJSON_IsObject(tc) || !cJSON_IsString(id) || !cJSON_IsObject(fn) || !cJSON_IsString(name))
+        return api_error_set(e, 400, "invalid_type", p,
+                             "invalid type for '%s': expected {\"id\", \"type\": "
+                             "\"function\", \"function\": {\"name\", \"arguments\"}}",
+                             p);
+    api_param(p, "%s[%d].function.arguments", param, j);
+    if (!args || (cJSON_IsString(args) && args->valuestring[0] == '\0'))
+        parsed = cJSON_CreateObject();
+    else if (cJSON_IsString(args))
+        sh_json_parse(args->valuestring, strlen(args->valuestring), p, &parsed, NULL);
+    if (!parsed || !cJSON_IsObject(parsed)) {
+        cJSON_Delete(parsed);
+        return api_error_set(e, 400, "invalid_value", p,
+                             "invalid value for '%s': expected a JSON object as a string", p);
     }
-    *out = arr;
+    if (!(*norm = api_norm_tool_call(id->valuestring, name->valuestring, parsed)))
+        return api_error_set(e, 500, NULL, NULL, "out of memory");
     return 0;
 }
 
@@ -249,18 +221,11 @@ static int parse_message(
     bool known = false;
     int rc;
 
-    api_param(p, "messages[%d]", i);
-    if (!cJSON_IsObject(m))
-        return api_error_set(e, 400, "invalid_type", p, "invalid type for '%s': expected an object",
-                             p);
-    api_param(p, "messages[%d].role", i);
-    if ((rc = api_get_str(m, "role", p, &role, e)))
+    if ((rc = api_message_role(m, i, &role, e)))
         return rc;
-    if (!role)
-        return api_error_set(e, 400, "missing_required_parameter", p,
-                             "missing required parameter: '%s'", p);
     for (size_t k = 0; k < sizeof roles / sizeof roles[0]; k++)
         known |= strcmp(role, roles[k]) == 0;
+    api_param(p, "messages[%d].role", i);
     if (!known)
         return api_error_set(e, 400, "invalid_value", p,
                              "invalid value for '%s': \"%.32s\" is not one of system, "
@@ -284,7 +249,8 @@ static int parse_message(
         if (!reasoning && (rc = api_get_str(m, "reasoning", p, &reasoning, e)))
             return rc;
         api_param(p, "messages[%d].tool_calls", i);
-        if ((rc = tool_calls_norm(api_member(m, "tool_calls"), p, &tool_calls, e)))
+        if ((rc = api_tool_calls_norm(api_member(m, "tool_calls"), p, tool_call_norm, &tool_calls,
+                                      e)))
             return rc;
     } else if (strcmp(role, "tool") == 0) {
         api_param(p, "messages[%d].tool_call_id", i);
@@ -360,8 +326,8 @@ static int parse_tools(const cJSON *root, struct api_gen_request *r, struct api_
     int rc;
 
     if (api_member(root, "functions") || api_member(root, "function_call"))
-        return unsupported(e, api_member(root, "functions") ? "functions" : "function_call",
-                           "deprecated, use 'tools' and 'tool_choice'");
+        return api_unsupported(e, api_member(root, "functions") ? "functions" : "function_call",
+                               "deprecated, use 'tools' and 'tool_choice'");
     if ((rc = api_parse_tools(api_member(root, "tools"), "tools", r, e)) ||
         (rc = api_get_bool(root, "parallel_tool_calls", "parallel_tool_calls", NULL,
                            &r->parallel_tool_calls, e)))
@@ -474,7 +440,7 @@ static int parse_chat_root(const cJSON *root, struct api_gen_request *r, struct 
                              "invalid value for 'top_logprobs': it needs 'logprobs': true");
     r->top_logprobs = (int)top;
     if (api_member(root, "audio"))
-        return unsupported(e, "audio", "shoal answers with text only");
+        return api_unsupported(e, "audio", "shoal answers with text only");
     if (api_member(root, "modalities")) {
         const cJSON *mo = api_member(root, "modalities"), *x;
         if (!cJSON_IsArray(mo))
@@ -483,7 +449,7 @@ static int parse_chat_root(const cJSON *root, struct api_gen_request *r, struct 
         cJSON_ArrayForEach(x, mo)
         {
             if (!cJSON_IsString(x) || strcmp(x->valuestring, "text") != 0)
-                return unsupported(e, "modalities", "only [\"text\"] is available");
+                return api_unsupported(e, "modalities", "only [\"text\"] is available");
         }
     }
     return 0;
@@ -494,14 +460,7 @@ int api_openai_parse_chat(const char *body,
                           struct api_gen_request *out,
                           struct api_error *e)
 {
-    int rc;
-
-    api_gen_request_init(out, API_DIALECT_OPENAI, API_GEN_CHAT);
-    if ((rc = api_body_parse(body, len, &out->root, e)))
-        return rc;
-    if ((rc = parse_chat_root(out->root, out, e)))
-        api_gen_request_clear(out);
-    return rc;
+    return api_parse_request(body, len, API_DIALECT_OPENAI, API_GEN_CHAT, parse_chat_root, out, e);
 }
 
 static int parse_prompt(const cJSON *root, struct api_gen_request *r, struct api_error *e)
@@ -518,7 +477,8 @@ static int parse_prompt(const cJSON *root, struct api_gen_request *r, struct api
         return 0;
     }
     if (cJSON_IsArray(p))
-        return unsupported(e, "prompt", "only one prompt string (no batches, no token id arrays)");
+        return api_unsupported(e, "prompt",
+                               "only one prompt string (no batches, no token id arrays)");
     return api_error_set(e, 400, "invalid_type", "prompt",
                          "invalid type for 'prompt': expected a string");
 }
@@ -543,9 +503,9 @@ static int parse_completion_root(const cJSON *root, struct api_gen_request *r, s
         r->top_logprobs = (int)v;
     }
     if (suffix && *suffix)
-        return unsupported(e, "suffix", "fill-in-the-middle is not implemented");
+        return api_unsupported(e, "suffix", "fill-in-the-middle is not implemented");
     if (echo)
-        return unsupported(e, "echo", "the prompt is not echoed");
+        return api_unsupported(e, "echo", "the prompt is not echoed");
     has = false;
     if ((rc = api_get_int(root, "best_of", "best_of", -(1 << 30), 1 << 30, &has, &v, e)))
         return rc;
@@ -560,12 +520,6 @@ int api_openai_parse_completion(const char *body,
                                 struct api_gen_request *out,
                                 struct api_error *e)
 {
-    int rc;
-
-    api_gen_request_init(out, API_DIALECT_OPENAI, API_GEN_COMPLETION);
-    if ((rc = api_body_parse(body, len, &out->root, e)))
-        return rc;
-    if ((rc = parse_completion_root(out->root, out, e)))
-        api_gen_request_clear(out);
-    return rc;
+    return api_parse_request(body, len, API_DIALECT_OPENAI, API_GEN_COMPLETION,
+                             parse_completion_root, out, e);
 }

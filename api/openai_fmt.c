@@ -41,20 +41,6 @@ static bool add_item(cJSON *o, const char *key, cJSON *item)
     return true;
 }
 
-/* Appends item (taken) to array a; false when item is NULL. */
-static bool push(cJSON *a, cJSON *item)
-{
-    if (!item)
-        return false;
-    cJSON_AddItemToArray(a, item);
-    return true;
-}
-
-static bool add_dup(cJSON *o, const char *key, const cJSON *src)
-{
-    return add_item(o, key, cJSON_Duplicate(src, 1));
-}
-
 cJSON *api_oai_tool_call(const struct api_tool_call *tc, size_t index, bool with_index)
 {
     cJSON *o = cJSON_CreateObject(), *fn;
@@ -71,43 +57,9 @@ cJSON *api_oai_tool_call(const struct api_tool_call *tc, size_t index, bool with
     return o;
 }
 
-/* {"token", "logprob", "bytes"}: token as clean text, bytes raw. */
-static cJSON *token_obj(const char *tok, size_t len, double logprob)
-{
-    cJSON *o = cJSON_CreateObject(), *bytes;
-    char *clean = api_utf8_clean(tok, len);
-
-    if (!o || !clean || !cJSON_AddStringToObject(o, "token", clean) ||
-        !cJSON_AddNumberToObject(o, "logprob", logprob) ||
-        !(bytes = cJSON_AddArrayToObject(o, "bytes")))
-        goto fail;
-    for (size_t i = 0; i < len; i++)
-        if (!push(bytes, cJSON_CreateNumber((unsigned char)tok[i])))
-            goto fail;
-    free(clean);
-    return o;
-fail:
-    free(clean);
-    cJSON_Delete(o);
-    return NULL;
-}
-
 cJSON *api_oai_logprob(const struct api_token_logprob *lp)
 {
-    cJSON *o = token_obj(lp->token, lp->token_len, lp->logprob), *top;
-
-    if (!o || !(top = cJSON_AddArrayToObject(o, "top_logprobs")))
-        goto fail;
-    for (size_t i = 0; i < lp->n_top; i++) {
-        cJSON *t = token_obj(lp->top[i].token, lp->top[i].token_len, lp->top[i].logprob);
-        if (!t)
-            goto fail;
-        cJSON_AddItemToArray(top, t);
-    }
-    return o;
-fail:
-    cJSON_Delete(o);
-    return NULL;
+    return api_logprob_entry(lp, true);
 }
 
 cJSON *api_oai_legacy_logprobs_new(void)
@@ -138,9 +90,9 @@ int api_oai_legacy_logprobs_add(cJSON *obj,
     for (size_t i = 0; i < n; i++) {
         char *clean = api_utf8_clean(lps[i].token, lps[i].token_len);
         cJSON *alt = cJSON_CreateObject();
-        bool ok = clean && alt && push(toks, cJSON_CreateString(clean)) &&
-                  push(lp, cJSON_CreateNumber(lps[i].logprob)) &&
-                  push(off, cJSON_CreateNumber((double)*offset));
+        bool ok = clean && alt && api_json_push(toks, cJSON_CreateString(clean)) &&
+                  api_json_push(lp, cJSON_CreateNumber(lps[i].logprob)) &&
+                  api_json_push(off, cJSON_CreateNumber((double)*offset));
         free(clean);
         for (size_t j = 0; ok && j < lps[i].n_top; j++) {
             char *t = api_utf8_clean(lps[i].top[j].token, lps[i].top[j].token_len);
@@ -163,7 +115,7 @@ static cJSON *logprobs_obj(const cJSON *content)
 {
     cJSON *o = cJSON_CreateObject();
 
-    if (!o || !add_dup(o, "content", content) || !cJSON_AddNullToObject(o, "refusal")) {
+    if (!o || !api_json_add_dup(o, "content", content) || !cJSON_AddNullToObject(o, "refusal")) {
         cJSON_Delete(o);
         return NULL;
     }
@@ -206,7 +158,7 @@ cJSON *api_oai_chat_completion(const struct api_resp_meta *m,
         !cJSON_AddStringToObject(mo, "reasoning_content", msg->reasoning))
         goto fail;
     if (msg->tool_calls && cJSON_GetArraySize(msg->tool_calls) > 0 &&
-        !add_dup(mo, "tool_calls", msg->tool_calls))
+        !api_json_add_dup(mo, "tool_calls", msg->tool_calls))
         goto fail;
     if (!add_logprobs(choice, logprobs_content) || !add_finish(choice, &finish) ||
         !add_usage(o, res))
@@ -239,7 +191,7 @@ cJSON *api_oai_chat_chunk(const struct api_resp_meta *m,
         goto fail;
     if (d->reasoning && !cJSON_AddStringToObject(delta, "reasoning_content", d->reasoning))
         goto fail;
-    if (d->tool_calls && !add_dup(delta, "tool_calls", d->tool_calls))
+    if (d->tool_calls && !api_json_add_dup(delta, "tool_calls", d->tool_calls))
         goto fail;
     if (!add_logprobs(choice, logprobs_content) || !add_finish(choice, finish))
         goto fail;
@@ -263,7 +215,7 @@ static cJSON *text_obj(const struct api_resp_meta *m,
     cJSON_AddItemToArray(choices, choice);
     if (!cJSON_AddStringToObject(choice, "text", text) ||
         !cJSON_AddNumberToObject(choice, "index", 0) ||
-        !(legacy ? add_dup(choice, "logprobs", legacy)
+        !(legacy ? api_json_add_dup(choice, "logprobs", legacy)
                  : cJSON_AddNullToObject(choice, "logprobs") != NULL) ||
         !add_finish(choice, finish))
         goto fail;

@@ -29,6 +29,24 @@ void api_gen_request_clear(struct api_gen_request *r)
     api_gen_request_init(r, r->dialect, r->kind);
 }
 
+int api_parse_request(const char *body,
+                      size_t len,
+                      enum api_dialect d,
+                      enum api_gen_kind k,
+                      api_root_parser parse_root,
+                      struct api_gen_request *out,
+                      struct api_error *e)
+{
+    int rc;
+
+    api_gen_request_init(out, d, k);
+    if ((rc = api_body_parse(body, len, &out->root, e)))
+        return rc;
+    if ((rc = parse_root(out->root, out, e)))
+        api_gen_request_clear(out);
+    return rc;
+}
+
 int api_error_set(
     struct api_error *e, int status, const char *code, const char *param, const char *fmt, ...)
 {
@@ -54,6 +72,12 @@ void api_param(char out[API_PARAM_LEN], const char *fmt, ...)
     va_start(ap, fmt);
     vsnprintf(out, API_PARAM_LEN, fmt, ap);
     va_end(ap);
+}
+
+int api_unsupported(struct api_error *e, const char *param, const char *why)
+{
+    return api_error_set(e, 400, "unsupported_parameter", param, "'%s' is not supported: %s", param,
+                         why);
 }
 
 int api_body_parse(const char *body, size_t len, cJSON **root, struct api_error *e)
@@ -88,6 +112,14 @@ static int bad_type(struct api_error *e, const char *param, const char *want)
 {
     return api_error_set(e, 400, "invalid_type", param, "invalid type for '%s': expected %s", param,
                          want);
+}
+
+/* v (present) is a finite JSON number without a fraction. */
+static int integral(const cJSON *v, const char *param, struct api_error *e)
+{
+    if (!cJSON_IsNumber(v) || !isfinite(v->valuedouble) || v->valuedouble != floor(v->valuedouble))
+        return bad_type(e, param, "an integer");
+    return 0;
 }
 
 int api_get_num(const cJSON *obj,
@@ -126,12 +158,13 @@ int api_get_int(const cJSON *obj,
 {
     const cJSON *v = api_member(obj, key);
     double d;
+    int rc;
 
     if (!v)
         return 0;
     /* min/max here stay well inside +-2^53, so the double compare is exact. */
-    if (!cJSON_IsNumber(v) || !isfinite(v->valuedouble) || v->valuedouble != floor(v->valuedouble))
-        return bad_type(e, param, "an integer");
+    if ((rc = integral(v, param, e)))
+        return rc;
     d = v->valuedouble;
     if (d < (double)min || d > (double)max) /* %g keeps 1e300 short */
         return api_error_set(e, 400, "invalid_value", param,
@@ -181,11 +214,12 @@ int api_get_seed(const cJSON *obj,
 {
     const cJSON *v = api_member(obj, key);
     double d;
+    int rc;
 
     if (!v)
         return 0;
-    if (!cJSON_IsNumber(v) || !isfinite(v->valuedouble) || v->valuedouble != floor(v->valuedouble))
-        return bad_type(e, param, "an integer");
+    if ((rc = integral(v, param, e)))
+        return rc;
     d = v->valuedouble;
     /* 2^63 is exact as a double; the strict bound keeps the cast defined. */
     if (d < -9223372036854775808.0 || d >= 9223372036854775808.0)
@@ -372,6 +406,54 @@ cJSON *api_norm_tool_call(const char *id, const char *name, cJSON *args)
     cJSON_AddItemToObject(fn, "arguments", args);
     cJSON_AddItemToObject(tc, "function", fn);
     return tc;
+}
+
+int api_message_role(const cJSON *m, int i, const char **role, struct api_error *e)
+{
+    char p[API_PARAM_LEN];
+    int rc;
+
+    *role = NULL;
+    api_param(p, "messages[%d]", i);
+    if (!cJSON_IsObject(m))
+        return bad_type(e, p, "an object");
+    api_param(p, "messages[%d].role", i);
+    if ((rc = api_get_str(m, "role", p, role, e)))
+        return rc;
+    if (!*role)
+        return api_error_set(e, 400, "missing_required_parameter", p,
+                             "missing required parameter: '%s'", p);
+    return 0;
+}
+
+int api_tool_calls_norm(const cJSON *v,
+                        const char *param,
+                        api_tool_call_parser parse_one,
+                        cJSON **out,
+                        struct api_error *e)
+{
+    const cJSON *tc;
+    cJSON *arr, *norm;
+    int j = 0, rc;
+
+    *out = NULL;
+    if (!v)
+        return 0;
+    if (!cJSON_IsArray(v))
+        return bad_type(e, param, "an array");
+    if (!(arr = cJSON_CreateArray()))
+        return api_error_set(e, 500, NULL, NULL, "out of memory");
+    cJSON_ArrayForEach(tc, v)
+    {
+        if ((rc = parse_one(tc, param, j, &norm, e))) {
+            cJSON_Delete(arr);
+            return rc;
+        }
+        cJSON_AddItemToArray(arr, norm);
+        j++;
+    }
+    *out = arr;
+    return 0;
 }
 
 int api_add_message(struct api_gen_request *r,

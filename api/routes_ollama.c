@@ -25,32 +25,13 @@ static void version(struct api_request *r, void *arg)
     cJSON_Delete(o);
 }
 
-static bool list(struct api_request *r,
-                 const struct api_backend *be,
-                 const struct api_model_info **models,
-                 size_t *n)
-{
-    struct api_error e;
-    struct sh_err err;
-    int rc;
-
-    sh_err_clear(&err);
-    if ((rc = be->list_models(be->ctx, models, n, &err))) {
-        api_error_set(&e, api_status_for_code(rc), NULL, NULL, "listing models: %s",
-                      sh_err_msg(&err));
-        api_reply_error(r, &e);
-        return false;
-    }
-    return true;
-}
-
 static void tags(struct api_request *r, void *arg)
 {
     const struct api_model_info *models = NULL;
     size_t n = 0;
     cJSON *o;
 
-    if (!list(r, arg, &models, &n))
+    if (!api_list_models(r, arg, &models, &n))
         return;
     o = api_oll_tags(models, n);
     api_reply_json(r, 200, o);
@@ -63,7 +44,7 @@ static void ps(struct api_request *r, void *arg)
     size_t n = 0;
     cJSON *o;
 
-    if (!list(r, arg, &models, &n))
+    if (!api_list_models(r, arg, &models, &n))
         return;
     o = api_oll_ps(models, n);
     api_reply_json(r, 200, o);

@@ -49,21 +49,12 @@ static void completions(struct api_request *r, void *arg)
 
 static void models(struct api_request *r, void *arg)
 {
-    const struct api_backend *be = arg;
     const struct api_model_info *list = NULL;
     size_t n = 0;
-    struct api_error e;
-    struct sh_err err;
     cJSON *o;
-    int rc;
 
-    sh_err_clear(&err);
-    if ((rc = be->list_models(be->ctx, &list, &n, &err))) {
-        api_error_set(&e, api_status_for_code(rc), NULL, NULL, "listing models: %s",
-                      sh_err_msg(&err));
-        api_reply_error(r, &e);
+    if (!api_list_models(r, arg, &list, &n))
         return;
-    }
     o = api_oai_model_list(list, n);
     api_reply_json(r, 200, o);
     cJSON_Delete(o);

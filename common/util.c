@@ -65,23 +65,31 @@ void sh_strbuf_init(struct sh_strbuf *sb, size_t max)
     sb->max = max;
 }
 
+int sh_buf_grow(char **buf, size_t *cap, size_t need, size_t first)
+{
+    size_t c = *cap ? *cap : first;
+    char *nb;
+
+    if (need <= *cap)
+        return 0;
+    while (c < need)
+        c = c > SIZE_MAX / 2 ? need : c * 2;
+    nb = realloc(*buf, c);
+    if (!nb)
+        return SH_ENOMEM;
+    *buf = nb;
+    *cap = c;
+    return 0;
+}
+
 int sh_strbuf_append(struct sh_strbuf *sb, const void *data, size_t n)
 {
     size_t need;
 
     if (!sh_add_size(sb->len, n, &need) || need > sb->max)
         return SH_ETOOBIG;
-    if (need + 1 > sb->cap) {
-        size_t cap = sb->cap ? sb->cap : 64;
-        char *nb;
-        while (cap < need + 1)
-            cap = cap > SIZE_MAX / 2 ? need + 1 : cap * 2;
-        nb = realloc(sb->buf, cap);
-        if (!nb)
-            return SH_ENOMEM;
-        sb->buf = nb;
-        sb->cap = cap;
-    }
+    if (sh_buf_grow(&sb->buf, &sb->cap, need + 1, 64))
+        return SH_ENOMEM;
     if (n)
         memcpy(sb->buf + sb->len, data, n);
     sb->len = need;

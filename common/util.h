@@ -64,6 +64,12 @@ struct sh_strbuf {
 };
 
 void sh_strbuf_init(struct sh_strbuf *sb, size_t max);
+/* Grows the byte buffer *buf (*cap bytes allocated, NULL/0 at first) to hold
+ * at least need bytes: the capacity starts at first and doubles, or becomes
+ * exactly need where doubling would overflow. The growth behind
+ * sh_strbuf_append, for buffers that keep their own length. Errors:
+ * SH_ENOMEM (*buf and *cap unchanged). */
+int sh_buf_grow(char **buf, size_t *cap, size_t need, size_t first);
 /* Appends n bytes. Errors: SH_ETOOBIG (would pass max), SH_ENOMEM. On error
  * the buffer is unchanged. */
 int sh_strbuf_append(struct sh_strbuf *sb, const void *data, size_t n);

@@ -120,7 +120,7 @@ int jr_call_macro(struct jrender *r,
         return jr_fail(r, at, SH_EINVAL, "macro '%s' takes no keyword argument '%s'", what,
                        (const char *)kwargs->keys[0].u.s.p);
     {
-        struct jv va = jv_list_val(varargs, true), kw = {.type = JV_DICT, .u.d = kwargs};
+        struct jv va = jv_list_val(varargs, true), kw = jv_dict_val(kwargs, false);
         if (jr_assign(r, at, sc, "varargs", va) || jr_assign(r, at, sc, "kwargs", kw))
             return -1;
     }
@@ -158,12 +158,9 @@ static int builtin_call(struct jrender *r,
                 if (jv_dict_set(r->ar, d, args[0].u.d->keys[i], args[0].u.d->vals[i]))
                     return jr_oom(r, at);
         }
-        for (size_t k = 0; k < nkw; k++)
-            if (jv_dict_set(r->ar, d, jv_strn(kwn[k], strlen(kwn[k])), kwv[k]))
-                return jr_oom(r, at);
-        out->type = which == B_NAMESPACE ? JV_NS : JV_DICT;
-        out->flags = 0;
-        out->u.d = d;
+        if (jv_dict_set_kwargs(r->ar, d, kwn, kwv, nkw))
+            return jr_oom(r, at);
+        *out = jv_dict_val(d, which == B_NAMESPACE);
         return 0;
     }
     case B_RANGE: {
@@ -393,9 +390,7 @@ static int from_json(struct jrender *r, const cJSON *j, struct jv *out, int dept
                 jv_dict_set(r->ar, d, jv_strn(c->string, strlen(c->string)), v))
                 return r->code ? -1 : jr_oom(r, NULL);
         }
-        out->type = JV_DICT;
-        out->flags = 0;
-        out->u.d = d;
+        *out = jv_dict_val(d, false);
     } else {
         return jr_fail(r, NULL, SH_EINVAL, "unsupported JSON value");
     }

@@ -371,9 +371,7 @@ static int eval_inner(struct jrender *r, struct jscope *sc, const struct jnode *
             if (jv_dict_set(r->ar, d, a, b))
                 return jr_oom(r, nd);
         }
-        out->type = JV_DICT;
-        out->flags = 0;
-        out->u.d = d;
+        *out = jv_dict_val(d, false);
         return 0;
     }
     default:

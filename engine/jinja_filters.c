@@ -31,14 +31,6 @@ static int to_str(struct jrender *r, const struct jnode *at, const struct jv *v,
     return 0;
 }
 
-static int new_dict_val(struct jv_dict *d, struct jv *out)
-{
-    out->type = JV_DICT;
-    out->flags = 0;
-    out->u.d = d;
-    return 0;
-}
-
 static int do_tojson(struct jrender *r,
                      const struct jnode *at,
                      struct jv *v,
@@ -555,12 +547,9 @@ int jf_filter(struct jrender *r,
             struct jv_list *l;
             if (nkw) {
                 struct jv_dict *d = jv_dict_new(r->ar, nkw);
-                if (!d)
+                if (!d || jv_dict_set_kwargs(r->ar, d, kwn, kwv, nkw))
                     return jr_oom(r, at);
-                for (size_t k = 0; k < nkw; k++)
-                    if (jv_dict_set(r->ar, d, jv_strn(kwn[k], strlen(kwn[k])), kwv[k]))
-                        return jr_oom(r, at);
-                new_dict_val(d, &tup);
+                tup = jv_dict_val(d, false);
                 return jpy_format(r, at, &s, &tup, out);
             }
             if (!(l = jv_list_new(r->ar, nargs)))

@@ -312,10 +312,15 @@ int jv_list_push(struct jarena *a, struct jv_list *l, struct jv v);
 struct jv_dict *jv_dict_new(struct jarena *a, size_t cap);
 /* Sets key (replacing an equal key's value in place, keeping its position). */
 int jv_dict_set(struct jarena *a, struct jv_dict *d, struct jv key, struct jv val);
+/* Sets every keyword argument kwn[k]=kwv[k] in d (names borrowed). */
+int jv_dict_set_kwargs(
+    struct jarena *a, struct jv_dict *d, const char **kwn, const struct jv *kwv, size_t nkw);
 /* Value for a string key, or NULL. */
 struct jv *jv_dict_get(const struct jv_dict *d, const char *key, size_t n);
 struct jv *jv_dict_getv(const struct jv_dict *d, struct jv key);
 struct jv jv_list_val(struct jv_list *l, bool tuple);
+/* A dict value over d; ns: a namespace() object (JV_NS) instead. */
+struct jv jv_dict_val(struct jv_dict *d, bool ns);
 
 bool jv_truthy(const struct jv *v);
 bool jv_equal(const struct jv *a, const struct jv *b);
@@ -325,6 +330,7 @@ bool jv_order(const struct jv *a, const struct jv *b, int *cmp);
 const char *jv_type_name(const struct jv *v);
 bool jv_is_number(const struct jv *v); /* bool counts, as in Python */
 double jv_as_double(const struct jv *v);
+int64_t jv_as_i64(const struct jv *v); /* v an int or a bool */
 
 /* str(v) and repr(v) appended to out. */
 int jv_str(struct jarena *a, struct jout *o, size_t max, const struct jv *v);
@@ -371,6 +377,8 @@ bool ju_isspace(uint32_t cp); /* Python str.isspace */
 uint32_t ju_upper(uint32_t cp);
 uint32_t ju_lower(uint32_t cp);
 bool ju_isalpha(uint32_t cp); /* cased letter as far as ju_upper/lower know */
+/* name is one of the NULL-terminated list (a NULL list is empty). */
+bool ju_in_list(const char *const *list, const char *name);
 
 /* ---- filters, tests, methods (jinja_filters.c) ------------------------- */
 int jf_filter(struct jrender *r,

@@ -28,24 +28,16 @@ static const char *const unsafe[] = {"clear",  "pop",     "popitem", "setdefault
                                      "update", "append",  "extend",  "insert",
                                      "remove", "reverse", "sort",    NULL};
 
-static bool in_set(const char *const *set, const char *name)
-{
-    for (; *set; set++)
-        if (!strcmp(*set, name))
-            return true;
-    return false;
-}
-
 bool jf_has_method(const struct jv *self, const char *name)
 {
     switch (self->type) {
     case JV_STR:
-        return in_set(str_methods, name);
+        return ju_in_list(str_methods, name);
     case JV_DICT:
-        return in_set(dict_methods, name);
+        return ju_in_list(dict_methods, name);
     case JV_LIST:
         return (self->flags & JV_F_TUPLE) ? (!strcmp(name, "count") || !strcmp(name, "index"))
-                                          : in_set(list_methods, name);
+                                          : ju_in_list(list_methods, name);
     default:
         return false;
     }
@@ -519,7 +511,7 @@ int jf_method(struct jrender *r,
               size_t nkw,
               struct jv *out)
 {
-    if (in_set(unsafe, name) && (self->type == JV_DICT || self->type == JV_LIST))
+    if (ju_in_list(unsafe, name) && (self->type == JV_DICT || self->type == JV_LIST))
         return jr_fail(r, at, SH_EINVAL, "access to attribute '%s' of '%s' object is unsafe.", name,
                        jv_type_name(self));
     if (self->type == JV_STR)
@@ -565,9 +557,7 @@ int jf_method(struct jrender *r,
             for (size_t i = 0; i < d->n; i++)
                 if (jv_dict_set(r->ar, c, d->keys[i], d->vals[i]))
                     return jr_oom(r, at);
-            out->type = JV_DICT;
-            out->flags = 0;
-            out->u.d = c;
+            *out = jv_dict_val(c, false);
             return 0;
         }
     }

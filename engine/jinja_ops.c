@@ -310,11 +310,6 @@ static int type_error(struct jrender *r,
                    jv_type_name(a), jv_type_name(b));
 }
 
-static int64_t ival(const struct jv *v)
-{
-    return v->type == JV_BOOL ? (int64_t)v->u.b : v->u.i;
-}
-
 static bool is_intlike(const struct jv *v)
 {
     return v->type == JV_INT || v->type == JV_BOOL;
@@ -417,15 +412,15 @@ int jr_binop(struct jrender *r,
         (a->type == JV_STR || (a->flags & JV_F_TUPLE) == (b->flags & JV_F_TUPLE)))
         return concat_seq(r, at, a, b, out);
     if (op == JO_MUL && (a->type == JV_STR || a->type == JV_LIST) && is_intlike(b))
-        return repeat_seq(r, at, a, ival(b), out);
+        return repeat_seq(r, at, a, jv_as_i64(b), out);
     if (op == JO_MUL && (b->type == JV_STR || b->type == JV_LIST) && is_intlike(a))
-        return repeat_seq(r, at, b, ival(a), out);
+        return repeat_seq(r, at, b, jv_as_i64(a), out);
     if (op == JO_MOD && a->type == JV_STR)
         return jpy_format(r, at, a, b, out);
     if (!jv_is_number(a) || !jv_is_number(b))
         return type_error(r, at, op_text(op), a, b);
     if (is_intlike(a) && is_intlike(b) && op != JO_DIV) {
-        int64_t x = ival(a), y = ival(b), z = 0;
+        int64_t x = jv_as_i64(a), y = jv_as_i64(b), z = 0;
         switch (op) {
         case JO_ADD:
             if (__builtin_add_overflow(x, y, &z))

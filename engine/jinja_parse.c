@@ -342,14 +342,6 @@ static int parse_statement(struct parser *p, struct jnode **out)
     return rc;
 }
 
-static bool in_list(const char *const *list, const char *name)
-{
-    for (; list && *list; list++)
-        if (!strcmp(*list, name))
-            return true;
-    return false;
-}
-
 /* Statements up to a block whose name is in `ends` (left as the current
  * token) or, with ends == NULL, to the end of the template. */
 static int parse_body(struct parser *p, const char *const *ends, struct jnode **out)
@@ -393,7 +385,7 @@ static int parse_body(struct parser *p, const char *const *ends, struct jnode **
             p->i++;
         } else if (t->type == JT_BLOCK_BEGIN) {
             const struct jtoken *nt = jp_peek(p, 1);
-            if (nt->type == JT_NAME && in_list(ends, nt->s)) {
+            if (nt->type == JT_NAME && ju_in_list(ends, nt->s)) {
                 p->i++;
                 break;
             }

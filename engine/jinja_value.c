@@ -97,17 +97,8 @@ int jout_put(struct jout *o, size_t max, const char *p, size_t n)
         return 0;
     if (!sh_add_size(o->n, n, &need) || need > max)
         return SH_ETOOBIG;
-    if (need + 1 > o->cap) {
-        size_t cap = o->cap ? o->cap : 256;
-        char *np;
-        while (cap < need + 1)
-            cap = cap > SIZE_MAX / 2 ? need + 1 : cap * 2;
-        np = realloc(o->p, cap);
-        if (!np)
-            return SH_ENOMEM;
-        o->p = np;
-        o->cap = cap;
-    }
+    if (sh_buf_grow(&o->p, &o->cap, need + 1, 256))
+        return SH_ENOMEM;
     memcpy(o->p + o->n, p, n);
     o->n = need;
     o->p[o->n] = '\0';
@@ -276,6 +267,14 @@ bool ju_isalpha(uint32_t c)
     return ju_upper(c) != c || ju_lower(c) != c || c == 0xDF;
 }
 
+bool ju_in_list(const char *const *list, const char *name)
+{
+    for (; list && *list; list++)
+        if (!strcmp(*list, name))
+            return true;
+    return false;
+}
+
 /* ---- constructors -------------------------------------------------------- */
 struct jv jv_undef(struct jarena *a, const char *name, size_t name_len, const char *owner)
 {
@@ -332,6 +331,12 @@ int jv_list_push(struct jarena *a, struct jv_list *l, struct jv v)
 struct jv jv_list_val(struct jv_list *l, bool tuple)
 {
     struct jv v = {.type = JV_LIST, .flags = tuple ? JV_F_TUPLE : 0, .u.l = l};
+    return v;
+}
+
+struct jv jv_dict_val(struct jv_dict *d, bool ns)
+{
+    struct jv v = {.type = ns ? JV_NS : JV_DICT, .flags = 0, .u.d = d};
     return v;
 }
 
@@ -395,6 +400,15 @@ int jv_dict_set(struct jarena *a, struct jv_dict *d, struct jv key, struct jv va
     return 0;
 }
 
+int jv_dict_set_kwargs(
+    struct jarena *a, struct jv_dict *d, const char **kwn, const struct jv *kwv, size_t nkw)
+{
+    for (size_t k = 0; k < nkw; k++)
+        if (jv_dict_set(a, d, jv_strn(kwn[k], strlen(kwn[k])), kwv[k]))
+            return SH_ENOMEM;
+    return 0;
+}
+
 /* ---- Python semantics --------------------------------------------------- */
 bool jv_truthy(const struct jv *v)
 {
@@ -433,7 +447,7 @@ double jv_as_double(const struct jv *v)
     return v->u.f;
 }
 
-static int64_t as_i64(const struct jv *v)
+int64_t jv_as_i64(const struct jv *v)
 {
     return v->type == JV_BOOL ? (int64_t)v->u.b : v->u.i;
 }
@@ -453,7 +467,7 @@ static bool equal_depth(const struct jv *a, const struct jv *b, int depth)
 {
     if (jv_is_number(a) && jv_is_number(b)) {
         if (a->type != JV_FLOAT && b->type != JV_FLOAT)
-            return as_i64(a) == as_i64(b);
+            return jv_as_i64(a) == jv_as_i64(b);
         return jv_as_double(a) == jv_as_double(b);
     }
     if (a->type != b->type)
@@ -503,7 +517,7 @@ static bool order_depth(const struct jv *a, const struct jv *b, int *cmp, int de
 {
     if (jv_is_number(a) && jv_is_number(b)) {
         if (a->type != JV_FLOAT && b->type != JV_FLOAT) {
-            int64_t x = as_i64(a), y = as_i64(b);
+            int64_t x = jv_as_i64(a), y = jv_as_i64(b);
             *cmp = x < y ? -1 : x > y;
         } else {
             double x = jv_as_double(a), y = jv_as_double(b);

@@ -15,14 +15,21 @@
 
 /* ---- rows ---------------------------------------------------------------- */
 
+/* Frees what one row owns (members, payload) and forgets it. */
+static void row_clear(struct state_row *r)
+{
+    free(r->members);
+    free(r->payload);
+    r->members = NULL;
+    r->payload = NULL;
+}
+
 void state_rows_free(struct state_row *rows, size_t n)
 {
     if (!rows)
         return;
-    for (size_t i = 0; i < n; i++) {
-        free(rows[i].members);
-        free(rows[i].payload);
-    }
+    for (size_t i = 0; i < n; i++)
+        row_clear(&rows[i]);
     free(rows);
 }
 
@@ -32,8 +39,7 @@ void state_archived_free(struct state_archived *rows, size_t n)
         return;
     for (size_t i = 0; i < n; i++) {
         free(rows[i].reason);
-        free(rows[i].row.members);
-        free(rows[i].row.payload);
+        row_clear(&rows[i].row);
     }
     free(rows);
 }
@@ -110,8 +116,7 @@ static int read_row(
     rc = parse_members((const char *)sqlite3_column_text(st, col + 3),
                        sqlite3_column_bytes(st, col + 3), r);
     if (rc) {
-        free(r->members);
-        r->members = NULL;
+        row_clear(r);
         return rc == SH_ENOMEM ? sh_err_set(err, rc, "out of memory")
                                : sh_err_set(err, SH_EMALFORMED, "%s: row %lld: bad members",
                                             s->path, (long long)idx);
@@ -119,15 +124,13 @@ static int read_row(
     payload = (const char *)sqlite3_column_text(st, col + 4);
     len = sqlite3_column_bytes(st, col + 4);
     if (len < 0 || len > STATE_ROW_PAYLOAD_MAX) {
-        free(r->members);
-        r->members = NULL;
+        row_clear(r);
         return sh_err_set(err, SH_EMALFORMED, "%s: row %lld: payload of %d bytes", s->path,
                           (long long)idx, len);
     }
     r->payload = malloc((size_t)len + 1);
     if (!r->payload) {
-        free(r->members);
-        r->members = NULL;
+        row_clear(r);
         return sh_err_set(err, SH_ENOMEM, "out of memory");
     }
     if (len > 0)

@@ -21,13 +21,6 @@ start() {
         --name solo "$@" 2>>"$dir/log" &
     pid=$!
 }
-wait_for() { # seconds cmd...
-    _end=$(( $(date +%s) + $1 )); shift
-    until "$@"; do
-        [ "$(date +%s)" -gt "$_end" ] && return 1
-        sleep 0.1
-    done
-}
 role_is() { [ "$(curl -s -m 1 "$URL/health" | $J get role)" = "$1" ]; }
 # pages PREFIX UPTO: GET /events for entries 1..UPTO into PREFIX.N files, merged into PREFIX.json
 pages() {

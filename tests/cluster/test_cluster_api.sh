@@ -18,13 +18,6 @@ api=$(free_port)
 peer=$(free_port)
 nport=$(free_port)
 URL="http://127.0.0.1:$api"
-wait_for() { # seconds cmd...
-    _end=$(( $(date +%s) + $1 )); shift
-    until "$@"; do
-        [ "$(date +%s)" -gt "$_end" ] && return 1
-        sleep 0.1
-    done
-}
 get() { curl -s -m 5 "$URL$1"; }
 code() { curl -s -o /dev/null -w '%{http_code}' -m 5 "$URL$1"; }
 

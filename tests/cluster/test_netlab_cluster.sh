@@ -18,21 +18,14 @@
 # Needs root; fails (never skips) when namespaces cannot be made. Every wait
 # is bounded. Agent logs are printed when a check fails.
 . "$SHOAL_SOURCE_ROOT/tests/lib/tap.sh"
+. "$SHOAL_SOURCE_ROOT/tests/lib/netlab.sh"
 export LAB_DELAYLINE=${1:?usage: test_netlab_cluster.sh DELAYLINE}
 LAB="$SHOAL_SOURCE_ROOT/tests/netlab/lab"
 J="python3 $SHOAL_SOURCE_ROOT/tests/lib/shoal_json.py"
 export LAB_PREFIX="tc$((RANDOM % 100000))"
 REMOVAL_S=8 # the agent's removal timeout (agent/cluster.c)
 
-if [ "$(id -u)" != 0 ]; then
-    echo "not ok 1 - the netlab tests need root (network namespaces); run the suite as root"
-    echo "1..1"; exit 1
-fi
-if ! ip netns add "${LAB_PREFIX}probe" 2>/dev/null; then
-    echo "not ok 1 - cannot create a network namespace (container without CAP_SYS_ADMIN?)"
-    echo "1..1"; exit 1
-fi
-ip netns del "${LAB_PREFIX}probe"
+netlab_require
 
 OUT=$(mktemp -d)
 chmod 755 "$OUT" # the agents run as root too, but keep it readable for debugging
@@ -47,15 +40,6 @@ cleanup() {
     rm -rf "$OUT"
 }
 trap cleanup EXIT
-now() { date +%s.%N; }
-elapsed() { awk -v a="$1" -v b="$2" 'BEGIN { printf "%.2f", b - a }'; }
-wait_for() { # seconds cmd...: poll every 0.1 s
-    local end; end=$(awk -v n="$(now)" -v s="$1" 'BEGIN { printf "%.1f", n + s }'); shift
-    until "$@"; do
-        awk -v n="$(now)" -v e="$end" 'BEGIN { exit !(n > e) }' && return 1
-        sleep 0.1
-    done
-}
 api() { "$LAB" exec "$1" curl -s -m 2 "http://127.0.0.1:${3:-52415}$2"; }
 summary() { api "$1" /state | $J summary; } # ROLE LEADER TERM EPOCH MEMBERS NODES COMMIT
 

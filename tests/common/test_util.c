@@ -93,6 +93,28 @@ static void strbuf_long_printf(void **state)
     sh_strbuf_free(&sb);
 }
 
+/* The capacity starts at `first`, doubles, and never shrinks. */
+static void buf_grow_doubles(void **state)
+{
+    char *buf = NULL;
+    size_t cap = 0;
+
+    (void)state;
+    assert_int_equal(sh_buf_grow(&buf, &cap, 10, 64), 0);
+    assert_non_null(buf);
+    assert_int_equal(cap, 64);
+    assert_int_equal(sh_buf_grow(&buf, &cap, 64, 64), 0);
+    assert_int_equal(cap, 64);
+    assert_int_equal(sh_buf_grow(&buf, &cap, 65, 64), 0);
+    assert_int_equal(cap, 128);
+    assert_int_equal(sh_buf_grow(&buf, &cap, 1000, 64), 0);
+    assert_int_equal(cap, 1024);
+    memset(buf, 'x', cap); /* all of it is ours (ASan checks) */
+    assert_int_equal(sh_buf_grow(&buf, &cap, 5, 64), 0);
+    assert_int_equal(cap, 1024);
+    free(buf);
+}
+
 static void cursor_sticky_error(void **state)
 {
     const uint8_t data[] = {1, 2, 3, 4, 5, 6, 7, 8, 9};
@@ -127,6 +149,7 @@ int main(void)
         cmocka_unit_test(parse_double),         cmocka_unit_test(checked_math),
         cmocka_unit_test(strbuf_bounds),        cmocka_unit_test(strbuf_long_printf),
         cmocka_unit_test(cursor_sticky_error),  cmocka_unit_test(put_and_read_back),
+        cmocka_unit_test(buf_grow_doubles),
     };
     return cmocka_run_group_tests_name("common/util", tests, NULL, NULL);
 }

@@ -9,6 +9,7 @@
 #   clean stop -> goodbye; static peers with every avahi-daemon stopped.
 # Needs root; fails (does not skip) without namespaces. Every wait is bounded.
 . "$SHOAL_SOURCE_ROOT/tests/lib/tap.sh"
+. "$SHOAL_SOURCE_ROOT/tests/lib/netlab.sh"
 NODE=${1:?usage: test_netlab.sh DISC_NODE DELAYLINE}
 export LAB_DELAYLINE=${2:?usage: test_netlab.sh DISC_NODE DELAYLINE}
 LAB="$SHOAL_SOURCE_ROOT/tests/netlab/lab"
@@ -19,15 +20,7 @@ PORT=7001
 KEY=$(od -An -tx1 -N32 /dev/urandom | tr -d ' \n')
 OTHER_KEY=$(od -An -tx1 -N32 /dev/urandom | tr -d ' \n')
 
-if [ "$(id -u)" != 0 ]; then
-    echo "not ok 1 - the netlab tests need root (network namespaces); run the suite as root"
-    echo "1..1"; exit 1
-fi
-if ! ip netns add "${LAB_PREFIX}probe" 2>/dev/null; then
-    echo "not ok 1 - cannot create a network namespace (container without CAP_SYS_ADMIN?)"
-    echo "1..1"; exit 1
-fi
-ip netns del "${LAB_PREFIX}probe"
+netlab_require
 
 OUT=$(mktemp -d)
 PIDS=""
@@ -41,15 +34,6 @@ cleanup() {
     rm -rf "$OUT"
 }
 trap cleanup EXIT
-now() { date +%s.%N; }
-elapsed() { awk -v a="$1" -v b="$2" 'BEGIN { printf "%.2f", b - a }'; }
-wait_for() { # seconds cmd...: poll every 0.1 s
-    local end; end=$(awk -v n="$(now)" -v s="$1" 'BEGIN { printf "%.1f", n + s }'); shift
-    until "$@"; do
-        awk -v n="$(now)" -v e="$end" 'BEGIN { exit !(n > e) }' && return 1
-        sleep 0.1
-    done
-}
 
 # start NAME HOST ARGS...: a disc_node in lab host HOST, output in $OUT/NAME.*
 start() {

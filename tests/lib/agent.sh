@@ -17,6 +17,16 @@ wait_http() {
     return 1
 }
 
+# wait_for SECONDS CMD...: runs CMD every 0.1 s until it succeeds; fails
+# once the wall clock (whole seconds) is past SECONDS from now.
+wait_for() {
+    _end=$(( $(date +%s) + $1 )); shift
+    until "$@"; do
+        [ "$(date +%s)" -gt "$_end" ] && return 1
+        sleep 0.1
+    done
+}
+
 # wait_exit PID SECONDS: waits for PID (a child of this shell) to exit and
 # sets EXIT_STATUS to its status, or to 124 if it still runs after SECONDS.
 # Call it directly, not in $(...): only this shell can reap its child.

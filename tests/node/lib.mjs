@@ -168,3 +168,17 @@ export async function load(agent, id) {
   const m = h.models.find((x) => x.id === id);
   return { busy: m.busy, queued: m.queued, pid: m.pid };
 }
+
+/** How many generations the agent has logged as cancelled because their
+ * client went away. */
+export function cancelCount(agent) {
+  return (agent.log().match(/cancelled \(client gone\)/g) || []).length;
+}
+
+/** After a client aborted a stream of model: waits (5 s each) until the
+ * agent has logged more cancels than before (a cancelCount taken before the
+ * request) and the model's slot is free again. */
+export async function waitCancelled(agent, model, before) {
+  await waitFor(async () => cancelCount(agent) > before, 5000, 'the agent to log the cancel');
+  await waitFor(async () => (await load(agent, model)).busy === 0, 5000, 'the slot to be free');
+}

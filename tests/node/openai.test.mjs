@@ -17,11 +17,13 @@ import {
   TOOLS,
   TOOL_ANSWER,
   WEATHER_TOOL,
+  cancelCount,
   cleanup,
   load,
   makeToolsModel,
   promptTokens,
   startAgent,
+  waitCancelled,
   waitFor,
 } from './lib.mjs';
 
@@ -280,7 +282,7 @@ test('response_format json_object: JSON passes, anything else is an error', asyn
 });
 
 test('abort mid-stream: the server cancels the generation', async () => {
-  const before = (agent.log().match(/cancelled \(client gone\)/g) || []).length;
+  const before = cancelCount(agent);
   const stream = await client.chat.completions.create({
     model: DEMO,
     messages: [{ role: 'user', content: 'LONGTEXT' }],
@@ -293,12 +295,7 @@ test('abort mid-stream: the server cancels the generation', async () => {
   }
   assert.equal(n, 3);
   assert.equal(stream.controller.signal.aborted, true);
-  await waitFor(
-    async () => (agent.log().match(/cancelled \(client gone\)/g) || []).length > before,
-    5000,
-    'the agent to log the cancel',
-  );
-  await waitFor(async () => (await load(agent, DEMO)).busy === 0, 5000, 'the slot to be free');
+  await waitCancelled(agent, DEMO, before);
 });
 
 test('errors arrive as the SDK error classes', async () => {
