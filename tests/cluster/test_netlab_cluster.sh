@@ -184,7 +184,10 @@ T=$(now)
 tap_check "E: unplug host $F -> removed (member and node)" wait_for 40 removed "$L" "$F"
 REMOVE=$(elapsed "$T" "$(now)")
 tap_diag "unplug -> removed: $REMOVE s (link timeout 1.5 s, removal timeout ${REMOVAL_S} s)"
-tap_check "E: ...not before the removal timeout" awk -v t="$REMOVE" -v r="$REMOVAL_S" 'BEGIN { exit !(t >= r) }'
+# The timeout counts from the last reply heard, which may precede the unplug
+# by one heartbeat (0.2 s): on a fast machine the removal shows at 7.8 s.
+tap_check "E: ...not before the removal timeout (less one heartbeat)" \
+    awk -v t="$REMOVE" -v r="$REMOVAL_S" 'BEGIN { exit !(t >= r - 0.25) }'
 T=$(now)
 "$LAB" plug "$F"
 tap_check "E: replug -> it rejoins" wait_for 40 agreed 3 1 2 3
