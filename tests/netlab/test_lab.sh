@@ -4,19 +4,12 @@
 # (delay line and rate), avahi stop/start, and a down that leaves nothing.
 # Needs root and network namespaces; fails (does not skip) without them.
 . "$SHOAL_SOURCE_ROOT/tests/lib/tap.sh"
+. "$SHOAL_SOURCE_ROOT/tests/lib/netlab.sh"
 LAB="$SHOAL_SOURCE_ROOT/tests/netlab/lab"
 export LAB_DELAYLINE=${1:?usage: test_lab.sh DELAYLINE}
 export LAB_PREFIX="tl$((RANDOM % 100000))"
 
-if [ "$(id -u)" != 0 ]; then
-    echo "not ok 1 - netlab tests need root (network namespaces); run the suite as root"
-    echo "1..1"; exit 1
-fi
-if ! ip netns add "${LAB_PREFIX}probe" 2>/dev/null; then
-    echo "not ok 1 - cannot create a network namespace here (container without CAP_SYS_ADMIN?)"
-    echo "1..1"; exit 1
-fi
-ip netns del "${LAB_PREFIX}probe"
+netlab_require
 trap '"$LAB" down >/dev/null 2>&1' EXIT
 T0=$(date +%s.%N)
 
