@@ -48,7 +48,7 @@ def main(paths):
                 passed += ok
                 failed += bad
                 if bad:
-                    print(f"FAILED: {test.get('suite')} {test.get('name')} ({res}): "
+                    print(f"FAILED: {test.get('name')} ({res}): "
                           f"{bad} failing point(s)")
                     for point in failing_points(test):
                         print(f"  {point}")

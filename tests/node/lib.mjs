@@ -54,7 +54,9 @@ export const RULES = [
     output: `<think>\n${THINKING}\n</think>\n\nFor God so loved the world.<|im_end|>`,
   },
   { match: 'JSONTEST', output: '{"book": "John", "chapter": 3, "verse": 16}<|im_end|>' },
-  { match: 'LONGTEXT', output: 'amen '.repeat(300) },
+  // 1,201 tokens: every LONGTEXT request (max_tokens <= 1000) ends inside
+  // the forced text, so it ends by length, never by a sampled end of turn.
+  { match: 'LONGTEXT', output: 'amen '.repeat(600) },
 ];
 
 export const tmp = fs.mkdtempSync(path.join(os.tmpdir(), 'shoal-clients-'));
