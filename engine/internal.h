@@ -182,8 +182,8 @@ void eng_swiglu(float *gate, const float *up, size_t n); /* gate = silu(gate) * 
  * AVX2 one with a vector e^x within 2 ulp of it (kern_avx2.c). */
 void eng_swiglu_isa(enum eng_isa isa, float *gate, const float *up, size_t n);
 void eng_swiglu_avx2(float *gate, const float *up, size_t n);
-void eng_add(float *y, const float *x, size_t n);        /* y += x */
-float eng_dot(const float *a, const float *b, int n);    /* vectorized a . b */
+void eng_add(float *y, const float *x, size_t n);     /* y += x */
+float eng_dot(const float *a, const float *b, int n); /* vectorized a . b */
 /* Rotates each of n_heads heads of head_dim in place, HF rotate_half style:
  * element i pairs with i + head_dim/2, by angle with cos[i], sin[i]. */
 void eng_rope(float *v, int n_heads, int head_dim, const float *cos, const float *sin);
@@ -346,7 +346,7 @@ struct eng_model {
     float *vecs;                /* norms and biases converted to f32; owns them */
     void *repacked;             /* weights in the kernels' own layout (mmap), or NULL */
     size_t repacked_bytes;
-    float *rope_inv_freq;       /* (head_dim / 2), scaled (llama3) */
+    float *rope_inv_freq; /* (head_dim / 2), scaled (llama3) */
     uint64_t weight_bytes;
     uint64_t decode_bytes; /* read per decode step, see eng_model_decode_bytes */
     uint64_t n_params;

@@ -211,16 +211,20 @@ batch_q4(const uint8_t *bp, const struct eng_xq *xq, int64_t blk, int gs, int n,
 /* Q8, 4 codes per lane of one block: acc[q] += code q * x. */
 INLINE void block_q8(__m256i v, const float *xb, __m256 acc[4])
 {
-    const __m256i s0 = _mm256_setr_epi8(0, -1, -1, -1, 4, -1, -1, -1, 8, -1, -1, -1, 12, -1, -1, -1,
-                                        0, -1, -1, -1, 4, -1, -1, -1, 8, -1, -1, -1, 12, -1, -1, -1);
+    const __m256i s0 =
+        _mm256_setr_epi8(0, -1, -1, -1, 4, -1, -1, -1, 8, -1, -1, -1, 12, -1, -1, -1, 0, -1, -1, -1,
+                         4, -1, -1, -1, 8, -1, -1, -1, 12, -1, -1, -1);
     const __m256i s1 = _mm256_add_epi32(s0, _mm256_set1_epi32(1));
     const __m256i s2 = _mm256_add_epi32(s0, _mm256_set1_epi32(2));
     const __m256i s3 = _mm256_add_epi32(s0, _mm256_set1_epi32(3));
 
     acc[0] = _mm256_fmadd_ps(_mm256_cvtepi32_ps(_mm256_shuffle_epi8(v, s0)), LOADUF(xb), acc[0]);
-    acc[1] = _mm256_fmadd_ps(_mm256_cvtepi32_ps(_mm256_shuffle_epi8(v, s1)), LOADUF(xb + 8), acc[1]);
-    acc[2] = _mm256_fmadd_ps(_mm256_cvtepi32_ps(_mm256_shuffle_epi8(v, s2)), LOADUF(xb + 16), acc[2]);
-    acc[3] = _mm256_fmadd_ps(_mm256_cvtepi32_ps(_mm256_shuffle_epi8(v, s3)), LOADUF(xb + 24), acc[3]);
+    acc[1] =
+        _mm256_fmadd_ps(_mm256_cvtepi32_ps(_mm256_shuffle_epi8(v, s1)), LOADUF(xb + 8), acc[1]);
+    acc[2] =
+        _mm256_fmadd_ps(_mm256_cvtepi32_ps(_mm256_shuffle_epi8(v, s2)), LOADUF(xb + 16), acc[2]);
+    acc[3] =
+        _mm256_fmadd_ps(_mm256_cvtepi32_ps(_mm256_shuffle_epi8(v, s3)), LOADUF(xb + 24), acc[3]);
 }
 
 /* The group sums of one Q8 batch: two blocks per step into two sets of

@@ -176,8 +176,8 @@ bool eng_kv_type_parse(const char *s, enum eng_kv_type *out);
 const char *eng_kv_type_name(enum eng_kv_type t);
 
 struct eng_ctx_opts {
-    int n_ctx;                 /* positions; <= 0: the model's max_pos */
-    enum eng_kv_type kv_type;  /* ENG_KV_F32 (0) unless asked */
+    int n_ctx;                /* positions; <= 0: the model's max_pos */
+    enum eng_kv_type kv_type; /* ENG_KV_F32 (0) unless asked */
 };
 
 /* A context for up to n_ctx positions (<= 0: the model's max_pos). The model
@@ -186,12 +186,18 @@ struct eng_ctx_opts {
  * but touched only as positions fill. Sets OpenBLAS to one thread per call
  * (process-wide): prompt SGEMMs run one per pool thread. Errors: SH_EINVAL
  * (n_ctx larger than max_pos), SH_ENOMEM. */
-int eng_ctx_new(const struct eng_model *m, struct eng_pool *pool, int n_ctx,
-                struct eng_ctx **out, struct sh_err *err);
+int eng_ctx_new(const struct eng_model *m,
+                struct eng_pool *pool,
+                int n_ctx,
+                struct eng_ctx **out,
+                struct sh_err *err);
 /* The same with options (opts borrowed for the call; 2 bytes per cached
  * element with ENG_KV_F16). */
-int eng_ctx_new_ex(const struct eng_model *m, struct eng_pool *pool,
-                   const struct eng_ctx_opts *opts, struct eng_ctx **out, struct sh_err *err);
+int eng_ctx_new_ex(const struct eng_model *m,
+                   struct eng_pool *pool,
+                   const struct eng_ctx_opts *opts,
+                   struct eng_ctx **out,
+                   struct sh_err *err);
 void eng_ctx_free(struct eng_ctx *ctx);
 
 /* Positions already in the KV cache, and the capacity. */
@@ -209,7 +215,11 @@ void eng_ctx_truncate(struct eng_ctx *ctx, int pos);
  * Errors: SH_EINVAL (n == 0), SH_ERANGE (a token id outside the vocabulary,
  * or the sequence would pass the context's capacity; nothing is appended
  * then). */
-int eng_forward(struct eng_ctx *ctx, const int32_t *tokens, size_t n, bool all_logits,
-                float *logits, struct sh_err *err);
+int eng_forward(struct eng_ctx *ctx,
+                const int32_t *tokens,
+                size_t n,
+                bool all_logits,
+                float *logits,
+                struct sh_err *err);
 
 #endif

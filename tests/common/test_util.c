@@ -3,8 +3,8 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "common/util.h"
 #include "common/err.h"
+#include "common/util.h"
 #include "lib/test.h"
 
 static void parse_i64_boundaries(void **state)
