@@ -75,35 +75,29 @@ struct eng_mat {
     const void *scales;      /* (rows, cols / group_size), borrowed */
     const void *biases;      /* (rows, cols / group_size), borrowed */
     size_t sb_stride;        /* bytes from one row of scales to the next */
-    /* Q4: multiply with 16-bit activation codes instead of 21-bit ones
-     * (faster, 2^-16 of a group's largest element); set for the output
-     * head, whose error reaches the logits unamplified (model.c) */
-    bool x16;
     /* rows are in the AVX2 kernels' interleaved layout (repack, below),
      * not the file's; only that ISA's table may read them */
     bool interleaved;
 };
 
 /* An f32 activation vector prepared for the kernels of a weight dtype
- * (layouts in kern_common.h and kern_avx2.c, math in kern_scalar.c):
+ * (layouts in kern_avx2.c and kern_avx2_q.c, math in kern_scalar.c):
  *  - BF16 (AVX2 only) multiplies x reordered to match its bf16 pairs;
- *  - Q8 multiplies the codes with x in f32 (the AVX2 kernel with x reordered
- *    to match its byte shuffles); s[g] = sum of group g of x (biases);
- *  - Q4 multiplies them with 21-bit integer codes of x: per group g,
- *    x[i] ~= d[g] * X[i], X = rint(x / d), d = max|x| / (2^20 - 1) (error
- *    at most d/2, 2^-21 of the group's largest element), stored as a
- *    13-bit high part X = 256 H + L in q and an 8-bit low part in l, in
- *    the order the kernels consume them; s[g] = d[g] * sum of the group's X.
+ *  - Q4 and Q8 multiply the codes with 16-bit integer codes of x: per group
+ *    g, x[i] ~= d[g] * X[i], X = rint(x / d), d = max|x| / 32767 (error at
+ *    most d/2, 2^-16 of the group's largest element: 2^8 times finer than
+ *    an 8-bit weight's own rounding), kept in t in element order and in q
+ *    in the order the AVX2 kernels consume them; s[g] = d[g] * sum of the
+ *    group's X (the biases' term).
  */
 struct eng_xq {
     int64_t cols;
     int group_size;
     enum eng_dtype dtype; /* the weights' dtype: Q4 or Q8 */
-    const float *x;       /* BF16, Q8: the input, or a reordered copy of it in t */
-    int16_t *q;           /* Q4: (cols rounded up to 64) high parts H */
-    int8_t *l;            /* Q4: (cols rounded up to 64) low parts L */
-    int32_t *t;           /* (cols rounded up to 64) scratch of the preparation */
-    float *d;             /* Q4: (groups rounded up to 8; zero past the last) */
+    const float *x;       /* BF16: a reordered copy of the input in t */
+    int16_t *q;           /* Q4, Q8: (whole 8-group batches) codes, AVX2 order */
+    int32_t *t;           /* (whole 8-group batches) codes in element order */
+    float *d;             /* Q4, Q8: (groups rounded up to 8; zero past the last) */
     float *s;             /* (groups rounded up to 8; zero past the last) */
 };
 

@@ -13,7 +13,7 @@
 
 /* Bytes the software prefetch runs ahead of the weight loads. */
 #ifndef PF_DIST
-#define PF_DIST 2048
+#define PF_DIST 16384
 #endif
 
 /* The specializations below must be inlined for the compiler to fold the
@@ -72,8 +72,7 @@ static inline float sum8(const float *x, int64_t n)
 
 /* ---- Q4/Q8 in the interleaved layout (kern_avx2_q.c) */
 void eng_avx2_repack_q(const struct eng_mat *w, void *dst, struct eng_mat *out);
-void eng_avx2_prep_q4(const struct eng_mat *w, const float *x, struct eng_xq *xq);
-void eng_avx2_prep_q8(const struct eng_mat *w, const float *x, struct eng_xq *xq);
+void eng_avx2_prep_q(const struct eng_mat *w, const float *x, struct eng_xq *xq);
 void eng_avx2_dot_rows_q(const struct eng_mat *w, const void *xp, float *y, int64_t r0, int64_t r1);
 void eng_avx2_rows_to_f32_q(const struct eng_mat *w, int64_t r0, int64_t r1, float *dst);
 

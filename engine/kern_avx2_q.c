@@ -15,18 +15,13 @@
  * batch's loads read up to 28 bytes past the row (into the next row, or
  * ENG_REPACK_PAD past the last), which meet zero activations.
  *
- * Per block, the activation side was laid out once per token to match
- * (prep_q4, prep_q8):
- *  - Q4 (21-bit codes X = 256 H + L): the codes masked as bytes (A = lo
- *    nibbles, B = hi nibbles) multiply the 8-bit L (vpmaddubsw, summed in 16
- *    bits for 4 blocks: pairs at most 2 * 15 * 128), and moved into the high
- *    byte of 16-bit lanes (A << 8, A & 0xff00, B << 8, B & 0xff00) they
- *    multiply the 13-bit H (vpmaddwd: 256 code H, at most 128 * 15 * 256 *
- *    4096 per group, < 2^31). 19 instructions per 64 weights.
- *  - Q4 with 16-bit codes (x16, the output head): the four nibbles of each
- *    16-bit lane, masked in place, multiply X (vpmaddwd). 13 per 64.
- *  - Q8 (f32): an in-lane byte shuffle spreads code q of each lane's word
- *    into 32-bit lanes, converted and multiplied with x (FMA). 13 per 32.
+ * Per block, the activation side (16-bit codes X, kern_scalar.c) was laid
+ * out once per token to match (prep_q), and vpmaddwd multiplies 16-bit
+ * lanes of codes with it, summing pairs into the group's 32-bit lane:
+ *  - Q4: the four nibbles of each 16-bit lane, masked in place (v & 15,
+ *    v >> 4 & 15, v >> 8 & 15, v >> 12): 4 multiplies per 64 weights;
+ *  - Q8: the two bytes of each 16-bit lane (v & 0xff, v >> 8): 2 per 32.
+ * Integer sums are exact (at most 128 * 255 * 32767 per group < 2^31).
  */
 #include "engine/kern_avx2.h"
 
@@ -61,38 +56,30 @@ void eng_avx2_repack_q(const struct eng_mat *w, void *dst, struct eng_mat *out)
 
 /* ---- activation preparation */
 
-/* Q8: the group sums (in element order, as the scalar kernel adds them) and
- * x in block order: vector q of block j holds, in lane m, element 4j + q of
- * the batch's group m (0 past the row's groups). */
-void eng_avx2_prep_q8(const struct eng_mat *w, const float *x, struct eng_xq *xq)
+/* Where element k of a group (lane m of its batch) goes in the block order
+ * of eng_xq.q: block j = k / 8 (Q4) or k / 4 (Q8) of the batch holds 32
+ * (Q8) or 64 (Q4) codes, one vector of 16 per multiply, lane 2m + h of
+ * vector p holding the element that the multiply meets in lane m's 16-bit
+ * half h. Q4: byte t of lane m's word holds elements 2t, 2t + 1, so the
+ * 16-bit half h holds elements 4h .. 4h + 3, nibble p being element
+ * 4h + p. Q8: half h holds elements 2h (low byte, vector 0) and 2h + 1
+ * (high byte, vector 1). */
+static int64_t code_pos(bool q4, int64_t m, int64_t k)
 {
-    int64_t gs = w->group_size, ng = w->cols / gs, blocks = gs / 4;
-    float *xf = (float *)(void *)xq->t;
-
-    for (int64_t g = 0; g < ng; g++)
-        xq->s[g] = sum8(x + g * gs, gs);
-    for (int64_t g0 = 0; g0 < ng; g0 += 8) {
-        int64_t n = batch_groups(ng, g0);
-        float *bf = xf + g0 * gs; /* 8 groups' worth per batch */
-        for (int64_t j = 0; j < blocks; j++)
-            for (int q = 0; q < 4; q++)
-                for (int64_t m = 0; m < 8; m++)
-                    bf[j * 32 + q * 8 + m] = m < n ? x[(g0 + m) * gs + 4 * j + q] : 0.0f;
-    }
-    xq->x = xf;
+    if (q4)
+        return (k / 8) * 64 + 16 * (k % 4) + 2 * m + (k % 8) / 4;
+    return (k / 4) * 32 + 16 * (k % 2) + 2 * m + (k % 4) / 2;
 }
 
-/* Q4: the codes X in element order into t (d, s and the rounding exactly
- * as prep_q4 in kern_scalar.c), then laid out per block: 8 consecutive
- * elements of a group go into one lane, byte t of the lane's word holding
- * elements 2t (low nibble, h = 0) and 2t + 1 (h = 1). */
-void eng_avx2_prep_q4(const struct eng_mat *w, const float *x, struct eng_xq *xq)
+/* The codes X in element order into t, with d and s (exactly as prep_q in
+ * kern_scalar.c), then into q in block order (0 past the row's groups). */
+void eng_avx2_prep_q(const struct eng_mat *w, const float *x, struct eng_xq *xq)
 {
     const __m256 absmask = _mm256_castsi256_ps(_mm256_set1_epi32(0x7fffffff));
     const __m256 inf = _mm256_set1_ps(HUGE_VALF);
-    const int32_t xmax = w->x16 ? 32767 : ENG_XQ_MAX;
-    const __m256i lim = _mm256_set1_epi32(xmax), nlim = _mm256_set1_epi32(-xmax);
-    int64_t gs = w->group_size, ng = w->cols / gs, blocks = gs / 8;
+    const __m256i lim = _mm256_set1_epi32(ENG_XQ_MAX), nlim = _mm256_set1_epi32(-ENG_XQ_MAX);
+    int64_t gs = w->group_size, ng = w->cols / gs;
+    bool q4 = w->dtype == ENG_DT_Q4;
     int32_t *t = xq->t;
 
     for (int64_t g = 0; g < ng; g++) {
@@ -113,7 +100,7 @@ void eng_avx2_prep_q4(const struct eng_mat *w, const float *x, struct eng_xq *xq
             m = _mm_max_ss(m, _mm_movehdup_ps(m));
             amax = _mm_cvtss_f32(m);
         }
-        inv = !bad && amax > 0.0f ? (float)xmax / amax : 0.0f;
+        inv = !bad && amax > 0.0f ? (float)ENG_XQ_MAX / amax : 0.0f;
         for (int64_t i = 0; i < gs; i += 8) {
             __m256i c = _mm256_setzero_si256();
             if (inv > 0.0f) {
@@ -123,55 +110,22 @@ void eng_avx2_prep_q4(const struct eng_mat *w, const float *x, struct eng_xq *xq
             _mm256_storeu_si256((__m256i *)(void *)(t + g * gs + i), c);
             sum = _mm256_add_epi32(sum, c);
         }
-        xq->d[g] = bad ? NAN : amax / (float)xmax;
+        xq->d[g] = bad ? NAN : amax / (float)ENG_XQ_MAX;
         xq->s[g] = xq->d[g] * (float)hsum_epi32(sum);
     }
     for (int64_t g0 = 0; g0 < ng; g0 += 8) {
         int64_t n = batch_groups(ng, g0);
-        for (int64_t j = 0; j < blocks; j++) {
-            int64_t blk = g0 / 8 * blocks + j;
-            int16_t *q = xq->q + blk * 64;
-            int8_t *l = xq->l + blk * 64;
-            for (int m = 0; m < 8; m++) {
-                const int32_t *e = t + (g0 + m) * gs + 8 * j;
-                for (int b = 0; b < 4; b++) {
-                    int p = 4 * m + b; /* byte of the block */
-                    for (int h = 0; h < 2; h++) {
-                        int32_t v = m < n ? e[2 * b + h] : 0;
-                        if (w->x16) {
-                            /* nibble 2 (p & 1) + h of 16-bit lane p / 2 */
-                            q[16 * (2 * (p & 1) + h) + (p >> 1)] = (int16_t)v;
-                        } else {
-                            int32_t hi = eng_xq_high(v);
-                            q[16 * (2 * h + (p & 1)) + (p >> 1)] = (int16_t)hi;
-                            l[32 * h + p] = (int8_t)(v - 256 * hi);
-                        }
-                    }
-                }
-            }
-        }
+        int16_t *q = xq->q + g0 * gs;
+        for (int64_t m = 0; m < 8; m++)
+            for (int64_t k = 0; k < gs; k++)
+                q[code_pos(q4, m, k)] = (int16_t)(m < n ? t[(g0 + m) * gs + k] : 0);
     }
 }
 
 /* ---- dot products */
 
-/* Q4, one block, 21-bit codes: hi (i32) += 256 code H, lo (i16) += code L. */
-INLINE void block_q4(__m256i v, const int16_t *h, const int8_t *l, __m256i *hi, __m256i *lo)
-{
-    const __m256i mb = _mm256_set1_epi16(0x0f0f), mh = _mm256_set1_epi16((short)0xff00);
-    __m256i a = _mm256_and_si256(v, mb), b = _mm256_and_si256(_mm256_srli_epi16(v, 4), mb);
-    __m256i p0 = _mm256_madd_epi16(_mm256_slli_epi16(a, 8), LOADU(h));
-    __m256i p1 = _mm256_madd_epi16(_mm256_and_si256(a, mh), LOADU(h + 16));
-    __m256i p2 = _mm256_madd_epi16(_mm256_slli_epi16(b, 8), LOADU(h + 32));
-    __m256i p3 = _mm256_madd_epi16(_mm256_and_si256(b, mh), LOADU(h + 48));
-    *lo = _mm256_add_epi16(*lo, _mm256_add_epi16(_mm256_maddubs_epi16(a, LOADU(l)),
-                                                 _mm256_maddubs_epi16(b, LOADU(l + 32))));
-    *hi =
-        _mm256_add_epi32(*hi, _mm256_add_epi32(_mm256_add_epi32(p0, p1), _mm256_add_epi32(p2, p3)));
-}
-
-/* Q4, one block, 16-bit codes: acc (i32) += code X. */
-INLINE __m256i block_q4x16(__m256i v, const int16_t *x, __m256i acc)
+/* Q4, one block of 64 codes: acc (i32) += code * X. */
+INLINE __m256i block_q4(__m256i v, const int16_t *x, __m256i acc)
 {
     const __m256i m = _mm256_set1_epi16(15);
     __m256i p0 = _mm256_madd_epi16(_mm256_and_si256(v, m), LOADU(x));
@@ -182,65 +136,37 @@ INLINE __m256i block_q4x16(__m256i v, const int16_t *x, __m256i acc)
                             _mm256_add_epi32(_mm256_add_epi32(p0, p1), _mm256_add_epi32(p2, p3)));
 }
 
-/* The group sums of one batch (lane m: group m), n lanes valid. */
-INLINE __m256
-batch_q4(const uint8_t *bp, const struct eng_xq *xq, int64_t blk, int gs, int n, bool x16)
+/* Q8, one block of 32 codes: acc (i32) += code * X. */
+INLINE __m256i block_q8(__m256i v, const int16_t *x, __m256i acc)
 {
-    const __m256i ones = _mm256_set1_epi16(1);
-    __m256i hi = _mm256_setzero_si256(), lo32 = _mm256_setzero_si256();
+    const __m256i m = _mm256_set1_epi16(0xff);
+    __m256i p0 = _mm256_madd_epi16(_mm256_and_si256(v, m), LOADU(x));
+    __m256i p1 = _mm256_madd_epi16(_mm256_srli_epi16(v, 8), LOADU(x + 16));
+    return _mm256_add_epi32(acc, _mm256_add_epi32(p0, p1));
+}
 
-    /* (not unrolled further: gcc then hoists the multiplies of several
-     * blocks and spills their results) */
-    if (x16) {
-#pragma GCC unroll 2
-        for (int j = 0; j < gs / 8; j++)
-            hi = block_q4x16(LOADU(bp + 4 * n * j), xq->q + (blk + j) * 64, hi);
-        return _mm256_cvtepi32_ps(hi);
-    }
-    for (int j0 = 0; j0 < gs / 8; j0 += 4) {
-        __m256i lo = _mm256_setzero_si256();
+/* The group sums of one batch (lane m: group m), in two accumulators so
+ * that the dependency chain of the adds is half as long. */
+INLINE __m256 batch_sums(const uint8_t *bp, const int16_t *x, enum eng_dtype dt, int gs, int n)
+{
+    __m256i a = _mm256_setzero_si256(), b = a;
+
+    /* (not unrolled further: gcc then hoists the loads and shifts of
+     * several blocks and spills them to the stack) */
+    if (dt == ENG_DT_Q4) {
 #pragma GCC unroll 1
-        for (int j = j0; j < j0 + 4; j++)
-            block_q4(LOADU(bp + 4 * n * j), xq->q + (blk + j) * 64, xq->l + (blk + j) * 64, &hi,
-                     &lo);
-        lo32 = _mm256_add_epi32(lo32, _mm256_madd_epi16(lo, ones));
+        for (int j = 0; j < gs / 8; j += 2) {
+            a = block_q4(LOADU(bp + 4 * n * j), x + j * 64, a);
+            b = block_q4(LOADU(bp + 4 * n * (j + 1)), x + (j + 1) * 64, b);
+        }
+    } else {
+#pragma GCC unroll 1
+        for (int j = 0; j < gs / 4; j += 2) {
+            a = block_q8(LOADU(bp + 4 * n * j), x + j * 32, a);
+            b = block_q8(LOADU(bp + 4 * n * (j + 1)), x + (j + 1) * 32, b);
+        }
     }
-    return _mm256_cvtepi32_ps(_mm256_add_epi32(hi, lo32));
-}
-
-/* Q8, 4 codes per lane of one block: acc[q] += code q * x. */
-INLINE void block_q8(__m256i v, const float *xb, __m256 acc[4])
-{
-    const __m256i s0 =
-        _mm256_setr_epi8(0, -1, -1, -1, 4, -1, -1, -1, 8, -1, -1, -1, 12, -1, -1, -1, 0, -1, -1, -1,
-                         4, -1, -1, -1, 8, -1, -1, -1, 12, -1, -1, -1);
-    const __m256i s1 = _mm256_add_epi32(s0, _mm256_set1_epi32(1));
-    const __m256i s2 = _mm256_add_epi32(s0, _mm256_set1_epi32(2));
-    const __m256i s3 = _mm256_add_epi32(s0, _mm256_set1_epi32(3));
-
-    acc[0] = _mm256_fmadd_ps(_mm256_cvtepi32_ps(_mm256_shuffle_epi8(v, s0)), LOADUF(xb), acc[0]);
-    acc[1] =
-        _mm256_fmadd_ps(_mm256_cvtepi32_ps(_mm256_shuffle_epi8(v, s1)), LOADUF(xb + 8), acc[1]);
-    acc[2] =
-        _mm256_fmadd_ps(_mm256_cvtepi32_ps(_mm256_shuffle_epi8(v, s2)), LOADUF(xb + 16), acc[2]);
-    acc[3] =
-        _mm256_fmadd_ps(_mm256_cvtepi32_ps(_mm256_shuffle_epi8(v, s3)), LOADUF(xb + 24), acc[3]);
-}
-
-/* The group sums of one Q8 batch: two blocks per step into two sets of
- * accumulators (FMA chains half as long). */
-INLINE __m256 batch_q8(const uint8_t *bp, const float *xf, int gs, int n)
-{
-    __m256 a[4], b[4];
-
-    for (int k = 0; k < 4; k++)
-        a[k] = b[k] = _mm256_setzero_ps();
-    for (int j = 0; j < gs / 4; j += 2) {
-        block_q8(LOADU(bp + 4 * n * j), xf + j * 32, a);
-        block_q8(LOADU(bp + 4 * n * (j + 1)), xf + (j + 1) * 32, b);
-    }
-    return _mm256_add_ps(_mm256_add_ps(_mm256_add_ps(a[0], b[0]), _mm256_add_ps(a[1], b[1])),
-                         _mm256_add_ps(_mm256_add_ps(a[2], b[2]), _mm256_add_ps(a[3], b[3])));
+    return _mm256_cvtepi32_ps(_mm256_add_epi32(a, b));
 }
 
 /* Scales or biases of groups [g, g + n) as floats (missing lanes 0). A
@@ -267,7 +193,7 @@ INLINE __m256 load_sb(enum eng_dtype dt, const uint8_t *row, int64_t g, int n, b
 }
 
 /* acc += one batch of n groups (n a constant after inlining):
- * Q4: sum * (scale * d) + bias * s; Q8: sum * scale + bias * s. */
+ * sum * (scale * d) + bias * s. */
 INLINE __m256 batch(const struct eng_mat *w,
                     const struct eng_xq *xq,
                     const uint8_t *row,
@@ -277,24 +203,18 @@ INLINE __m256 batch(const struct eng_mat *w,
                     int n,
                     enum eng_dtype dt,
                     int gs,
-                    bool x16,
                     bool over_ok,
                     __m256 acc)
 {
     const uint8_t *bp = row + g0 * (dt == ENG_DT_Q4 ? gs / 2 : gs);
-    __m256 f, scale = load_sb(w->sb_dtype, sc, g0, n, over_ok);
+    __m256 f = batch_sums(bp, xq->q + g0 * gs, dt, gs, n);
+    __m256 scale = _mm256_mul_ps(load_sb(w->sb_dtype, sc, g0, n, over_ok), LOADUF(xq->d + g0));
 
-    if (dt == ENG_DT_Q4) {
-        f = batch_q4(bp, xq, g0 / 8 * (gs / 8), gs, n, x16);
-        scale = _mm256_mul_ps(scale, LOADUF(xq->d + g0));
-    } else {
-        f = batch_q8(bp, xq->x + g0 * gs, gs, n);
-    }
     acc = _mm256_fmadd_ps(f, scale, acc);
     return _mm256_fmadd_ps(load_sb(w->sb_dtype, bi, g0, n, over_ok), LOADUF(xq->s + g0), acc);
 }
 
-/* One specialization per (dtype, group size, code width): inlined, the
+/* One specialization per (dtype, group size): inlined, the
  * compiler folds the branches on them, and on the last batch's group count,
  * into straight-line code. */
 INLINE void dot_rows_impl(const struct eng_mat *w,
@@ -303,8 +223,7 @@ INLINE void dot_rows_impl(const struct eng_mat *w,
                           int64_t r0,
                           int64_t r1,
                           enum eng_dtype dt,
-                          int gs,
-                          bool x16)
+                          int gs)
 {
     int64_t ng = w->cols / gs;
 
@@ -321,11 +240,11 @@ INLINE void dot_rows_impl(const struct eng_mat *w,
         prefetch(sc + 256);
         prefetch(bi + 256);
         for (; g0 + 8 <= ng; g0 += 8)
-            acc = batch(w, xq, row, sc, bi, g0, 8, dt, gs, x16, false, acc);
+            acc = batch(w, xq, row, sc, bi, g0, 8, dt, gs, false, acc);
         switch (ng - g0) {
 #define TAIL(N)                                                                                    \
     case N:                                                                                        \
-        acc = batch(w, xq, row, sc, bi, g0, N, dt, gs, x16, over_ok, acc);                         \
+        acc = batch(w, xq, row, sc, bi, g0, N, dt, gs, over_ok, acc);                              \
         break;
             TAIL(1)
             TAIL(2)
@@ -342,32 +261,28 @@ INLINE void dot_rows_impl(const struct eng_mat *w,
     }
 }
 
-#define DEFINE_DOT(NAME, DT, GS, X16)                                                              \
+#define DEFINE_DOT(NAME, DT, GS)                                                                   \
     static void NAME(const struct eng_mat *w, const struct eng_xq *xq, float *y, int64_t r0,       \
                      int64_t r1)                                                                   \
     {                                                                                              \
-        dot_rows_impl(w, xq, y, r0, r1, ENG_DT_##DT, GS, X16);                                     \
+        dot_rows_impl(w, xq, y, r0, r1, ENG_DT_##DT, GS);                                          \
     }
 
-DEFINE_DOT(dot_q4_32, Q4, 32, false)
-DEFINE_DOT(dot_q4_64, Q4, 64, false)
-DEFINE_DOT(dot_q4_128, Q4, 128, false)
-DEFINE_DOT(dot_q4x16_32, Q4, 32, true)
-DEFINE_DOT(dot_q4x16_64, Q4, 64, true)
-DEFINE_DOT(dot_q4x16_128, Q4, 128, true)
-DEFINE_DOT(dot_q8_32, Q8, 32, false)
-DEFINE_DOT(dot_q8_64, Q8, 64, false)
-DEFINE_DOT(dot_q8_128, Q8, 128, false)
+DEFINE_DOT(dot_q4_32, Q4, 32)
+DEFINE_DOT(dot_q4_64, Q4, 64)
+DEFINE_DOT(dot_q4_128, Q4, 128)
+DEFINE_DOT(dot_q8_32, Q8, 32)
+DEFINE_DOT(dot_q8_64, Q8, 64)
+DEFINE_DOT(dot_q8_128, Q8, 128)
 
 void eng_avx2_dot_rows_q(const struct eng_mat *w, const void *xp, float *y, int64_t r0, int64_t r1)
 {
-    static void (*const fns[3][3])(const struct eng_mat *, const struct eng_xq *, float *, int64_t,
+    static void (*const fns[2][3])(const struct eng_mat *, const struct eng_xq *, float *, int64_t,
                                    int64_t) = {
         {dot_q4_32, dot_q4_64, dot_q4_128},
-        {dot_q4x16_32, dot_q4x16_64, dot_q4x16_128},
         {dot_q8_32, dot_q8_64, dot_q8_128},
     };
-    int kind = w->dtype == ENG_DT_Q8 ? 2 : w->x16 ? 1 : 0;
+    int kind = w->dtype == ENG_DT_Q8 ? 1 : 0;
     int gi = w->group_size == 32 ? 0 : w->group_size == 64 ? 1 : 2;
 
     fns[kind][gi](w, xp, y, r0, r1);

@@ -13,9 +13,10 @@
 
 #include "engine/internal.h"
 
-/* Q4 activation codes: x ~= d * X with |X| <= ENG_XQ_MAX (21 bits: the
- * largest whose group sums, 128 codes of 15 times it, fit in an int32). */
-#define ENG_XQ_MAX ((1 << 20) - 1)
+/* Activation codes of the Q4/Q8 decode kernels: per group, x ~= d * X with
+ * |X| <= ENG_XQ_MAX, the largest that 16-bit multiplies (vpmaddwd) take.
+ * A group's sums (128 codes of at most 255 times it) fit in an int32. */
+#define ENG_XQ_MAX 32767
 
 static inline float eng_f32_from_bits(uint32_t u)
 {
@@ -118,34 +119,6 @@ static inline unsigned eng_q_code(enum eng_dtype dt, const uint8_t *row, int64_t
     if (dt == ENG_DT_Q4)
         return (row[i >> 1] >> ((i & 1) * 4)) & 15u;
     return row[i];
-}
-
-/* Where element i of a Q4 input sits in eng_xq.q and eng_xq.l. The kernel
- * loads 32 bytes of codes (64 elements) as sixteen 16-bit lanes, lane k
- * holding elements 4k .. 4k+3 in its four nibbles, and masks them as bytes:
- * A = v & 0x0f0f holds elements 4k, 4k+2 in bytes 2k, 2k+1, and
- * B = (v >> 4) & 0x0f0f holds 4k+1, 4k+3.
- *  - the low parts multiply A and B bytewise (32 each): l holds, per block,
- *    the even elements (A's order), then the odd ones (B's);
- *  - the high parts multiply 16-bit lanes of codes shifted into the high
- *    byte: A << 8 (element 4k), A & 0xff00 (4k+2), B << 8 (4k+1),
- *    B & 0xff00 (4k+3), one vector of 16 each: q holds, per block, those
- *    four vectors' elements in that order, 16 apiece. */
-static inline int64_t eng_xq_pos(int64_t i)
-{
-    int64_t j = i & 3; /* 0, 1, 2, 3 -> vectors 0, 2, 1, 3 */
-    return (i & ~(int64_t)63) + 16 * (((j & 1) << 1) | (j >> 1)) + ((i & 63) >> 2);
-}
-
-static inline int64_t eng_xq_lpos(int64_t i)
-{
-    return (i & ~(int64_t)63) + 32 * (i & 1) + ((i & 63) >> 1);
-}
-
-/* X = 256 H + L with L in [-128, 127]: H = floor((X + 128) / 256). */
-static inline int32_t eng_xq_high(int32_t x)
-{
-    return ((x + 128 + (1 << 20)) >> 8) - (1 << 12);
 }
 
 #endif

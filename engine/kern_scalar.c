@@ -10,13 +10,17 @@
  *
  * Q4/Q8 (w = code * scale + bias per group): over one group,
  *     sum_i w_i x_i = scale * sum_i code_i x_i + bias * sum_i x_i,
- * the second sum prepared once per token (eng_xq.s). Q8 computes the first
- * in f32 (exact up to float rounding). Q4 has twice the weights per byte to
- * get through, so it uses integers: with x_i ~= d * X_i (21-bit codes per
- * group) the first sum is an exact integer sum times d. Against f32 math
- * the only loss is rounding x to those codes, |x - d X| <= d/2 = 2^-21 of
- * the group's largest |x|. (16-bit codes, one vpmaddwd, were measured at
- * 1.3e-3 on the logits of tests/fixtures/mlx-quant, past its 1e-3.)
+ * the second sum prepared once per token (eng_xq.s). The first is an
+ * integer sum: with x_i ~= d * X_i (16-bit codes per group, X = rint(x/d))
+ * it is an exact sum of code * X times d, the form the AVX2 kernels compute
+ * with 16-bit multiplies (f32 conversions of the codes cost twice the
+ * instructions, and the Q8 kernel was compute-bound at about 70% of the
+ * read bandwidth). Against f32 math the only loss is rounding x to the
+ * codes, |x - d X| <= d/2 = 2^-16 of the group's largest |x|: 256 times
+ * finer than the rounding of 8-bit weights themselves. Prompts do not
+ * round: they multiply f32 tiles (matmul.c), so prompt logits meet the
+ * fixtures' float32 tolerance, and decode logits stay near them
+ * (tests/engine/test_model.c, Q_DECODE_TOL).
  */
 #include <math.h>
 #include <stdbool.h>
@@ -89,80 +93,41 @@ DEFINE_MAT_OPS(bf16, uint16_t)
 
 /* ---- affine-quantized Q4/Q8 */
 
-/* Sum of n floats (n a multiple of 8) in the order of the AVX2 kernels:
- * eight lanes i % 8, then ((l0+l4) + (l2+l6)) + ((l1+l5) + (l3+l7)), so
- * that the preparations agree bit for bit. */
-static float sum_lanes8(const float *x, int64_t n)
+/* Q4 and Q8, per group: d = max|x| / 32767, X = rint(x / d) (ties to
+ * even, as the SIMD conversion rounds), s = d * sum(X). A group holding inf
+ * or NaN gets d = s = NaN and X = 0, so that the dot products come out NaN,
+ * as the float path's would. */
+static void prep_q(const struct eng_mat *w, const float *x, struct eng_xq *xq)
 {
-    float l[8] = {0};
-
-    for (int64_t i = 0; i < n; i++)
-        l[i % 8] += x[i];
-    return ((l[0] + l[4]) + (l[2] + l[6])) + ((l[1] + l[5]) + (l[3] + l[7]));
-}
-
-/* Q8: the biases need the group sums of x; the codes multiply x itself. */
-static void prep_q8(const struct eng_mat *w, const float *x, struct eng_xq *xq)
-{
-    int64_t gs = w->group_size;
-
-    xq->x = x;
-    for (int64_t g = 0; g < w->cols / gs; g++)
-        xq->s[g] = sum_lanes8(x + g * gs, gs);
-}
-
-/* Q4, per group: d = max|x| / (2^20 - 1), X = rint(x / d) (ties to even, as
- * the SIMD conversion rounds), s = d * sum(X). A group holding inf or NaN
- * gets d = s = NaN and X = 0, so that the dot products come out NaN, as the
- * float path's would. */
-static void prep_q4(const struct eng_mat *w, const float *x, struct eng_xq *xq)
-{
-    const long xmax = w->x16 ? 32767 : ENG_XQ_MAX; /* 16- or 21-bit codes */
     int64_t gs = w->group_size, ng = w->cols / gs;
-    int64_t padded = (w->cols + 63) & ~(int64_t)63;
 
-    for (int64_t i = 0; i < padded; i++) {
-        int32_t v = 0;
-        if (i < w->cols) {
-            int64_t g = i / gs;
-            const float *xg = x + g * gs;
-            float amax = 0.0f;
-            bool bad = false;
-            if (i % gs == 0) {
-                for (int64_t k = 0; k < gs; k++) {
-                    float a = fabsf(xg[k]);
-                    bad |= !(a < HUGE_VALF);
-                    amax = a > amax ? a : amax;
-                }
-                xq->d[g] = bad ? NAN : amax / (float)xmax;
-                /* the inverse, kept while the group lasts */
-                xq->s[g] = !bad && amax > 0.0f ? (float)xmax / amax : 0.0f;
-            }
-            if (xq->s[g] > 0.0f) {
-                long r = lrintf(x[i] * xq->s[g]);
-                v = (int32_t)(r > xmax ? xmax : r < -xmax ? -xmax : r);
-            }
-        }
-        xq->t[i] = v;
-        xq->q[eng_xq_pos(i)] = (int16_t)eng_xq_high(v);
-        xq->l[eng_xq_lpos(i)] = (int8_t)(v - 256 * eng_xq_high(v));
-    }
     for (int64_t g = 0; g < ng; g++) {
+        const float *xg = x + g * gs;
+        float amax = 0.0f, inv;
+        bool bad = false;
         int32_t sum = 0;
-        for (int64_t i = g * gs; i < (g + 1) * gs; i++)
-            sum += xq->t[i];
+        for (int64_t k = 0; k < gs; k++) {
+            float a = fabsf(xg[k]);
+            bad |= !(a < HUGE_VALF);
+            amax = a > amax ? a : amax;
+        }
+        inv = !bad && amax > 0.0f ? (float)ENG_XQ_MAX / amax : 0.0f;
+        for (int64_t k = 0; k < gs; k++) {
+            int32_t v = 0;
+            if (inv > 0.0f) {
+                long r = lrintf(xg[k] * inv);
+                v = (int32_t)(r > ENG_XQ_MAX ? ENG_XQ_MAX : r < -ENG_XQ_MAX ? -ENG_XQ_MAX : r);
+            }
+            xq->t[g * gs + k] = v;
+            sum += v;
+        }
+        xq->d[g] = bad ? NAN : amax / (float)ENG_XQ_MAX;
         xq->s[g] = xq->d[g] * (float)sum;
     }
 }
 
-/* Element i's 21-bit activation code, from its two parts. */
-static inline int32_t xq4_code(const struct eng_xq *xq, int64_t i)
-{
-    return 256 * xq->q[eng_xq_pos(i)] + xq->l[eng_xq_lpos(i)];
-}
-
 /* y = sum over groups of scale * (sum code * X) * d + bias * s. */
-static void dot_rows_q4(const struct eng_mat *w, const void *xp, float *y, int64_t r0, int64_t r1)
+static void dot_rows_q(const struct eng_mat *w, const void *xp, float *y, int64_t r0, int64_t r1)
 {
     const struct eng_xq *xq = xp;
     int64_t gs = w->group_size, ng = w->cols / gs;
@@ -173,32 +138,10 @@ static void dot_rows_q4(const struct eng_mat *w, const void *xp, float *y, int64
         const uint8_t *bi = (const uint8_t *)w->biases + (size_t)r * w->sb_stride;
         float acc = 0.0f;
         for (int64_t g = 0; g < ng; g++) {
-            int32_t isum = 0; /* <= 128 * 15 * (2^20 - 1) < 2^31 */
+            int32_t isum = 0; /* <= 128 * 255 * 32767 < 2^31 */
             for (int64_t i = g * gs; i < (g + 1) * gs; i++)
-                isum += (int32_t)eng_q_code(ENG_DT_Q4, row, i) * xq4_code(xq, i);
+                isum += (int32_t)eng_q_code(w->dtype, row, i) * xq->t[i];
             acc += (float)isum * (eng_sb_load(w->sb_dtype, sc, g) * xq->d[g]);
-            acc += eng_sb_load(w->sb_dtype, bi, g) * xq->s[g];
-        }
-        y[r] = acc;
-    }
-}
-
-/* y = sum over groups of scale * (sum code * x) + bias * s, in f32. */
-static void dot_rows_q8(const struct eng_mat *w, const void *xp, float *y, int64_t r0, int64_t r1)
-{
-    const struct eng_xq *xq = xp;
-    int64_t gs = w->group_size, ng = w->cols / gs;
-
-    for (int64_t r = r0; r < r1; r++) {
-        const uint8_t *row = row_ptr(w, r);
-        const uint8_t *sc = (const uint8_t *)w->scales + (size_t)r * w->sb_stride;
-        const uint8_t *bi = (const uint8_t *)w->biases + (size_t)r * w->sb_stride;
-        float acc = 0.0f;
-        for (int64_t g = 0; g < ng; g++) {
-            float f = 0.0f;
-            for (int64_t i = g * gs; i < (g + 1) * gs; i++)
-                f += (float)row[i] * xq->x[i];
-            acc += f * eng_sb_load(w->sb_dtype, sc, g);
             acc += eng_sb_load(w->sb_dtype, bi, g) * xq->s[g];
         }
         y[r] = acc;
@@ -228,8 +171,8 @@ const struct eng_mat_ops eng_kern_scalar[ENG_DT_COUNT] = {
     [ENG_DT_F32] = {.dot_rows = dot_rows_f32, .rows_to_f32 = rows_to_f32_f32},
     [ENG_DT_F16] = {.dot_rows = dot_rows_f16, .rows_to_f32 = rows_to_f32_f16},
     [ENG_DT_BF16] = {.dot_rows = dot_rows_bf16, .rows_to_f32 = rows_to_f32_bf16},
-    [ENG_DT_Q4] = {.prep = prep_q4, .dot_rows = dot_rows_q4, .rows_to_f32 = rows_to_f32_q},
-    [ENG_DT_Q8] = {.prep = prep_q8, .dot_rows = dot_rows_q8, .rows_to_f32 = rows_to_f32_q},
+    [ENG_DT_Q4] = {.prep = prep_q, .dot_rows = dot_rows_q, .rows_to_f32 = rows_to_f32_q},
+    [ENG_DT_Q8] = {.prep = prep_q, .dot_rows = dot_rows_q, .rows_to_f32 = rows_to_f32_q},
 };
 
 /* ---- attention over the KV cache */

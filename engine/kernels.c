@@ -116,7 +116,7 @@ size_t eng_xq_bytes(int64_t cols, int group_size)
 {
     size_t e = xq_elems(cols, group_size), g = xq_groups(cols, group_size);
     return round_up(sizeof(struct eng_xq), XQ_ALIGN) + round_up(e * sizeof(int16_t), XQ_ALIGN) +
-           round_up(e, XQ_ALIGN) + e * sizeof(int32_t) + 2 * round_up(g * sizeof(float), XQ_ALIGN);
+           e * sizeof(int32_t) + 2 * round_up(g * sizeof(float), XQ_ALIGN);
 }
 
 struct eng_xq *eng_xq_init(void *buf, int64_t cols, int group_size, enum eng_dtype dt)
@@ -133,8 +133,6 @@ struct eng_xq *eng_xq_init(void *buf, int64_t cols, int group_size, enum eng_dty
     xq->x = NULL;
     xq->q = (int16_t *)(void *)p;
     p += round_up(e * sizeof(int16_t), XQ_ALIGN);
-    xq->l = (int8_t *)p;
-    p += round_up(e, XQ_ALIGN);
     xq->t = (int32_t *)(void *)p;
     p += e * sizeof(int32_t);
     xq->d = (float *)(void *)p;

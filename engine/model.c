@@ -363,14 +363,6 @@ static int bind_all(struct eng_model *m, const char *dir, struct sh_err *err)
         m->lm_head = m->embed;
     else if ((rc = bind_mat(&b, "lm_head", c->vocab_size, c->dim, &m->lm_head)))
         goto out;
-    /* A 4-bit output head multiplies 16-bit activation codes (kern_avx2_q.c:
-     * a third fewer instructions per weight). Its rounding (2^-16 of a
-     * group's largest element) reaches the logits unamplified; the layers'
-     * keep 21 bits, as rounding there is amplified on its way up (measured
-     * on tests/fixtures/mlx-quant: 16-bit heads 4-6e-4, 16-bit layers 1.1e-3
-     * off the reference logits, whose tolerance is 1e-3). */
-    if (m->lm_head.dtype == ENG_DT_Q4)
-        m->lm_head.x16 = true;
     if ((rc = bind_vec(&b, "model.norm.weight", c->dim, &m->final_norm)))
         goto out;
     for (int l = 0; l < c->n_layers; l++)
@@ -477,11 +469,8 @@ static int repack_all(struct eng_model *m, struct sh_err *err)
         ops->repack(mats[i], p, mats[i]);
         p += repacked_size(mats[i]);
     }
-    if (c->tie_embeddings) {
-        bool x16 = m->lm_head.x16;
+    if (c->tie_embeddings)
         m->lm_head = m->embed;
-        m->lm_head.x16 = x16;
-    }
     free(mats);
     return 0;
 }

@@ -244,7 +244,7 @@ static void *xq_new(int64_t cols, int gs, enum eng_dtype dt, struct eng_xq **xq)
     return buf;
 }
 
-static void check_quant(enum eng_dtype dt, int gs, enum eng_dtype sb, bool x16)
+static void check_quant(enum eng_dtype dt, int gs, enum eng_dtype sb)
 {
     /* group counts: 1, 3, 8, 9, 17 (tails of the 8-group batches), odd
      * counts of 32-groups (half blocks of Q4) */
@@ -263,7 +263,6 @@ static void check_quant(enum eng_dtype dt, int gs, enum eng_dtype sb, bool x16)
             void *ba = xq_new(cols, gs, dt, &xa), *bb = xq_new(cols, gs, dt, &xb);
             assert_true(x && wf && y && y2 && c2);
             qmat_make(&q, dt, gs, sb, rows, cols);
-            q.m.x16 = x16;
             fill_x(x, cols);
             ref->prep(&q.m, x, xa);
             ref->rows_to_f32(&q.m, 0, rows, wf);
@@ -274,7 +273,7 @@ static void check_quant(enum eng_dtype dt, int gs, enum eng_dtype sb, bool x16)
                 for (int64_t g = 0; g < ng; g++) {
                     float s = eng_sb_load(sb, q.sc + (size_t)(r * ng + g) * es, 0);
                     float b = eng_sb_load(sb, q.bi + (size_t)(r * ng + g) * es, 0);
-                    double half_d = dt == ENG_DT_Q4 ? xa->d[g] / 2 : 0, sum = 0, tsum = 0;
+                    double half_d = xa->d[g] / 2, sum = 0, tsum = 0;
                     double xabs = 0;
                     for (int64_t i = g * gs; i < (g + 1) * gs; i++) {
                         unsigned c = q.codes[r * cols + i];
@@ -283,14 +282,8 @@ static void check_quant(enum eng_dtype dt, int gs, enum eng_dtype sb, bool x16)
                         if (wf[r * cols + i] != wi)
                             fail_msg("rows_to_f32 %lld,%lld: %g, want %g", (long long)r,
                                      (long long)i, (double)wf[r * cols + i], (double)wi);
-                        if (dt == ENG_DT_Q4) {
-                            int32_t xc = 256 * xa->q[eng_xq_pos(i)] + xa->l[eng_xq_lpos(i)];
-                            sum += (double)c * xc * xa->d[g];
-                            tsum += (double)c * fabs((double)xc) * xa->d[g];
-                        } else {
-                            sum += (double)c * x[i];
-                            tsum += (double)c * fabs((double)x[i]);
-                        }
+                        sum += (double)c * xa->t[i] * xa->d[g];
+                        tsum += (double)c * fabs((double)xa->t[i]) * xa->d[g];
                         exact += (double)wi * x[i];
                         xabs += fabs((double)x[i]);
                         bound += (fabs((double)c * s) + fabs((double)b)) *
@@ -317,10 +310,8 @@ static void check_quant(enum eng_dtype dt, int gs, enum eng_dtype sb, bool x16)
                         struct eng_mat mk = mat_for(ops, &q.m, &rbuf);
                         ops->prep(&mk, x, xb);
                         /* the same codes (in element order), d and s */
-                        if (dt == ENG_DT_Q4) {
-                            assert_memory_equal(xa->t, xb->t, (size_t)cols * 4);
-                            assert_memory_equal(xa->d, xb->d, (size_t)((ng + 7) / 8 * 8) * 4);
-                        }
+                        assert_memory_equal(xa->t, xb->t, (size_t)cols * 4);
+                        assert_memory_equal(xa->d, xb->d, (size_t)((ng + 7) / 8 * 8) * 4);
                         assert_memory_equal(xa->s, xb->s, (size_t)((ng + 7) / 8 * 8) * 4);
                         ops->rows_to_f32(&mk, 0, rows, c2);
                         assert_memory_equal(wf, c2, (size_t)(rows * cols) * 4);
@@ -349,10 +340,9 @@ static void test_q4(void **state)
 {
     (void)state;
     for (int gs = 32; gs <= 128; gs *= 2) {
-        check_quant(ENG_DT_Q4, gs, ENG_DT_BF16, false);
-        check_quant(ENG_DT_Q4, gs, ENG_DT_F16, false);
-        check_quant(ENG_DT_Q4, gs, ENG_DT_F32, false);
-        check_quant(ENG_DT_Q4, gs, ENG_DT_BF16, true); /* 16-bit codes (output heads) */
+        check_quant(ENG_DT_Q4, gs, ENG_DT_BF16);
+        check_quant(ENG_DT_Q4, gs, ENG_DT_F16);
+        check_quant(ENG_DT_Q4, gs, ENG_DT_F32);
     }
 }
 
@@ -360,9 +350,9 @@ static void test_q8(void **state)
 {
     (void)state;
     for (int gs = 32; gs <= 128; gs *= 2) {
-        check_quant(ENG_DT_Q8, gs, ENG_DT_BF16, false);
-        check_quant(ENG_DT_Q8, gs, ENG_DT_F16, false);
-        check_quant(ENG_DT_Q8, gs, ENG_DT_F32, false);
+        check_quant(ENG_DT_Q8, gs, ENG_DT_BF16);
+        check_quant(ENG_DT_Q8, gs, ENG_DT_F16);
+        check_quant(ENG_DT_Q8, gs, ENG_DT_F32);
     }
 }
 

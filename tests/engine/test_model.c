@@ -15,16 +15,19 @@
 
 #define LOGIT_TOL 1e-3f /* against the reference (tests/fixtures/README.md) */
 #define SELF_TOL  1e-4f /* between two ways of computing the same thing */
-/* 4-bit models: prompts multiply dequantized f32 weights, decode rounds the
- * output head's input to 16-bit codes per group (model.c): measured 4e-4
- * apart on the logits, so they are held to the reference's own tolerance. */
-#define Q4_SELF_TOL 1e-3f
+/* MLX-quantized models: prompts multiply dequantized f32 weights (within
+ * LOGIT_TOL of the reference), decode rounds each matrix's input to 16-bit
+ * codes per group (engine/kern_scalar.c): measured up to 1.3e-3 from the
+ * reference and from the prompt path on these fixtures' logits (largest
+ * |logit| about 38), against 0.48 (8-bit) and 7.2 (4-bit) between the
+ * quantized models and their sources. Greedy ids must still be equal. */
+#define Q_DECODE_TOL 3e-3f
 
 struct fixture {
     const char *name;
     const char *model_dir;
     const char *ref_dir;
-    float self_tol; /* 0: SELF_TOL */
+    float self_tol; /* 0: SELF_TOL; else also the tolerance of 1-token prompts (decode) */
 };
 
 static const struct fixture fixtures[] = {
@@ -36,13 +39,13 @@ static const struct fixture fixtures[] = {
     {"qwen3-moe", FIXTURES_DIR "/logits/qwen3-moe", FIXTURES_DIR "/logits/qwen3-moe", 0},
     {"kjv-llama-16m", DEMO_MODEL_DIR, FIXTURES_DIR "/logits/kjv-llama-16m", 0},
     {"mlx llama-4bit-g64", FIXTURES_DIR "/mlx-quant/llama-4bit-g64",
-     FIXTURES_DIR "/mlx-quant/llama-4bit-g64", Q4_SELF_TOL},
+     FIXTURES_DIR "/mlx-quant/llama-4bit-g64", Q_DECODE_TOL},
     {"mlx llama-8bit-g64", FIXTURES_DIR "/mlx-quant/llama-8bit-g64",
-     FIXTURES_DIR "/mlx-quant/llama-8bit-g64", 0},
+     FIXTURES_DIR "/mlx-quant/llama-8bit-g64", Q_DECODE_TOL},
     {"mlx qwen3-4bit-g64", FIXTURES_DIR "/mlx-quant/qwen3-4bit-g64",
-     FIXTURES_DIR "/mlx-quant/qwen3-4bit-g64", Q4_SELF_TOL},
+     FIXTURES_DIR "/mlx-quant/qwen3-4bit-g64", Q_DECODE_TOL},
     {"mlx qwen3-8bit-g64", FIXTURES_DIR "/mlx-quant/qwen3-8bit-g64",
-     FIXTURES_DIR "/mlx-quant/qwen3-8bit-g64", 0},
+     FIXTURES_DIR "/mlx-quant/qwen3-8bit-g64", Q_DECODE_TOL},
 };
 
 #define NFIXTURES (sizeof fixtures / sizeof fixtures[0])
@@ -147,8 +150,9 @@ static int argmax(const float *v, int n)
 }
 
 /* Our top-5 must equal the reference's in order, except that two ids may
- * swap where their reference logits are within LOGIT_TOL. */
+ * swap where their reference logits are within tol. */
 static void check_top5(const char *what,
+                       float tol,
                        int pos,
                        const float *logits,
                        int vocab,
@@ -174,7 +178,7 @@ static void check_top5(const char *what,
                 continue;
             ok = top[j] == cJSON_GetArrayItem(ref_ids, adj)->valueint &&
                  fabs(cJSON_GetArrayItem(ref_logits, j)->valuedouble -
-                      cJSON_GetArrayItem(ref_logits, adj)->valuedouble) <= LOGIT_TOL;
+                      cJSON_GetArrayItem(ref_logits, adj)->valuedouble) <= tol;
         }
         if (!ok)
             fail_msg("%s: position %d: top-5[%d] is %d, reference %d", what, pos, j, top[j], want);
@@ -207,6 +211,8 @@ static void test_reference(void **state)
         float *last_ref = read_f32(
             f->ref_dir, cJSON_GetObjectItem(p, "last_logits_file")->valuestring, (size_t)vocab);
         struct eng_ctx *ctx = ctx_of(m, pool, (int)(n + n_greedy));
+        /* a 1-token prompt runs the decode path */
+        float tol = n == 1 && f->self_tol > 0 ? f->self_tol : LOGIT_TOL;
         char what[128];
         float d;
 
@@ -215,17 +221,17 @@ static void test_reference(void **state)
         /* prefill, every position's logits */
         forward(ctx, ids, n, true, logits);
         d = max_abs_diff(logits + (n - 1) * (size_t)vocab, last_ref, (size_t)vocab);
-        if (d > LOGIT_TOL)
+        if (d > tol)
             fail_msg("%s: last logits differ by %g", what, (double)d);
         if (cJSON_IsString(all_file)) {
             float *all_ref = read_f32(f->ref_dir, all_file->valuestring, n * (size_t)vocab);
             d = max_abs_diff(logits, all_ref, n * (size_t)vocab);
-            if (d > LOGIT_TOL)
+            if (d > tol)
                 fail_msg("%s: all-position logits differ by %g", what, (double)d);
             free(all_ref);
         }
         for (size_t i = 0; i < n; i++)
-            check_top5(what, (int)i, logits + i * (size_t)vocab, vocab,
+            check_top5(what, tol, (int)i, logits + i * (size_t)vocab, vocab,
                        cJSON_GetArrayItem(top_ids, (int)i), cJSON_GetArrayItem(top_logits, (int)i));
         /* greedy: argmax, then one token at a time through the cache */
         for (size_t s = 0; s < n_greedy; s++) {
