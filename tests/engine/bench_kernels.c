@@ -7,10 +7,25 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/mman.h>
 
 #include "common/membw.h"
 #include "common/util.h"
 #include "engine/internal.h"
+
+/* Buffers like the model's repacked weights: 2 MiB aligned, huge pages
+ * advised (4 KiB pages would add a TLB miss per page to the stream). */
+static void *big_alloc(size_t n)
+{
+    void *p = NULL;
+    n = (n + ((size_t)2 << 20) - 1) & ~(((size_t)2 << 20) - 1);
+    if (posix_memalign(&p, (size_t)2 << 20, n) != 0)
+        return NULL;
+#ifdef MADV_HUGEPAGE
+    (void)madvise(p, n, MADV_HUGEPAGE);
+#endif
+    return p;
+}
 
 int main(int argc, char **argv)
 {
@@ -47,7 +62,7 @@ int main(int argc, char **argv)
     if (dt == ENG_DT_Q4 || dt == ENG_DT_Q8)
         sb_bytes = (size_t)cols / 64 * 2;
     rows = (int64_t)(((size_t)mib << 20) / (row_bytes + 2 * sb_bytes));
-    w = malloc((size_t)rows * row_bytes);
+    w = big_alloc((size_t)rows * row_bytes);
     x = malloc((size_t)cols * sizeof *x);
     y = malloc((size_t)rows * sizeof *y);
     if (!w || !x || !y)
@@ -59,7 +74,7 @@ int main(int argc, char **argv)
     m = (struct eng_mat){
         .dtype = dt, .rows = rows, .cols = cols, .row_stride = row_bytes, .data = w};
     if (sb_bytes) {
-        sb = malloc((size_t)rows * sb_bytes * 2);
+        sb = big_alloc((size_t)rows * sb_bytes * 2);
         if (!sb)
             return 1;
         for (size_t i = 0; i < (size_t)rows * sb_bytes; i++)
@@ -73,7 +88,7 @@ int main(int argc, char **argv)
     ops = eng_mat_ops(dt);
     if (ops->repack) { /* the layout the kernel reads (model.c repacks at load) */
         struct eng_mat packed;
-        uint8_t *pw = malloc((size_t)rows * row_bytes + ENG_REPACK_PAD);
+        uint8_t *pw = big_alloc((size_t)rows * row_bytes + ENG_REPACK_PAD);
         if (!pw)
             return 1;
         ops->repack(&m, pw, &packed);

@@ -8,12 +8,12 @@
  *  - float dot products: |y - exact| <= (n + 2) u T, T = sum |w_i x_i|
  *    (any summation order, fused or not);
  *  - Q4/Q8 dot products: the kernels compute V = sum_g scale_g P_g +
- *    bias_g s_g, P_g = d_g sum code_i X_i (Q4: exact integers) or
- *    sum code_i x_i (Q8, f32); |y - V| <= (group_size + 2 groups + 8) u T,
- *    T = sum_g |scale_g| sum code_i |x_i| + |bias_g s_g|;
+ *    bias_g s_g, P_g = d_g sum code_i X_i (exact integers);
+ *    |y - V| <= (group_size + 2 groups + 8) u T,
+ *    T = sum_g |scale_g| sum code_i |d X_i| + |bias_g s_g|;
  *  - V against sum_i w_i x_i with the dequantized weights: at most
- *    sum_i (|code_i scale| + |bias|) (d_g / 2 + 2 u |x_i|) (Q4: 21-bit
- *    activation codes; d = 0 for Q8) + |bias_g| (gs u sum |x_i| + 4 u |s_g|)
+ *    sum_i (|code_i scale| + |bias|) (d_g / 2 + 2 u |x_i|) (the 16-bit
+ *    activation codes) + |bias_g| (gs u sum |x_i| + 4 u |s_g|)
  *    (the f32 group sums).
  */
 #include <math.h>
@@ -297,7 +297,7 @@ static void check_quant(enum eng_dtype dt, int gs, enum eng_dtype sb)
                     fail_msg("%s g%d scalar row %lld/%lld cols %lld: %g vs %g",
                              eng_dtype_info(dt)->name, gs, (long long)r, (long long)rows,
                              (long long)cols, (double)y[r], v);
-                /* activation codes (Q4) and f32 sums against exact math */
+                /* activation codes and f32 sums against exact math */
                 if (fabs(v - exact) > bound * 1.01 + 1e-30)
                     fail_msg("%s g%d row %lld: %g from exact, over its bound %g",
                              eng_dtype_info(dt)->name, gs, (long long)r, fabs(v - exact), bound);
