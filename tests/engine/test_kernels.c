@@ -313,9 +313,19 @@ static void check_quant(enum eng_dtype dt, int gs, enum eng_dtype sb)
                         assert_memory_equal(xa->t, xb->t, (size_t)cols * 4);
                         assert_memory_equal(xa->d, xb->d, (size_t)((ng + 7) / 8 * 8) * 4);
                         assert_memory_equal(xa->s, xb->s, (size_t)((ng + 7) / 8 * 8) * 4);
+                        ops->rows_to_f32(&mk, rows / 2, rows, c2);
+                        assert_memory_equal(wf + rows / 2 * cols, c2,
+                                            (size_t)((rows - rows / 2) * cols) * 4);
                         ops->rows_to_f32(&mk, 0, rows, c2);
                         assert_memory_equal(wf, c2, (size_t)(rows * cols) * 4);
                         ops->dot_rows(&mk, xb, y2, 0, rows);
+                        /* any split into row ranges (the threads'
+                         * shares) gives the same rows bit for bit */
+                        for (int64_t h = 1; h < rows; h += 2) {
+                            ops->dot_rows(&mk, xb, c2, 0, h);
+                            ops->dot_rows(&mk, xb, c2, h, rows);
+                            assert_memory_equal(c2, y2, (size_t)rows * 4);
+                        }
                         free(rbuf);
                     }
                     if (fabs(y2[r] - v) > (double)(2 * ng + 8) * U * t)
