@@ -11,7 +11,10 @@
 
 #include "engine/kern_common.h"
 
-/* Bytes the software prefetch runs ahead of the weight loads. */
+/* Bytes the software prefetch runs ahead of the weight loads. 1, 2, 4, 8
+ * and 16 KiB (and the T1/NTA hints) measured alike within this machine's
+ * noise (bench_kernels, shoal bench); the bench/results tables of
+ * 2026-11-23-quant-int16-* ran with 16 KiB. */
 #ifndef PF_DIST
 #define PF_DIST 16384
 #endif
@@ -58,16 +61,6 @@ static inline __m256 load8_f16(const void *p)
 static inline const uint8_t *row_ptr(const struct eng_mat *w, int64_t r)
 {
     return (const uint8_t *)w->data + (size_t)r * w->row_stride;
-}
-
-/* Sum of n floats (n a multiple of 8): eight lanes, then the tree of
- * hsum_ps, the order sum_lanes8 in kern_scalar.c follows. */
-static inline float sum8(const float *x, int64_t n)
-{
-    __m256 a = _mm256_setzero_ps();
-    for (int64_t i = 0; i < n; i += 8)
-        a = _mm256_add_ps(a, LOADUF(x + i));
-    return hsum_ps(a);
 }
 
 /* ---- Q4/Q8 in the interleaved layout (kern_avx2_q.c) */
