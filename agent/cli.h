@@ -25,6 +25,11 @@ struct agent_cmd {
 int agent_usage_error(const struct agent_cmd *cmd, const char *fmt, ...)
     __attribute__((format(printf, 2, 3)));
 
+/* The usage error for what getopt_long returned that no option case took,
+ * with an optstring starting ':': ':' (the option at argv[optind - 1] has
+ * no value) or '?' (unknown option). Returns 2. */
+int agent_option_error(const struct agent_cmd *cmd, int c, char **argv);
+
 /* Looks a command up by name; NULL if unknown. */
 const struct agent_cmd *agent_cmd_find(const char *name);
 

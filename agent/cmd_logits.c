@@ -167,10 +167,8 @@ int agent_cmd_logits(int argc, char **argv)
                 return agent_usage_error(self(), "--threads: expected 1 to 512, got \"%s\"",
                                          optarg);
             break;
-        case ':':
-            return agent_usage_error(self(), "%s needs a value", argv[optind - 1]);
         default:
-            return agent_usage_error(self(), "unknown option %s", argv[optind - 1]);
+            return agent_option_error(self(), c, argv);
         }
     }
     if (optind < argc)

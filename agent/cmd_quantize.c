@@ -51,10 +51,8 @@ int agent_cmd_quantize(int argc, char **argv)
         case 'o':
             out = optarg;
             break;
-        case ':':
-            return agent_usage_error(self(), "%s needs a value", argv[optind - 1]);
         default:
-            return agent_usage_error(self(), "unknown option %s", argv[optind - 1]);
+            return agent_option_error(self(), c, argv);
         }
     }
     if (optind < argc)

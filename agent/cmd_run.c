@@ -287,10 +287,8 @@ static int parse_args(int argc, char **argv, struct run_opts *o)
                 return agent_usage_error(self(), "--ctx: expected a size from 2, got \"%s\"",
                                          optarg);
             break;
-        case ':':
-            return agent_usage_error(self(), "%s needs a value", argv[optind - 1]);
         default:
-            return agent_usage_error(self(), "unknown option %s", argv[optind - 1]);
+            return agent_option_error(self(), c, argv);
         }
         if (rc)
             return rc;

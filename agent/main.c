@@ -1,5 +1,6 @@
 /* agent/main.c: the `shoal` binary: dispatch to a subcommand, `help`,
  * `--version`. Each subcommand lives in its own agent/cmd_<name>.c. */
+#include <getopt.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -140,6 +141,13 @@ int agent_usage_error(const struct agent_cmd *cmd, const char *fmt, ...)
     va_end(ap);
     fprintf(stderr, "\n(see `shoal %s --help`)\n", cmd->name);
     return AGENT_EXIT_USAGE;
+}
+
+int agent_option_error(const struct agent_cmd *cmd, int c, char **argv)
+{
+    if (c == ':')
+        return agent_usage_error(cmd, "%s needs a value", argv[optind - 1]);
+    return agent_usage_error(cmd, "unknown option %s", argv[optind - 1]);
 }
 
 static void print_overview(FILE *out)
