@@ -1,7 +1,9 @@
 /* engine/gemm_avx2.c: the prompt path's matrix product on x86-64 with
  * AVX2/FMA: y (m tokens, rows) = x (m, k) w^T for weight rows of any dtype,
- * converted to f32 six rows at a time. Compiled with AVX2 flags for this
- * file only; matmul.c calls it when the CPU has them (OpenBLAS otherwise).
+ * converted to f32 six rows at a time. Compiled with AVX2 flags (with the
+ * other kernel files); matmul.c calls it when the CPU has them (OpenBLAS
+ * otherwise) for float weights, and for Q4/Q8 only in a call that mixes
+ * them with other weights or group sizes (gemm_q_avx2.c runs the rest).
  *
  * Why not SGEMM on converted tiles: OpenBLAS packs both operands again on
  * every call, and with tiles small enough to stay in cache that packing was

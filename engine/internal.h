@@ -372,6 +372,7 @@ struct eng_gemm_scratch {
     float *buf;        /* (n_threads, per_thread) */
     size_t per_thread; /* floats */
     float *xp;         /* prompt input packed for eng_gemm_avx2 (NULL: OpenBLAS path) */
+    void *xq;          /* prompt input's codes for eng_gemm_q_avx2 (NULL with xp) */
     uint8_t *prep;     /* (n_prep, prep_bytes), 64-byte aligned */
     size_t prep_bytes; /* per slot */
     int n_prep;        /* slots: one per (input, kind of weight) of a call */
@@ -401,13 +402,40 @@ void eng_gemm_avx2(const struct eng_mat *w,
                    float *y,
                    size_t ldy,
                    float *wbuf);
+/* The prompt product of Q4/Q8 weights on AVX2, in integers (gemm_q_avx2.c;
+ * only where ENG_HAVE_AVX2): the tokens x (m, k), row stride ldx, rounded
+ * once per call by eng_gemm_prep_q to the 16-bit codes of decode (per
+ * token and group of gs, as eng_mat_ops.prep) and laid out in buf
+ * (eng_gemm_xq_bytes(m, k) bytes, 64-byte aligned; xq points into it);
+ * then y[t][r] for rows [r0, r1) of w (interleaved rows, group size gs),
+ * converted a block at a time into wbuf (per thread, at least
+ * max(256 KiB, 24 k bytes)); y has row stride ldy. */
+struct eng_gemm_xq {
+    int m;
+    int64_t k;
+    int group_size;
+    int16_t *q;     /* (token blocks, k / 2 pairs, 16 tokens, 2) */
+    float *d, *s;   /* (token blocks, groups, 16 tokens) */
+};
+size_t eng_gemm_xq_bytes(int m, int64_t k);
+void eng_gemm_prep_q(
+    const float *x, size_t ldx, int m, int64_t k, int gs, void *buf, struct eng_gemm_xq *xq);
+void eng_gemm_q_avx2(const struct eng_mat *w,
+                     int64_t r0,
+                     int64_t r1,
+                     const struct eng_gemm_xq *xq,
+                     float *y,
+                     size_t ldy,
+                     void *wbuf);
 void eng_gemm_scratch_free(struct eng_gemm_scratch *s);
 
 /* y_j = x w_j^T for each of n_out (<= ENG_LINEAR_MAX_OUT) outputs sharing
  * the input x (n, cols) with row stride ldx (or, for n == 1, each with its
  * own out[j].x). n == 1 runs the dtypes' dot products (decode; each input
- * prepared once per kind of weight); n > 1 runs OpenBLAS SGEMM on weight
- * tiles converted to f32 in scratch (prompt). The rows of all outputs are
+ * prepared once per kind of weight); n > 1 (prompt) runs, on AVX2, the
+ * integer product when every output is Q4/Q8 of one group size, else the
+ * f32 product on converted weight rows, and elsewhere OpenBLAS SGEMM on
+ * tiles converted to f32 in scratch. The rows of all outputs are
  * split in contiguous ranges over the pool's threads, evenly. */
 void eng_linear_run(struct eng_pool *pool,
                     const struct eng_gemm_scratch *scratch,

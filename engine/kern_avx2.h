@@ -1,7 +1,8 @@
 /* engine/kern_avx2.h: what the two AVX2 kernel files share (compiled with
  * -mavx2 -mfma -mf16c, like them; nothing else may include it): load and
  * reduction helpers, and the quantized kernels of kern_avx2_q.c that the
- * table in kern_avx2.c points at. */
+ * table in kern_avx2.c (and the integer prompt product, gemm_q_avx2.c)
+ * use. */
 #ifndef ENG_KERN_AVX2_H
 #define ENG_KERN_AVX2_H
 
@@ -66,6 +67,7 @@ static inline const uint8_t *row_ptr(const struct eng_mat *w, int64_t r)
 /* ---- Q4/Q8 in the interleaved layout (kern_avx2_q.c) */
 void eng_avx2_repack_q(const struct eng_mat *w, void *dst, struct eng_mat *out);
 void eng_avx2_prep_q(const struct eng_mat *w, const float *x, struct eng_xq *xq);
+void eng_avx2_group_codes(const float *xg, int gs, int32_t *t, float *d, float *s);
 void eng_avx2_dot_rows_q(const struct eng_mat *w, const void *xp, float *y, int64_t r0, int64_t r1);
 void eng_avx2_rows_to_f32_q(const struct eng_mat *w, int64_t r0, int64_t r1, float *dst);
 

@@ -71,48 +71,55 @@ static int64_t code_pos(bool q4, int64_t m, int64_t k)
     return (k / 4) * 32 + 16 * (k % 2) + 2 * m + (k % 4) / 2;
 }
 
-/* The codes X in element order into t, with d and s (exactly as prep_q in
- * kern_scalar.c), then into q in block order (0 past the row's groups). */
-void eng_avx2_prep_q(const struct eng_mat *w, const float *x, struct eng_xq *xq)
+/* One group's codes X into t (element order), with its d and s, exactly
+ * as prep_q in kern_scalar.c computes them (the decode and prompt paths
+ * share this function, so a token's codes are the same in both). */
+void eng_avx2_group_codes(const float *xg, int gs, int32_t *t, float *d, float *s)
 {
     const __m256 absmask = _mm256_castsi256_ps(_mm256_set1_epi32(0x7fffffff));
     const __m256 inf = _mm256_set1_ps(HUGE_VALF);
     const __m256i lim = _mm256_set1_epi32(ENG_XQ_MAX), nlim = _mm256_set1_epi32(-ENG_XQ_MAX);
+    __m256 mx = _mm256_setzero_ps(), fin = _mm256_castsi256_ps(_mm256_set1_epi32(-1));
+    __m256i sum = _mm256_setzero_si256();
+    float amax, inv;
+    bool bad;
+
+    for (int i = 0; i < gs; i += 8) {
+        __m256 a = _mm256_and_ps(LOADUF(xg + i), absmask);
+        fin = _mm256_and_ps(fin, _mm256_cmp_ps(a, inf, _CMP_LT_OQ));
+        mx = _mm256_max_ps(mx, a);
+    }
+    bad = _mm256_movemask_ps(fin) != 0xff;
+    {
+        __m128 m = _mm_max_ps(_mm256_castps256_ps128(mx), _mm256_extractf128_ps(mx, 1));
+        m = _mm_max_ps(m, _mm_movehl_ps(m, m));
+        m = _mm_max_ss(m, _mm_movehdup_ps(m));
+        amax = _mm_cvtss_f32(m);
+    }
+    inv = !bad && amax > 0.0f ? (float)ENG_XQ_MAX / amax : 0.0f;
+    for (int i = 0; i < gs; i += 8) {
+        __m256i c = _mm256_setzero_si256();
+        if (inv > 0.0f) {
+            c = _mm256_cvtps_epi32(_mm256_mul_ps(LOADUF(xg + i), _mm256_set1_ps(inv)));
+            c = _mm256_max_epi32(_mm256_min_epi32(c, lim), nlim);
+        }
+        _mm256_storeu_si256((__m256i *)(void *)(t + i), c);
+        sum = _mm256_add_epi32(sum, c);
+    }
+    *d = bad ? NAN : amax / (float)ENG_XQ_MAX;
+    *s = *d * (float)hsum_epi32(sum);
+}
+
+/* The codes X in element order into t, with d and s, then into q in block
+ * order (0 past the row's groups). */
+void eng_avx2_prep_q(const struct eng_mat *w, const float *x, struct eng_xq *xq)
+{
     int64_t gs = w->group_size, ng = w->cols / gs;
     bool q4 = w->dtype == ENG_DT_Q4;
     int32_t *t = xq->t;
 
-    for (int64_t g = 0; g < ng; g++) {
-        const float *xg = x + g * gs;
-        __m256 mx = _mm256_setzero_ps(), fin = _mm256_castsi256_ps(_mm256_set1_epi32(-1));
-        __m256i sum = _mm256_setzero_si256();
-        float amax, inv;
-        bool bad;
-        for (int64_t i = 0; i < gs; i += 8) {
-            __m256 a = _mm256_and_ps(LOADUF(xg + i), absmask);
-            fin = _mm256_and_ps(fin, _mm256_cmp_ps(a, inf, _CMP_LT_OQ));
-            mx = _mm256_max_ps(mx, a);
-        }
-        bad = _mm256_movemask_ps(fin) != 0xff;
-        {
-            __m128 m = _mm_max_ps(_mm256_castps256_ps128(mx), _mm256_extractf128_ps(mx, 1));
-            m = _mm_max_ps(m, _mm_movehl_ps(m, m));
-            m = _mm_max_ss(m, _mm_movehdup_ps(m));
-            amax = _mm_cvtss_f32(m);
-        }
-        inv = !bad && amax > 0.0f ? (float)ENG_XQ_MAX / amax : 0.0f;
-        for (int64_t i = 0; i < gs; i += 8) {
-            __m256i c = _mm256_setzero_si256();
-            if (inv > 0.0f) {
-                c = _mm256_cvtps_epi32(_mm256_mul_ps(LOADUF(xg + i), _mm256_set1_ps(inv)));
-                c = _mm256_max_epi32(_mm256_min_epi32(c, lim), nlim);
-            }
-            _mm256_storeu_si256((__m256i *)(void *)(t + g * gs + i), c);
-            sum = _mm256_add_epi32(sum, c);
-        }
-        xq->d[g] = bad ? NAN : amax / (float)ENG_XQ_MAX;
-        xq->s[g] = xq->d[g] * (float)hsum_epi32(sum);
-    }
+    for (int64_t g = 0; g < ng; g++)
+        eng_avx2_group_codes(x + g * gs, (int)gs, t + g * gs, xq->d + g, xq->s + g);
     for (int64_t g0 = 0; g0 < ng; g0 += 8) {
         int64_t n = batch_groups(ng, g0);
         int16_t *q = xq->q + g0 * gs;

@@ -544,6 +544,108 @@ static void test_gemm(void **state)
 #endif
 }
 
+/* ---- the integer prompt product of Q4/Q8 (AVX2): each token as decode
+ * computes it (scalar prep_q and dot_rows_q), up to the order of float
+ * additions; its codes, d and s exactly the scalar ones */
+
+static void check_gemm_q(enum eng_dtype dt, int gs, enum eng_dtype sb)
+{
+    /* groups: a short batch alone, 8-group batches and tails; rows: short
+     * panels, several panels and (17 groups of 128) several row blocks */
+    static const int64_t groups_list[] = {1, 9, 17};
+    static const int64_t rows_list[] = {1, 7, 100};
+    static const int ms[] = {2, 17, 40};
+    const struct eng_mat_ops *ref = eng_mat_ops_isa(dt, ENG_ISA_SCALAR), *ops = eng_mat_ops(dt);
+    size_t es = eng_dtype_info(sb)->size;
+
+    for (size_t gi = 0; gi < sizeof groups_list / sizeof *groups_list; gi++)
+        for (size_t ri = 0; ri < sizeof rows_list / sizeof *rows_list; ri++)
+            for (size_t mi = 0; mi < sizeof ms / sizeof *ms; mi++) {
+                int64_t ng = groups_list[gi], k = ng * gs, rows = rows_list[ri];
+                int m = ms[mi];
+                int64_t r0 = rows > 1 ? 1 : 0;
+                size_t ldy = (size_t)rows + 3;
+                struct qmat q;
+                struct eng_xq *xa;
+                struct eng_gemm_xq xq;
+                void *rbuf, *ba = xq_new(k, gs, dt, &xa);
+                void *qbuf = aligned_alloc(64, (eng_gemm_xq_bytes(m, k) + 63) / 64 * 64);
+                float *x = malloc((size_t)(m * k) * 4), *y = malloc((size_t)m * ldy * 4);
+                float *yr = malloc((size_t)rows * 4);
+                float *wbuf = malloc((size_t)(64 * 1024 > 6 * k ? 64 * 1024 : 6 * k) * 4);
+                struct eng_mat mk;
+                assert_true(qbuf && x && y && yr && wbuf);
+                qmat_make(&q, dt, gs, sb, rows, k);
+                mk = mat_for(ops, &q.m, &rbuf);
+                for (int t = 0; t < m; t++)
+                    fill_x(x + (size_t)t * (size_t)k, k);
+                x[k + 3] = 0.0f; /* a token with an all-zero group */
+                for (int64_t i = 0; i < gs && m > 2; i++)
+                    x[2 * k + i] = 0.0f;
+                memset(qbuf, 0xA5, eng_gemm_xq_bytes(m, k));
+                eng_gemm_prep_q(x, (size_t)k, m, k, gs, qbuf, &xq);
+                eng_gemm_q_avx2(&mk, r0, rows, &xq, y, ldy, wbuf);
+                for (int t = 0; t < m; t++) {
+                    size_t blk = (size_t)(t / 16) * 16;
+                    ref->prep(&q.m, x + (size_t)t * (size_t)k, xa);
+                    ref->dot_rows(&q.m, xa, yr, 0, rows);
+                    for (int64_t g = 0; g < ng; g++) {
+                        size_t at = blk * (size_t)ng + (size_t)g * 16 + (size_t)(t % 16);
+                        assert_memory_equal(&xq.d[at], &xa->d[g], 4);
+                        assert_memory_equal(&xq.s[at], &xa->s[g], 4);
+                    }
+                    for (int64_t i = 0; i < k; i++)
+                        assert_int_equal(xq.q[blk * (size_t)k + (size_t)(i / 2) * 32 +
+                                              (size_t)(t % 16) * 2 + (size_t)(i % 2)],
+                                         xa->t[i]);
+                    for (int64_t r = r0; r < rows; r++) {
+                        double tb = 0; /* sum of the terms' magnitudes */
+                        for (int64_t g = 0; g < ng; g++) {
+                            float sc = eng_sb_load(sb, q.sc + (size_t)(r * ng + g) * es, 0);
+                            float bi = eng_sb_load(sb, q.bi + (size_t)(r * ng + g) * es, 0);
+                            double ts = 0;
+                            for (int64_t i = g * gs; i < (g + 1) * gs; i++)
+                                ts += (double)q.codes[r * k + i] * fabs((double)xa->t[i]);
+                            tb += fabs((double)sc) * ts * xa->d[g] + fabs((double)bi * xa->s[g]);
+                        }
+                        if (fabs((double)y[(size_t)t * ldy + (size_t)r] - yr[r]) >
+                            (double)(4 * ng + 8) * U * tb)
+                            fail_msg("gemm_q %s g%d rows %lld k %lld m %d: [%d][%lld] %g vs %g",
+                                     eng_dtype_info(dt)->name, gs, (long long)rows, (long long)k,
+                                     m, t, (long long)r, (double)y[(size_t)t * ldy + (size_t)r],
+                                     (double)yr[r]);
+                    }
+                }
+                free(rbuf);
+                qmat_free(&q);
+                free(ba);
+                free(qbuf);
+                free(x);
+                free(y);
+                free(yr);
+                free(wbuf);
+            }
+}
+
+static void test_gemm_q(void **state)
+{
+    (void)state;
+#if !defined(__x86_64__)
+    print_message("# not x86-64: the prompt path is OpenBLAS\n");
+#else
+    if (eng_isa_best() != ENG_ISA_AVX2) {
+        print_message("# no AVX2: the prompt path is OpenBLAS\n");
+        return;
+    }
+    check_gemm_q(ENG_DT_Q4, 32, ENG_DT_BF16);
+    check_gemm_q(ENG_DT_Q4, 64, ENG_DT_F16);
+    check_gemm_q(ENG_DT_Q4, 128, ENG_DT_F32);
+    check_gemm_q(ENG_DT_Q8, 32, ENG_DT_F32);
+    check_gemm_q(ENG_DT_Q8, 64, ENG_DT_BF16);
+    check_gemm_q(ENG_DT_Q8, 128, ENG_DT_F16);
+#endif
+}
+
 /* ---- SwiGLU: the vector e^x against libm's */
 
 static void test_swiglu(void **state)
@@ -631,7 +733,7 @@ int main(void)
         cmocka_unit_test(test_bf16),     cmocka_unit_test(test_q4),
         cmocka_unit_test(test_q8),       cmocka_unit_test(test_quant_nonfinite),
         cmocka_unit_test(test_kv_ops),   cmocka_unit_test(test_gemm),
-        cmocka_unit_test(test_swiglu),
+        cmocka_unit_test(test_gemm_q),   cmocka_unit_test(test_swiglu),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -15,37 +15,51 @@
 
 #define LOGIT_TOL 1e-3f /* against the reference (tests/fixtures/README.md) */
 #define SELF_TOL  1e-4f /* between two ways of computing the same thing */
-/* MLX-quantized models: prompts multiply dequantized f32 weights (within
- * LOGIT_TOL of the reference), decode rounds each matrix's input to 16-bit
- * codes per group (engine/kern_scalar.c): measured up to 1.3e-3 from the
- * reference and from the prompt path on these fixtures' logits (largest
- * |logit| about 38), against 0.48 (8-bit) and 7.2 (4-bit) between the
- * quantized models and their sources. Greedy ids must still be equal. */
-#define Q_DECODE_TOL 3e-3f
+/* MLX-quantized models: every product rounds its input to 16-bit codes per
+ * group (engine/kern_scalar.c; prompts on AVX2 too, engine/gemm_q_avx2.c):
+ * measured up to 1.4e-3 from the reference on these fixtures' logits
+ * (largest |logit| about 38), against 0.48 (8-bit) and 7.2 (4-bit) between
+ * the quantized models and their sources. Greedy ids must still be equal.
+ * Prefill and decode differ by up to 1e-3 as well: rounding is not
+ * continuous, so their last-bit differences (another summation order in
+ * attention and norms) flip some codes. */
+#define Q_TOL 3e-3f
 
 struct fixture {
     const char *name;
     const char *model_dir;
     const char *ref_dir;
-    float self_tol; /* 0: SELF_TOL; else also the tolerance of 1-token prompts (decode) */
+    bool quant; /* MLX-quantized: Q_TOL */
 };
 
+/* Against the reference. */
+static float ref_tol(const struct fixture *f)
+{
+    return f->quant ? Q_TOL : LOGIT_TOL;
+}
+
+/* Between prefill and decode, or a cache reused and a fresh one. */
+static float self_tol(const struct fixture *f)
+{
+    return f->quant ? Q_TOL : SELF_TOL;
+}
+
 static const struct fixture fixtures[] = {
-    {"llama", FIXTURES_DIR "/logits/llama", FIXTURES_DIR "/logits/llama", 0},
-    {"llama3-rope", FIXTURES_DIR "/logits/llama3-rope", FIXTURES_DIR "/logits/llama3-rope", 0},
-    {"qwen2", FIXTURES_DIR "/logits/qwen2", FIXTURES_DIR "/logits/qwen2", 0},
-    {"qwen3", FIXTURES_DIR "/logits/qwen3", FIXTURES_DIR "/logits/qwen3", 0},
-    {"mistral", FIXTURES_DIR "/logits/mistral", FIXTURES_DIR "/logits/mistral", 0},
-    {"qwen3-moe", FIXTURES_DIR "/logits/qwen3-moe", FIXTURES_DIR "/logits/qwen3-moe", 0},
-    {"kjv-llama-16m", DEMO_MODEL_DIR, FIXTURES_DIR "/logits/kjv-llama-16m", 0},
+    {"llama", FIXTURES_DIR "/logits/llama", FIXTURES_DIR "/logits/llama", false},
+    {"llama3-rope", FIXTURES_DIR "/logits/llama3-rope", FIXTURES_DIR "/logits/llama3-rope", false},
+    {"qwen2", FIXTURES_DIR "/logits/qwen2", FIXTURES_DIR "/logits/qwen2", false},
+    {"qwen3", FIXTURES_DIR "/logits/qwen3", FIXTURES_DIR "/logits/qwen3", false},
+    {"mistral", FIXTURES_DIR "/logits/mistral", FIXTURES_DIR "/logits/mistral", false},
+    {"qwen3-moe", FIXTURES_DIR "/logits/qwen3-moe", FIXTURES_DIR "/logits/qwen3-moe", false},
+    {"kjv-llama-16m", DEMO_MODEL_DIR, FIXTURES_DIR "/logits/kjv-llama-16m", false},
     {"mlx llama-4bit-g64", FIXTURES_DIR "/mlx-quant/llama-4bit-g64",
-     FIXTURES_DIR "/mlx-quant/llama-4bit-g64", Q_DECODE_TOL},
+     FIXTURES_DIR "/mlx-quant/llama-4bit-g64", true},
     {"mlx llama-8bit-g64", FIXTURES_DIR "/mlx-quant/llama-8bit-g64",
-     FIXTURES_DIR "/mlx-quant/llama-8bit-g64", Q_DECODE_TOL},
+     FIXTURES_DIR "/mlx-quant/llama-8bit-g64", true},
     {"mlx qwen3-4bit-g64", FIXTURES_DIR "/mlx-quant/qwen3-4bit-g64",
-     FIXTURES_DIR "/mlx-quant/qwen3-4bit-g64", Q_DECODE_TOL},
+     FIXTURES_DIR "/mlx-quant/qwen3-4bit-g64", true},
     {"mlx qwen3-8bit-g64", FIXTURES_DIR "/mlx-quant/qwen3-8bit-g64",
-     FIXTURES_DIR "/mlx-quant/qwen3-8bit-g64", Q_DECODE_TOL},
+     FIXTURES_DIR "/mlx-quant/qwen3-8bit-g64", true},
 };
 
 #define NFIXTURES (sizeof fixtures / sizeof fixtures[0])
@@ -149,8 +163,11 @@ static int argmax(const float *v, int n)
     return best;
 }
 
-/* Our top-5 must equal the reference's in order, except that two ids may
- * swap where their reference logits are within tol. */
+/* Our top-5 must equal the reference's in order, except for near ties:
+ * where ours holds another id at rank j, our logit of the reference's id
+ * must be within tol of its reference value and within 2 tol of the id we
+ * ranked there (each of our logits may be tol off; the other id may be one
+ * the reference ranked sixth). */
 static void check_top5(const char *what,
                        float tol,
                        int pos,
@@ -172,14 +189,9 @@ static void check_top5(const char *what,
     }
     for (int j = 0; j < 5; j++) {
         int want = cJSON_GetArrayItem(ref_ids, j)->valueint;
-        bool ok = top[j] == want;
-        for (int adj = j - 1; !ok && adj <= j + 1; adj += 2) {
-            if (adj < 0 || adj > 4)
-                continue;
-            ok = top[j] == cJSON_GetArrayItem(ref_ids, adj)->valueint &&
-                 fabs(cJSON_GetArrayItem(ref_logits, j)->valuedouble -
-                      cJSON_GetArrayItem(ref_logits, adj)->valuedouble) <= tol;
-        }
+        double ref = cJSON_GetArrayItem(ref_logits, j)->valuedouble;
+        bool ok = top[j] == want || (fabs(logits[want] - ref) <= tol &&
+                                     fabs(logits[top[j]] - logits[want]) <= 2 * tol);
         if (!ok)
             fail_msg("%s: position %d: top-5[%d] is %d, reference %d", what, pos, j, top[j], want);
     }
@@ -211,8 +223,7 @@ static void test_reference(void **state)
         float *last_ref = read_f32(
             f->ref_dir, cJSON_GetObjectItem(p, "last_logits_file")->valuestring, (size_t)vocab);
         struct eng_ctx *ctx = ctx_of(m, pool, (int)(n + n_greedy));
-        /* a 1-token prompt runs the decode path */
-        float tol = n == 1 && f->self_tol > 0 ? f->self_tol : LOGIT_TOL;
+        float tol = ref_tol(f);
         char what[128];
         float d;
 
@@ -280,7 +291,7 @@ static void test_prefill_stepwise_threads(void **state)
     float *all_a = malloc(n * (size_t)vocab * sizeof(float));
     float *all_c = malloc(n * (size_t)vocab * sizeof(float));
     float *step = malloc((size_t)vocab * sizeof(float));
-    float d, tol = f->self_tol > 0 ? f->self_tol : SELF_TOL;
+    float d, tol = self_tol(f);
 
     assert_non_null(all_a);
     assert_non_null(all_c);
@@ -331,7 +342,7 @@ static void test_truncate_and_last_only(void **state)
     forward(a, ids, n, false, fresh);
     forward(b, ids, n, true, all);
     assert_true(max_abs_diff(fresh, all + (n - 1) * (size_t)vocab, (size_t)vocab) <=
-                (f->self_tol > 0 ? f->self_tol : SELF_TOL));
+                self_tol(f));
     /* b: keep the first 20 positions, then append a different tail */
     eng_ctx_truncate(b, 20);
     assert_int_equal(eng_ctx_pos(b), 20);
