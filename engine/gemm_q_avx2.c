@@ -126,10 +126,10 @@ static inline void batch_word_q8(__m256i v, int16_t *out, int64_t gs, int64_t j)
 static void
 rows_to_q16(const struct eng_mat *w, int64_t r0, int64_t nr, int16_t *codes, float *sc, float *bi)
 {
-    const __m128i m4 = _mm_set1_epi8(15);
     int64_t gs = w->group_size, ng = w->cols / gs;
     bool q4 = w->dtype == ENG_DT_Q4;
-    int64_t G = q4 ? gs / 2 : gs, per_word = q4 ? 8 : 4;
+    int64_t G = q4 ? gs / 2 : gs;
+    int16_t tail[8 * 128]; /* a short batch's 8 lanes of groups */
 
     for (int64_t i = 0; i < nr; i++) {
         const uint8_t *row = row_ptr(w, r0 + i);
@@ -145,22 +145,19 @@ rows_to_q16(const struct eng_mat *w, int64_t r0, int64_t nr, int16_t *codes, flo
                 else
                     batch_word_q8(v, out + g0 * gs, gs, j);
             }
-        for (int64_t m = 0; g0 + m < ng; m++) { /* the short last batch, word by word */
+        if (g0 < ng) {
+            /* the short last batch (n groups): the same loads, 32 bytes from
+             * word j * n (past the row's end by at most 28 bytes, which the
+             * repacked tensor's padding covers), lanes m >= n ignored */
             int64_t n = ng - g0;
-            int16_t *o = out + (g0 + m) * gs;
             for (int64_t j = 0; j < G / 4; j++) {
-                int32_t word;
-                memcpy(&word, row + g0 * G + (j * n + m) * 4, 4);
-                __m128i v = _mm_cvtsi32_si128(word);
-                if (q4) {
-                    __m128i lo = _mm_and_si128(v, m4);
-                    __m128i hi = _mm_and_si128(_mm_srli_epi16(v, 4), m4);
-                    _mm_storeu_si128((__m128i *)(void *)(o + j * per_word),
-                                     _mm_cvtepu8_epi16(_mm_unpacklo_epi8(lo, hi)));
-                } else {
-                    _mm_storel_epi64((__m128i *)(void *)(o + j * per_word), _mm_cvtepu8_epi16(v));
-                }
+                __m256i v = LOADU(row + g0 * G + j * n * 4);
+                if (q4)
+                    batch_word_q4(v, tail, gs, j);
+                else
+                    batch_word_q8(v, tail, gs, j);
             }
+            memcpy(out + g0 * gs, tail, (size_t)(n * gs) * sizeof *tail);
         }
         for (int64_t g = 0; g < ng; g++) {
             sc[i * ng + g] = eng_sb_load(w->sb_dtype, s, g);
