@@ -45,20 +45,30 @@ size_t eng_gemm_xq_bytes(int m, int64_t k)
     return tok * (size_t)k * sizeof(int16_t) + 2 * tok * (size_t)(k / 32) * sizeof(float);
 }
 
-void eng_gemm_prep_q(
-    const float *x, size_t ldx, int m, int64_t k, int gs, void *buf, struct eng_gemm_xq *xq)
+void eng_gemm_xq_init(void *buf, int m, int64_t k, int gs, struct eng_gemm_xq *xq)
 {
-    int64_t ng = k / gs;
     int blocks = (m + NT - 1) / NT;
-    int32_t t[128]; /* one group's codes (gs <= 128) */
 
     xq->m = m;
     xq->k = k;
     xq->group_size = gs;
     xq->q = buf;
     xq->d = (float *)(void *)(xq->q + (size_t)blocks * NT * (size_t)k);
-    xq->s = xq->d + (size_t)blocks * NT * (size_t)ng;
-    for (int b = 0; b < blocks; b++) {
+    xq->s = xq->d + (size_t)blocks * NT * (size_t)(k / gs);
+}
+
+int eng_gemm_xq_blocks(const struct eng_gemm_xq *xq)
+{
+    return (xq->m + NT - 1) / NT;
+}
+
+void eng_gemm_prep_q(const float *x, size_t ldx, const struct eng_gemm_xq *xq, int b0, int b1)
+{
+    int64_t k = xq->k, gs = xq->group_size, ng = k / gs;
+    int m = xq->m;
+    int32_t t[128]; /* one group's codes (gs <= 128) */
+
+    for (int b = b0; b < b1; b++) {
         int32_t *qb = (int32_t *)(void *)(xq->q + (size_t)b * NT * (size_t)k); /* pairs */
         float *db = xq->d + (size_t)b * NT * (size_t)ng, *sb = xq->s + (size_t)b * NT * (size_t)ng;
         for (int tt = 0; tt < NT; tt++) {
@@ -67,7 +77,7 @@ void eng_gemm_prep_q(
             for (int64_t g = 0; g < ng; g++) {
                 float d = 0.0f, s = 0.0f;
                 if (real)
-                    eng_avx2_group_codes(xt + g * gs, gs, t, &d, &s);
+                    eng_avx2_group_codes(xt + g * gs, (int)gs, t, &d, &s);
                 else
                     memset(t, 0, (size_t)gs * sizeof *t);
                 db[g * NT + tt] = d;

@@ -404,22 +404,25 @@ void eng_gemm_avx2(const struct eng_mat *w,
                    float *wbuf);
 /* The prompt product of Q4/Q8 weights on AVX2, in integers (gemm_q_avx2.c;
  * only where ENG_HAVE_AVX2): the tokens x (m, k), row stride ldx, rounded
- * once per call by eng_gemm_prep_q to the 16-bit codes of decode (per
- * token and group of gs, as eng_mat_ops.prep) and laid out in buf
- * (eng_gemm_xq_bytes(m, k) bytes, 64-byte aligned; xq points into it);
- * then y[t][r] for rows [r0, r1) of w (interleaved rows, group size gs),
- * converted a block at a time into wbuf (per thread, at least
- * max(256 KiB, 24 k bytes)); y has row stride ldy. */
+ * once per call to the 16-bit codes of decode (per token and group of gs,
+ * as eng_mat_ops.prep): eng_gemm_xq_init lays xq out in buf
+ * (eng_gemm_xq_bytes(m, k) bytes, 64-byte aligned), then eng_gemm_prep_q
+ * fills token blocks [b0, b1) of eng_gemm_xq_blocks (threads may fill
+ * disjoint ranges). Then eng_gemm_q_avx2 gives y[t][r] for rows [r0, r1)
+ * of w (interleaved rows, group size gs), converted a block at a time into
+ * wbuf (per thread, at least max(256 KiB, 24 k bytes)); y has row stride
+ * ldy. */
 struct eng_gemm_xq {
     int m;
     int64_t k;
     int group_size;
-    int16_t *q;     /* (token blocks, k / 2 pairs, 16 tokens, 2) */
-    float *d, *s;   /* (token blocks, groups, 16 tokens) */
+    int16_t *q;   /* (token blocks, k / 2 pairs, 16 tokens, 2) */
+    float *d, *s; /* (token blocks, groups, 16 tokens) */
 };
 size_t eng_gemm_xq_bytes(int m, int64_t k);
-void eng_gemm_prep_q(
-    const float *x, size_t ldx, int m, int64_t k, int gs, void *buf, struct eng_gemm_xq *xq);
+void eng_gemm_xq_init(void *buf, int m, int64_t k, int gs, struct eng_gemm_xq *xq);
+int eng_gemm_xq_blocks(const struct eng_gemm_xq *xq);
+void eng_gemm_prep_q(const float *x, size_t ldx, const struct eng_gemm_xq *xq, int b0, int b1);
 void eng_gemm_q_avx2(const struct eng_mat *w,
                      int64_t r0,
                      int64_t r1,

@@ -205,6 +205,22 @@ static int prepare_inputs(struct linear_job *job)
     return job->n_out;
 }
 
+#if defined(ENG_HAVE_AVX2)
+/* The integer product's token blocks, prepared by all threads. */
+struct prep_job {
+    const float *x;
+    size_t ldx;
+    const struct eng_gemm_xq *xq;
+};
+
+static void prep_worker(void *arg, int t, int nt)
+{
+    const struct prep_job *pj = arg;
+    int blocks = eng_gemm_xq_blocks(pj->xq);
+
+    eng_gemm_prep_q(pj->x, pj->ldx, pj->xq, blocks * t / nt, blocks * (t + 1) / nt);
+}
+
 /* Whether a prompt call runs the integer product: all its outputs Q4/Q8
  * in the AVX2 layout with one group size (their input is prepared once for
  * that size). A call mixing group sizes or float weights (possible only
@@ -219,6 +235,7 @@ static bool integer_prompt(const struct eng_linear *out, int n_out)
     }
     return true;
 }
+#endif
 
 void eng_linear_run(struct eng_pool *pool,
                     const struct eng_gemm_scratch *scratch,
@@ -239,7 +256,12 @@ void eng_linear_run(struct eng_pool *pool,
             job.n_out = prepare_inputs(&job);
 #if defined(ENG_HAVE_AVX2)
         else if (scratch->xq && integer_prompt(out, n_out)) {
-            eng_gemm_prep_q(x, ldx, n, out[0].w->cols, out[0].w->group_size, scratch->xq, &xq);
+            struct prep_job pj = {x, ldx, &xq};
+            eng_gemm_xq_init(scratch->xq, n, out[0].w->cols, out[0].w->group_size, &xq);
+            if (eng_gemm_xq_blocks(&xq) > 1)
+                eng_pool_run(pool, prep_worker, &pj);
+            else
+                prep_worker(&pj, 0, 1);
             job.xq = &xq;
         } else if (scratch->xp) {
             eng_gemm_pack_x(x, ldx, n, out[0].w->cols, scratch->xp);

@@ -88,7 +88,8 @@ int main(int argc, char **argv)
         if (q) {
             struct eng_gemm_xq xq;
             t0 = sh_now_s();
-            eng_gemm_prep_q(x, (size_t)cols, m, cols, 64, xqbuf, &xq);
+            eng_gemm_xq_init(xqbuf, m, cols, 64, &xq);
+            eng_gemm_prep_q(x, (size_t)cols, &xq, 0, eng_gemm_xq_blocks(&xq));
             eng_gemm_q_avx2(&mat, 0, rows, &xq, y, (size_t)rows, wbuf);
             t0 = sh_now_s() - t0;
             best_q = macs / t0 / 1e9 > best_q ? macs / t0 / 1e9 : best_q;

@@ -583,7 +583,11 @@ static void check_gemm_q(enum eng_dtype dt, int gs, enum eng_dtype sb)
                 for (int64_t i = 0; i < gs && m > 2; i++)
                     x[2 * k + i] = 0.0f;
                 memset(qbuf, 0xA5, eng_gemm_xq_bytes(m, k));
-                eng_gemm_prep_q(x, (size_t)k, m, k, gs, qbuf, &xq);
+                eng_gemm_xq_init(qbuf, m, k, gs, &xq);
+                /* in two parts, as two threads would */
+                eng_gemm_prep_q(x, (size_t)k, &xq, 0, eng_gemm_xq_blocks(&xq) / 2);
+                eng_gemm_prep_q(x, (size_t)k, &xq, eng_gemm_xq_blocks(&xq) / 2,
+                                eng_gemm_xq_blocks(&xq));
                 eng_gemm_q_avx2(&mk, r0, rows, &xq, y, ldy, wbuf);
                 for (int t = 0; t < m; t++) {
                     size_t blk = (size_t)(t / 16) * 16;
@@ -611,8 +615,8 @@ static void check_gemm_q(enum eng_dtype dt, int gs, enum eng_dtype sb)
                         if (fabs((double)y[(size_t)t * ldy + (size_t)r] - yr[r]) >
                             (double)(4 * ng + 8) * U * tb)
                             fail_msg("gemm_q %s g%d rows %lld k %lld m %d: [%d][%lld] %g vs %g",
-                                     eng_dtype_info(dt)->name, gs, (long long)rows, (long long)k,
-                                     m, t, (long long)r, (double)y[(size_t)t * ldy + (size_t)r],
+                                     eng_dtype_info(dt)->name, gs, (long long)rows, (long long)k, m,
+                                     t, (long long)r, (double)y[(size_t)t * ldy + (size_t)r],
                                      (double)yr[r]);
                     }
                 }
