@@ -131,44 +131,50 @@ static inline void batch_word_q8(__m256i v, int16_t *out, int64_t gs, int64_t j)
     }
 }
 
-/* Rows [r0, r0 + nr) of w (interleaved Q4/Q8) into int16 codes (nr, k),
- * then their scales and biases (nr, groups) as f32. */
+/* Groups [a, e) of an interleaved sequence of `total` groups at base
+ * (batches of 8 from its start, G bytes a group) into codes (e - a) * gs.
+ * Whole batches inside the range convert in place; others (a short last
+ * batch, or one that the range cuts) into tmp, copying the lanes in range.
+ * Loads of a short batch run past the sequence by up to 28 bytes: into the
+ * next row, or the repacked tensor's padding. */
+static void seq_to_q16(
+    const uint8_t *base, int64_t total, int64_t a, int64_t e, int64_t gs, bool q4, int16_t *codes)
+{
+    int64_t G = q4 ? gs / 2 : gs;
+    int16_t tmp[8 * 128];
+
+    for (int64_t s0 = a / 8 * 8; s0 < e; s0 += 8) {
+        int64_t n = total - s0 < 8 ? total - s0 : 8;
+        bool whole = n == 8 && s0 >= a && s0 + 8 <= e;
+        int16_t *out = whole ? codes + (s0 - a) * gs : tmp;
+        for (int64_t j = 0; j < G / 4; j++) {
+            __m256i v = LOADU(base + s0 * G + j * n * 4);
+            if (q4)
+                batch_word_q4(v, out, gs, j);
+            else
+                batch_word_q8(v, out, gs, j);
+        }
+        for (int64_t m = 0; !whole && m < n; m++)
+            if (s0 + m >= a && s0 + m < e)
+                memcpy(codes + (s0 + m - a) * gs, tmp + m * gs, (size_t)gs * sizeof *tmp);
+    }
+}
+
+/* Rows [r0, r0 + nr) of w (interleaved Q4/Q8, per row or flat) into int16
+ * codes (nr, k), then their scales and biases (nr, groups) as f32. */
 static void
 rows_to_q16(const struct eng_mat *w, int64_t r0, int64_t nr, int16_t *codes, float *sc, float *bi)
 {
     int64_t gs = w->group_size, ng = w->cols / gs;
     bool q4 = w->dtype == ENG_DT_Q4;
-    int64_t G = q4 ? gs / 2 : gs;
-    int16_t tail[8 * 128]; /* a short batch's 8 lanes of groups */
 
+    if (w->flat)
+        seq_to_q16(w->data, w->rows * ng, r0 * ng, (r0 + nr) * ng, gs, q4, codes);
     for (int64_t i = 0; i < nr; i++) {
-        const uint8_t *row = row_ptr(w, r0 + i);
         const uint8_t *s = (const uint8_t *)w->scales + (size_t)(r0 + i) * w->sb_stride;
         const uint8_t *b = (const uint8_t *)w->biases + (size_t)(r0 + i) * w->sb_stride;
-        int16_t *out = codes + i * w->cols;
-        int64_t g0 = 0;
-        for (; g0 + 8 <= ng; g0 += 8) /* full batches: word j of 8 groups per load */
-            for (int64_t j = 0; j < G / 4; j++) {
-                __m256i v = LOADU(row + g0 * G + j * 32);
-                if (q4)
-                    batch_word_q4(v, out + g0 * gs, gs, j);
-                else
-                    batch_word_q8(v, out + g0 * gs, gs, j);
-            }
-        if (g0 < ng) {
-            /* the short last batch (n groups): the same loads, 32 bytes from
-             * word j * n (past the row's end by at most 28 bytes, which the
-             * repacked tensor's padding covers), lanes m >= n ignored */
-            int64_t n = ng - g0;
-            for (int64_t j = 0; j < G / 4; j++) {
-                __m256i v = LOADU(row + g0 * G + j * n * 4);
-                if (q4)
-                    batch_word_q4(v, tail, gs, j);
-                else
-                    batch_word_q8(v, tail, gs, j);
-            }
-            memcpy(out + g0 * gs, tail, (size_t)(n * gs) * sizeof *tail);
-        }
+        if (!w->flat)
+            seq_to_q16(row_ptr(w, r0 + i), ng, 0, ng, gs, q4, codes + i * w->cols);
         for (int64_t g = 0; g < ng; g++) {
             sc[i * ng + g] = eng_sb_load(w->sb_dtype, s, g);
             bi[i * ng + g] = eng_sb_load(w->sb_dtype, b, g);

@@ -78,6 +78,10 @@ struct eng_mat {
     /* rows are in the AVX2 kernels' interleaved layout (repack, below),
      * not the file's; only that ISA's table may read them */
     bool interleaved;
+    /* interleaved, with the batches of 8 groups running on across rows
+     * (the matrix one sequence of rows * cols / group_size groups), for
+     * rows whose group count is not a multiple of 8 (kern_avx2_q.c) */
+    bool flat;
 };
 
 /* An f32 activation vector prepared for the kernels of a weight dtype
@@ -99,6 +103,10 @@ struct eng_xq {
     int32_t *t;           /* (whole 8-group batches) codes in element order */
     float *d;             /* Q4, Q8: (groups rounded up to 8; zero past the last) */
     float *s;             /* (groups rounded up to 8; zero past the last) */
+    /* Q4, Q8 on AVX2: each group's codes as the 32-bit pairs its lane
+     * multiplies (cols / 2), and for a flat matrix d and s per lane of q */
+    uint32_t *pairs;
+    float *dl, *sl;
 };
 
 /* Bytes an eng_xq for cols elements takes (header and arrays, as

@@ -65,6 +65,23 @@ static inline const uint8_t *row_ptr(const struct eng_mat *w, int64_t r)
 }
 
 /* ---- Q4/Q8 in the interleaved layout (kern_avx2_q.c) */
+
+/* The batch holding group g of row r (its first byte), the batch's group
+ * count *n and g's lane *m in it: batches of 8 run from the start of each
+ * row, or of the whole matrix when it is flat. Word j of the group is at
+ * batch + (j * n + m) * 4. */
+static inline const uint8_t *
+q_batch(const struct eng_mat *w, int64_t r, int64_t g, int64_t *n, int64_t *m)
+{
+    int64_t ng = w->cols / w->group_size, G = w->group_size * eng_q_bits(w->dtype) / 8;
+    int64_t s = w->flat ? r * ng + g : g, total = w->flat ? w->rows * ng : ng, s0 = s / 8 * 8;
+    const uint8_t *base = w->flat ? (const uint8_t *)w->data : row_ptr(w, r);
+
+    *n = total - s0 < 8 ? total - s0 : 8;
+    *m = s - s0;
+    return base + s0 * G;
+}
+
 void eng_avx2_repack_q(const struct eng_mat *w, void *dst, struct eng_mat *out);
 void eng_avx2_prep_q(const struct eng_mat *w, const float *x, struct eng_xq *xq);
 void eng_avx2_group_codes(const float *xg, int gs, int32_t *t, float *d, float *s);

@@ -14,6 +14,11 @@
  * a sixth of the Q4 kernel, measured). Rows keep their byte size; a short
  * batch's loads read up to 28 bytes past the row (into the next row, or
  * ENG_REPACK_PAD past the last), which meet zero activations.
+ * Where a row's group count is not a multiple of 8, the batches run on
+ * across rows instead (eng_mat.flat: the matrix is one sequence of groups,
+ * so every batch but the matrix's last is full); the activation side then
+ * repeats with the period of the groups' pattern, and each row sums its
+ * lanes from a buffer (dot_rows_flat).
  *
  * Per block, the activation side (16-bit codes X, kern_scalar.c) was laid
  * out once per token to match (prep_q), and vpmaddwd multiplies 16-bit
@@ -32,43 +37,99 @@ static int64_t batch_groups(int64_t ng, int64_t g0)
     return ng - g0 < 8 ? ng - g0 : 8;
 }
 
+/* Flat layout (eng_mat.flat) for rows of fewer groups than this, whose
+ * group count is not a multiple of 8: a row of 14 groups (Qwen2.5-0.5B's
+ * 896 columns) wastes 2 of its 16 lanes in per-row batches, and the kernel
+ * streamed such rows at 62-64% of the read bandwidth against 68-74% for
+ * 1024 columns (bench_kernels). Flat batches are all full; their lanes'
+ * results are summed per row afterwards (dot_rows_flat). Bounded so that
+ * a chunk of rows fits dot_rows_flat's buffer. */
+#define FLAT_MAX_GROUPS 512
+#define FLAT_BUF        4096 /* lanes per chunk of rows */
+
+/* Batches of 8 of the total groups at src (G bytes each) into dst. */
+static void interleave(const uint8_t *src, uint8_t *dst, int64_t total, size_t G)
+{
+    for (int64_t g0 = 0; g0 < total; g0 += 8) {
+        size_t n = (size_t)batch_groups(total, g0);
+        uint8_t *bd = dst + (size_t)g0 * G;
+        for (size_t j = 0; j < G / 4; j++)
+            for (size_t m = 0; m < n; m++)
+                memcpy(bd + (j * n + m) * 4, src + ((size_t)g0 + m) * G + j * 4, 4);
+    }
+}
+
 void eng_avx2_repack_q(const struct eng_mat *w, void *dst, struct eng_mat *out)
 {
     int64_t gs = w->group_size, ng = w->cols / gs;
-    size_t G = (size_t)gs * (size_t)eng_q_bits(w->dtype) / 8, words = G / 4;
+    size_t G = (size_t)gs * (size_t)eng_q_bits(w->dtype) / 8;
+    size_t es = eng_dtype_info(w->sb_dtype)->size;
+    /* rows, scales and biases must each be one contiguous sequence */
+    bool flat = ng % 8 != 0 && ng < FLAT_MAX_GROUPS && w->row_stride == (size_t)ng * G &&
+                w->sb_stride == (size_t)ng * es;
 
-    for (int64_t r = 0; r < w->rows; r++) {
-        const uint8_t *src = (const uint8_t *)w->data + (size_t)r * w->row_stride;
-        uint8_t *d = (uint8_t *)dst + (size_t)r * w->row_stride;
-        for (int64_t g0 = 0; g0 < ng; g0 += 8) {
-            size_t n = (size_t)batch_groups(ng, g0);
-            uint8_t *bd = d + (size_t)g0 * G;
-            for (size_t j = 0; j < words; j++)
-                for (size_t m = 0; m < n; m++)
-                    memcpy(bd + (j * n + m) * 4, src + ((size_t)g0 + m) * G + j * 4, 4);
-        }
-    }
+    if (flat)
+        interleave(w->data, dst, w->rows * ng, G);
+    else
+        for (int64_t r = 0; r < w->rows; r++)
+            interleave((const uint8_t *)w->data + (size_t)r * w->row_stride,
+                       (uint8_t *)dst + (size_t)r * w->row_stride, ng, G);
     memset((uint8_t *)dst + (size_t)w->rows * w->row_stride, 0, ENG_REPACK_PAD);
     *out = *w;
     out->data = dst;
     out->interleaved = true;
+    out->flat = flat;
 }
 
 /* ---- activation preparation */
 
-/* Where element k of a group (lane m of its batch) goes in the block order
- * of eng_xq.q: block j = k / 8 (Q4) or k / 4 (Q8) of the batch holds 32
- * (Q8) or 64 (Q4) codes, one vector of 16 per multiply, lane 2m + h of
- * vector p holding the element that the multiply meets in lane m's 16-bit
- * half h. Q4: byte t of lane m's word holds elements 2t, 2t + 1, so the
- * 16-bit half h holds elements 4h .. 4h + 3, nibble p being element
- * 4h + p. Q8: half h holds elements 2h (low byte, vector 0) and 2h + 1
- * (high byte, vector 1). */
-static int64_t code_pos(bool q4, int64_t m, int64_t k)
+/* The block order of eng_xq.q. Block j of a batch (Q4: elements 8j ..
+ * 8j + 7 of each group, one 32-byte load of weights; Q8: 4j .. 4j + 3)
+ * meets 16-bit codes in vectors of 16: lane m's 16-bit half h of vector i
+ * holds the element the multiply meets there. Q4: byte t of lane m's word
+ * holds elements 2t, 2t + 1, so half h holds elements 4h .. 4h + 3, nibble
+ * i being element 4h + i: the 32-bit lane m of vector i is the pair
+ * (X[8j + i], X[8j + i + 4]). Q8: half h holds elements 2h (low byte,
+ * vector 0) and 2h + 1 (vector 1): lane m of vector v is (X[4j + v],
+ * X[4j + v + 2]). Numbering a group's pairs P = 4j + i (Q4) or 2j + v (Q8),
+ * pair P of lane m is 32-bit word 8P + m of the batch's codes: the batch is
+ * the transpose of its 8 groups' pair lists. */
+static void group_pairs(bool q4, const int32_t *t, int gs, uint32_t *pr)
 {
-    if (q4)
-        return (k / 8) * 64 + 16 * (k % 4) + 2 * m + (k % 8) / 4;
-    return (k / 4) * 32 + 16 * (k % 2) + 2 * m + (k % 4) / 2;
+    const __m128i lo16 = _mm_set1_epi32(0xffff);
+
+    for (int i = 0; i < gs; i += 8) {
+        __m128i a = _mm_loadu_si128((const __m128i *)(const void *)(t + i));
+        __m128i b = _mm_loadu_si128((const __m128i *)(const void *)(t + i + 4));
+        __m128i lo = q4 ? a : _mm_unpacklo_epi64(a, b), hi = q4 ? b : _mm_unpackhi_epi64(a, b);
+        _mm_storeu_si128((__m128i *)(void *)(pr + i / 2),
+                         _mm_or_si128(_mm_and_si128(lo, lo16), _mm_slli_epi32(hi, 16)));
+    }
+}
+
+/* dst (8 x 8 words, row P) = the transpose of src[m][0..7] (rows m). */
+static void transpose8(const uint32_t *const src[8], uint32_t *dst)
+{
+    __m256i r[8], u[8], v[8];
+
+    for (int m = 0; m < 8; m++)
+        r[m] = LOADU(src[m]);
+    for (int m = 0; m < 8; m += 2) {
+        u[m] = _mm256_unpacklo_epi32(r[m], r[m + 1]);
+        u[m + 1] = _mm256_unpackhi_epi32(r[m], r[m + 1]);
+    }
+    for (int m = 0; m < 8; m += 4) {
+        v[m] = _mm256_unpacklo_epi64(u[m], u[m + 2]);
+        v[m + 1] = _mm256_unpackhi_epi64(u[m], u[m + 2]);
+        v[m + 2] = _mm256_unpacklo_epi64(u[m + 1], u[m + 3]);
+        v[m + 3] = _mm256_unpackhi_epi64(u[m + 1], u[m + 3]);
+    }
+    for (int m = 0; m < 4; m++) {
+        _mm256_storeu_si256((__m256i *)(void *)(dst + 8 * m),
+                            _mm256_permute2x128_si256(v[m], v[m + 4], 0x20));
+        _mm256_storeu_si256((__m256i *)(void *)(dst + 8 * (m + 4)),
+                            _mm256_permute2x128_si256(v[m], v[m + 4], 0x31));
+    }
 }
 
 /* One group's codes X into t (element order), with its d and s, exactly
@@ -110,22 +171,44 @@ void eng_avx2_group_codes(const float *xg, int gs, int32_t *t, float *d, float *
     *s = *d * (float)hsum_epi32(sum);
 }
 
-/* The codes X in element order into t, with d and s, then into q in block
- * order (0 past the row's groups). */
+/* The number of distinct batches of a matrix's rows (each a pattern of 8
+ * groups): per-row batches, or a flat matrix's period ng / gcd(ng, 8). */
+static int64_t lane_batches(const struct eng_mat *w)
+{
+    int64_t ng = w->cols / w->group_size, gcd = ng % 8 == 0 ? 8 : ng % 4 == 0 ? 4 : ng % 2 ? 1 : 2;
+    return w->flat ? ng / gcd : (ng + 7) / 8;
+}
+
+/* The codes X in element order into t, with d and s; each group's pairs,
+ * then q: batch p's lane m meets group 8p + m (mod ng when flat; 0 past the
+ * row's groups otherwise), with its d and s in dl, sl when flat. */
 void eng_avx2_prep_q(const struct eng_mat *w, const float *x, struct eng_xq *xq)
 {
-    int64_t gs = w->group_size, ng = w->cols / gs;
+    static const uint32_t zeros[64];
+    int64_t gs = w->group_size, ng = w->cols / gs, batches = lane_batches(w);
     bool q4 = w->dtype == ENG_DT_Q4;
-    int32_t *t = xq->t;
 
-    for (int64_t g = 0; g < ng; g++)
-        eng_avx2_group_codes(x + g * gs, (int)gs, t + g * gs, xq->d + g, xq->s + g);
-    for (int64_t g0 = 0; g0 < ng; g0 += 8) {
-        int64_t n = batch_groups(ng, g0);
-        int16_t *q = xq->q + g0 * gs;
-        for (int64_t m = 0; m < 8; m++)
-            for (int64_t k = 0; k < gs; k++)
-                q[code_pos(q4, m, k)] = (int16_t)(m < n ? t[(g0 + m) * gs + k] : 0);
+    for (int64_t g = 0; g < ng; g++) {
+        eng_avx2_group_codes(x + g * gs, (int)gs, xq->t + g * gs, xq->d + g, xq->s + g);
+        group_pairs(q4, xq->t + g * gs, (int)gs, xq->pairs + g * gs / 2);
+    }
+    for (int64_t p = 0; p < batches; p++) {
+        const uint32_t *src[8];
+        uint32_t *q = (uint32_t *)(void *)(xq->q + p * 8 * gs);
+        for (int64_t m = 0; m < 8; m++) {
+            int64_t g = w->flat ? (8 * p + m) % ng : 8 * p + m;
+            src[m] = g < ng ? xq->pairs + g * gs / 2 : zeros;
+            if (w->flat) {
+                xq->dl[8 * p + m] = xq->d[g];
+                xq->sl[8 * p + m] = xq->s[g];
+            }
+        }
+        for (int64_t c = 0; c < gs / 2; c += 8) {
+            const uint32_t *part[8];
+            for (int m = 0; m < 8; m++)
+                part[m] = src[m] + c;
+            transpose8(part, q + 8 * c);
+        }
     }
 }
 
@@ -268,11 +351,83 @@ INLINE void dot_rows_impl(const struct eng_mat *w,
     }
 }
 
+/* The sum of n (1 <= n <= FLAT_MAX_GROUPS) consecutive floats, in an order
+ * that depends on n alone (not on where they start). */
+static inline float row_sum(const float *v, int64_t n)
+{
+    __m256 acc = _mm256_setzero_ps();
+    int64_t i = 0;
+
+    for (; i + 8 <= n; i += 8)
+        acc = _mm256_add_ps(acc, LOADUF(v + i));
+    if (i < n) {
+        __m256i lanes = _mm256_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7);
+        __m256i keep = _mm256_cmpgt_epi32(_mm256_set1_epi32((int)(n - i)), lanes);
+        acc = _mm256_add_ps(acc, _mm256_and_ps(LOADUF(v + i), _mm256_castsi256_ps(keep)));
+    }
+    return hsum_ps(acc);
+}
+
+/* A flat matrix (eng_mat.flat): the batches covering rows [r0, r1) in
+ * chunks of rows, each batch's 8 lane results (sum * scale * d + bias * s,
+ * lane by lane) into buf, then each row's sum over its lanes. A row's
+ * result depends only on its own lanes, whatever the range: the threads'
+ * shares give the same bits as one call. The batches only read the
+ * ENG_REPACK_PAD past the matrix's last row, whose loads can run past the
+ * data (a short last batch, as in the per-row layout). */
+INLINE void dot_rows_flat(const struct eng_mat *w,
+                          const struct eng_xq *xq,
+                          float *y,
+                          int64_t r0,
+                          int64_t r1,
+                          enum eng_dtype dt,
+                          int gs)
+{
+    int64_t ng = w->cols / gs, total = w->rows * ng, period = lane_batches(w);
+    int64_t G = dt == ENG_DT_Q4 ? gs / 2 : gs, chunk = (FLAT_BUF - 16) / ng;
+    int64_t es = (int64_t)eng_dtype_info(w->sb_dtype)->size;
+    const uint8_t *data = w->data, *sc = w->scales, *bi = w->biases;
+    float buf[FLAT_BUF];
+
+    for (int64_t rc = r0; rc < r1; rc += chunk) {
+        int64_t re = rc + chunk < r1 ? rc + chunk : r1, b0 = rc * ng / 8;
+        for (int64_t b = b0; b * 8 < re * ng; b++) {
+            const uint8_t *bp = data + b * 8 * G;
+            int64_t p = b % period, n = total - b * 8 < 8 ? total - b * 8 : 8;
+            __m256 f, scale, c;
+            for (int64_t k = 0; k < 8 * G; k += 64)
+                prefetch(bp + PF_DIST + k);
+            prefetch(sc + (b * 8 + 256) * es);
+            prefetch(bi + (b * 8 + 256) * es);
+            if (n == 8) {
+                f = batch_sums(bp, xq->q + p * 8 * gs, dt, gs, 8);
+                scale = _mm256_mul_ps(load_sb(w->sb_dtype, sc, b * 8, 8, false),
+                                      LOADUF(xq->dl + p * 8));
+                c = _mm256_fmadd_ps(load_sb(w->sb_dtype, bi, b * 8, 8, false),
+                                    LOADUF(xq->sl + p * 8), _mm256_mul_ps(f, scale));
+            } else {
+                /* the matrix's short last batch (lanes past n: 0 * 0) */
+                f = batch_sums(bp, xq->q + p * 8 * gs, dt, gs, (int)n);
+                scale = _mm256_mul_ps(load_sb(w->sb_dtype, sc, b * 8, (int)n, false),
+                                      LOADUF(xq->dl + p * 8));
+                c = _mm256_fmadd_ps(load_sb(w->sb_dtype, bi, b * 8, (int)n, false),
+                                    LOADUF(xq->sl + p * 8), _mm256_mul_ps(f, scale));
+            }
+            _mm256_storeu_ps(buf + (b - b0) * 8, c);
+        }
+        for (int64_t r = rc; r < re; r++)
+            y[r] = row_sum(buf + (r * ng - b0 * 8), ng);
+    }
+}
+
 #define DEFINE_DOT(NAME, DT, GS)                                                                   \
     static void NAME(const struct eng_mat *w, const struct eng_xq *xq, float *y, int64_t r0,       \
                      int64_t r1)                                                                   \
     {                                                                                              \
-        dot_rows_impl(w, xq, y, r0, r1, ENG_DT_##DT, GS);                                          \
+        if (w->flat)                                                                               \
+            dot_rows_flat(w, xq, y, r0, r1, ENG_DT_##DT, GS);                                      \
+        else                                                                                       \
+            dot_rows_impl(w, xq, y, r0, r1, ENG_DT_##DT, GS);                                      \
     }
 
 DEFINE_DOT(dot_q4_32, Q4, 32)
@@ -309,13 +464,12 @@ void eng_avx2_rows_to_f32_q(const struct eng_mat *w, int64_t r0, int64_t r1, flo
     int64_t G = q4 ? gs / 2 : gs, per_word = q4 ? 8 : 4;
 
     for (int64_t r = r0; r < r1; r++) {
-        const uint8_t *row = (const uint8_t *)w->data + (size_t)r * w->row_stride;
         const uint8_t *sc = (const uint8_t *)w->scales + (size_t)r * w->sb_stride;
         const uint8_t *bi = (const uint8_t *)w->biases + (size_t)r * w->sb_stride;
         float *out = dst + (size_t)(r - r0) * (size_t)w->cols;
         for (int64_t g = 0; g < ng; g++) {
-            int64_t g0 = g / 8 * 8, n = batch_groups(ng, g0), m = g - g0;
-            const uint8_t *bp = row + g0 * G;
+            int64_t n, m;
+            const uint8_t *bp = q_batch(w, r, g, &n, &m);
             float s = eng_sb_load(w->sb_dtype, sc, g), b = eng_sb_load(w->sb_dtype, bi, g);
             float *o = out + g * gs;
             for (int64_t j = 0; j < G / 4; j++) {

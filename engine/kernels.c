@@ -112,16 +112,28 @@ static size_t xq_groups(int64_t cols, int group_size)
     return group_size ? round_up((size_t)cols / (size_t)group_size, 8) : 0;
 }
 
+/* Lanes of q (and dl, sl): a flat matrix's batches repeat every
+ * ng / gcd(ng, 8) batches, 8 * ng lanes at most. */
+static size_t xq_lanes(int64_t cols, int group_size)
+{
+    return group_size ? 8 * ((size_t)cols / (size_t)group_size) : 0;
+}
+
 size_t eng_xq_bytes(int64_t cols, int group_size)
 {
     size_t e = xq_elems(cols, group_size), g = xq_groups(cols, group_size);
-    return round_up(sizeof(struct eng_xq), XQ_ALIGN) + round_up(e * sizeof(int16_t), XQ_ALIGN) +
-           e * sizeof(int32_t) + 2 * round_up(g * sizeof(float), XQ_ALIGN);
+    size_t l = xq_lanes(cols, group_size),
+           qe = l * (size_t)group_size > e ? l * (size_t)group_size : e;
+    return round_up(sizeof(struct eng_xq), XQ_ALIGN) + round_up(qe * sizeof(int16_t), XQ_ALIGN) +
+           e * sizeof(int32_t) + 2 * round_up(g * sizeof(float), XQ_ALIGN) +
+           round_up(e / 2 * sizeof(uint32_t), XQ_ALIGN) + 2 * round_up(l * sizeof(float), XQ_ALIGN);
 }
 
 struct eng_xq *eng_xq_init(void *buf, int64_t cols, int group_size, enum eng_dtype dt)
 {
     size_t e = xq_elems(cols, group_size), g = xq_groups(cols, group_size);
+    size_t l = xq_lanes(cols, group_size),
+           qe = l * (size_t)group_size > e ? l * (size_t)group_size : e;
     size_t ng = group_size ? (size_t)cols / (size_t)group_size : 0;
     uint8_t *p = buf;
     struct eng_xq *xq = buf;
@@ -132,12 +144,18 @@ struct eng_xq *eng_xq_init(void *buf, int64_t cols, int group_size, enum eng_dty
     xq->dtype = dt;
     xq->x = NULL;
     xq->q = (int16_t *)(void *)p;
-    p += round_up(e * sizeof(int16_t), XQ_ALIGN);
+    p += round_up(qe * sizeof(int16_t), XQ_ALIGN);
     xq->t = (int32_t *)(void *)p;
     p += e * sizeof(int32_t);
     xq->d = (float *)(void *)p;
     p += round_up(g * sizeof(float), XQ_ALIGN);
     xq->s = (float *)(void *)p;
+    p += round_up(g * sizeof(float), XQ_ALIGN);
+    xq->pairs = (uint32_t *)(void *)p;
+    p += round_up(e / 2 * sizeof(uint32_t), XQ_ALIGN);
+    xq->dl = (float *)(void *)p;
+    p += round_up(l * sizeof(float), XQ_ALIGN);
+    xq->sl = (float *)(void *)p;
     /* the padding groups contribute 0 * 0 to every dot product */
     for (size_t i = ng; i < g; i++)
         xq->d[i] = xq->s[i] = 0.0f;
