@@ -61,7 +61,15 @@ int eng_gemm_scratch_init(
 {
     /* tile_rows(c) * c <= max(TILE_FLOATS, ROW_ALIGN * c) for every c. */
     int64_t small = (int64_t)ROW_ALIGN * max_cols;
-    size_t prep = (eng_xq_bytes(max_cols, 32) + 63) / 64 * 64; /* 32: the most groups */
+    size_t prep = 0;
+
+    /* The largest layout of any group size: 32 has the most groups, but
+     * larger groups round up to more elements (3 groups of 64 take 8 * 64
+     * codes, 6 of 32 take 8 * 32), so no single size bounds the others. */
+    for (int gs = 32; gs <= 128; gs *= 2)
+        if (eng_xq_bytes(max_cols, gs) > prep)
+            prep = eng_xq_bytes(max_cols, gs);
+    prep = (prep + 63) / 64 * 64;
 
     memset(s, 0, sizeof *s);
     s->per_thread = (size_t)(small > TILE_FLOATS ? small : TILE_FLOATS);
