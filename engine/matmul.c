@@ -177,13 +177,14 @@ static void linear_worker(void *arg, int t, int nt)
 }
 
 /* Decode: points each output at its input, preparing each input once per
- * kind of weight (dtype, group size) into the scratch slots. Returns how
+ * kind of weight (dtype, group size, layout) into the scratch slots. Returns how
  * many outputs (a prefix) fit in the slots; the caller runs the rest after. */
 static int prepare_inputs(struct linear_job *job)
 {
     const float *slot_x[ENG_PREP_SLOTS + ENG_LINEAR_MAX_OUT];
     enum eng_dtype slot_dt[ENG_PREP_SLOTS + ENG_LINEAR_MAX_OUT];
     int slot_gs[ENG_PREP_SLOTS + ENG_LINEAR_MAX_OUT];
+    bool slot_flat[ENG_PREP_SLOTS + ENG_LINEAR_MAX_OUT]; /* the layout the codes follow */
     int slots = 0, cap = job->scratch->n_prep;
 
     cap = cap < ENG_PREP_SLOTS + ENG_LINEAR_MAX_OUT ? cap : ENG_PREP_SLOTS + ENG_LINEAR_MAX_OUT;
@@ -195,8 +196,8 @@ static int prepare_inputs(struct linear_job *job)
         job->xin[j] = x;
         if (!job->ops[j]->prep)
             continue;
-        while (k < slots &&
-               !(slot_x[k] == x && slot_dt[k] == w->dtype && slot_gs[k] == w->group_size))
+        while (k < slots && !(slot_x[k] == x && slot_dt[k] == w->dtype &&
+                              slot_gs[k] == w->group_size && slot_flat[k] == w->flat))
             k++;
         if (k == slots) {
             uint8_t *buf = job->scratch->prep + (size_t)k * job->scratch->prep_bytes;
@@ -206,6 +207,7 @@ static int prepare_inputs(struct linear_job *job)
             slot_x[k] = x;
             slot_dt[k] = w->dtype;
             slot_gs[k] = w->group_size;
+            slot_flat[k] = w->flat;
             slots++;
         }
         job->xin[j] = job->scratch->prep + (size_t)k * job->scratch->prep_bytes;

@@ -652,6 +652,63 @@ static void test_gemm_q(void **state)
 #endif
 }
 
+/* ---- decode through eng_linear_run: two outputs share an input but not a
+ * layout (one flat, one per row: its rows are not contiguous), so each
+ * needs its own preparation of that input */
+
+static void test_linear_layouts(void **state)
+{
+    enum { ROWS = 5, GS = 64, NG = 3, COLS = GS * NG, PAD = 32 };
+    const struct eng_mat_ops *ops = eng_mat_ops(ENG_DT_Q4);
+    struct qmat qa, qb;
+    struct eng_mat spaced;
+    struct eng_pool *pool;
+    struct eng_gemm_scratch scratch;
+    struct sh_err err = {0};
+    uint8_t *rows_b = malloc((size_t)ROWS * (COLS / 2 + PAD));
+    float x[COLS], y[2][ROWS], want[2][ROWS];
+    void *ra, *rb, *xb;
+    struct eng_xq *xq;
+
+    (void)state;
+    assert_non_null(rows_b);
+    qmat_make(&qa, ENG_DT_Q4, GS, ENG_DT_BF16, ROWS, COLS);
+    qmat_make(&qb, ENG_DT_Q4, GS, ENG_DT_BF16, ROWS, COLS);
+    spaced = qb.m;
+    spaced.row_stride = COLS / 2 + PAD;
+    spaced.data = rows_b;
+    for (int r = 0; r < ROWS; r++)
+        memcpy(rows_b + (size_t)r * spaced.row_stride, qb.packed + (size_t)r * (COLS / 2),
+               COLS / 2);
+    fill_x(x, COLS);
+    {
+        struct eng_mat ma = mat_for(ops, &qa.m, &ra), mb = mat_for(ops, &spaced, &rb);
+        /* the per-row one first: its preparation lacks the flat one's period */
+        struct eng_linear out[2] = {{&mb, y[1], 1, NULL}, {&ma, y[0], 1, NULL}};
+        if (eng_isa_best() == ENG_ISA_AVX2) {
+            assert_true(ma.flat);
+            assert_false(mb.flat);
+        }
+        xb = xq_new(COLS, GS, ENG_DT_Q4, &xq);
+        ops->prep(&ma, x, xq);
+        ops->dot_rows(&ma, xq, want[0], 0, ROWS);
+        ops->prep(&mb, x, xq);
+        ops->dot_rows(&mb, xq, want[1], 0, ROWS);
+        assert_int_equal(eng_pool_new(1, &pool, &err), 0);
+        assert_int_equal(eng_gemm_scratch_init(&scratch, 1, COLS, 1, 2), 0);
+        eng_linear_run(pool, &scratch, out, 2, x, COLS, 1);
+        assert_memory_equal(y, want, sizeof y);
+        eng_gemm_scratch_free(&scratch);
+        eng_pool_free(pool);
+    }
+    free(ra);
+    free(rb);
+    free(xb);
+    free(rows_b);
+    qmat_free(&qa);
+    qmat_free(&qb);
+}
+
 /* ---- SwiGLU: the vector e^x against libm's */
 
 static void test_swiglu(void **state)
@@ -739,7 +796,8 @@ int main(void)
         cmocka_unit_test(test_bf16),     cmocka_unit_test(test_q4),
         cmocka_unit_test(test_q8),       cmocka_unit_test(test_quant_nonfinite),
         cmocka_unit_test(test_kv_ops),   cmocka_unit_test(test_gemm),
-        cmocka_unit_test(test_gemm_q),   cmocka_unit_test(test_swiglu),
+        cmocka_unit_test(test_gemm_q),   cmocka_unit_test(test_linear_layouts),
+        cmocka_unit_test(test_swiglu),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
