@@ -368,6 +368,26 @@ static inline float row_sum(const float *v, int64_t n)
     return hsum_ps(acc);
 }
 
+/* Lane by lane, sum * scale * d + bias * s of flat batch b (n groups;
+ * lanes past n are 0: scales and biases are loaded as 0 there), which
+ * meets the activation batch p of the period. */
+INLINE __m256 flat_batch(const struct eng_mat *w,
+                         const struct eng_xq *xq,
+                         const uint8_t *bp,
+                         int64_t b,
+                         int64_t p,
+                         int n,
+                         enum eng_dtype dt,
+                         int gs)
+{
+    __m256 f = batch_sums(bp, xq->q + p * 8 * gs, dt, gs, n);
+    __m256 scale =
+        _mm256_mul_ps(load_sb(w->sb_dtype, w->scales, b * 8, n, false), LOADUF(xq->dl + p * 8));
+
+    return _mm256_fmadd_ps(load_sb(w->sb_dtype, w->biases, b * 8, n, false), LOADUF(xq->sl + p * 8),
+                           _mm256_mul_ps(f, scale));
+}
+
 /* A flat matrix (eng_mat.flat): the batches covering rows [r0, r1) in
  * chunks of rows, each batch's 8 lane results (sum * scale * d + bias * s,
  * lane by lane) into buf, then each row's sum over its lanes. A row's
@@ -394,25 +414,14 @@ INLINE void dot_rows_flat(const struct eng_mat *w,
         for (int64_t b = b0; b * 8 < re * ng; b++) {
             const uint8_t *bp = data + b * 8 * G;
             int64_t p = b % period, n = total - b * 8 < 8 ? total - b * 8 : 8;
-            __m256 f, scale, c;
             for (int64_t k = 0; k < 8 * G; k += 64)
                 prefetch(bp + PF_DIST + k);
             prefetch(sc + (b * 8 + 256) * es);
             prefetch(bi + (b * 8 + 256) * es);
-            if (n == 8) {
-                f = batch_sums(bp, xq->q + p * 8 * gs, dt, gs, 8);
-                scale = _mm256_mul_ps(load_sb(w->sb_dtype, sc, b * 8, 8, false),
-                                      LOADUF(xq->dl + p * 8));
-                c = _mm256_fmadd_ps(load_sb(w->sb_dtype, bi, b * 8, 8, false),
-                                    LOADUF(xq->sl + p * 8), _mm256_mul_ps(f, scale));
-            } else {
-                /* the matrix's short last batch (lanes past n: 0 * 0) */
-                f = batch_sums(bp, xq->q + p * 8 * gs, dt, gs, (int)n);
-                scale = _mm256_mul_ps(load_sb(w->sb_dtype, sc, b * 8, (int)n, false),
-                                      LOADUF(xq->dl + p * 8));
-                c = _mm256_fmadd_ps(load_sb(w->sb_dtype, bi, b * 8, (int)n, false),
-                                    LOADUF(xq->sl + p * 8), _mm256_mul_ps(f, scale));
-            }
+            /* (n == 8 spelled out: a constant the inlined code folds; only
+             * the matrix's last batch can be short) */
+            __m256 c = n == 8 ? flat_batch(w, xq, bp, b, p, 8, dt, gs)
+                              : flat_batch(w, xq, bp, b, p, (int)n, dt, gs);
             _mm256_storeu_ps(buf + (b - b0) * 8, c);
         }
         for (int64_t r = rc; r < re; r++)
