@@ -88,7 +88,8 @@ void eng_to_f32(enum eng_dtype dt, const void *src, float *dst, size_t n)
     eng_kern_scalar[dt].rows_to_f32(&v, 0, 1, dst);
 }
 
-/* ---- prepared activations: header, then q, t, d, s, each 32-byte aligned */
+/* ---- prepared activations: header, then q, t, d, s, pairs, dl, sl, each
+ * 32-byte aligned */
 
 #define XQ_ALIGN 32
 
@@ -119,43 +120,52 @@ static size_t xq_lanes(int64_t cols, int group_size)
     return group_size ? 8 * ((size_t)cols / (size_t)group_size) : 0;
 }
 
-size_t eng_xq_bytes(int64_t cols, int group_size)
+/* The arrays' places after the header, each 32-byte aligned: written into
+ * xq (laid out at xq itself) when xq is not NULL; returns the bytes they
+ * take. One walk for both, so that the size always matches the layout. */
+static size_t xq_layout(int64_t cols, int group_size, struct eng_xq *xq)
 {
     size_t e = xq_elems(cols, group_size), g = xq_groups(cols, group_size);
     size_t l = xq_lanes(cols, group_size),
            qe = l * (size_t)group_size > e ? l * (size_t)group_size : e;
-    return round_up(sizeof(struct eng_xq), XQ_ALIGN) + round_up(qe * sizeof(int16_t), XQ_ALIGN) +
-           e * sizeof(int32_t) + 2 * round_up(g * sizeof(float), XQ_ALIGN) +
-           round_up(e / 2 * sizeof(uint32_t), XQ_ALIGN) + 2 * round_up(l * sizeof(float), XQ_ALIGN);
+    size_t sizes[] = {qe * sizeof(int16_t), e * sizeof(int32_t),      g * sizeof(float),
+                      g * sizeof(float),    e / 2 * sizeof(uint32_t), l * sizeof(float),
+                      l * sizeof(float)};
+    void *at[sizeof sizes / sizeof *sizes];
+    size_t off = round_up(sizeof(struct eng_xq), XQ_ALIGN);
+
+    for (size_t i = 0; i < sizeof sizes / sizeof *sizes; i++) {
+        at[i] = xq ? (uint8_t *)xq + off : NULL;
+        off += round_up(sizes[i], XQ_ALIGN);
+    }
+    if (xq) {
+        xq->q = at[0];
+        xq->t = at[1];
+        xq->d = at[2];
+        xq->s = at[3];
+        xq->pairs = at[4];
+        xq->dl = at[5];
+        xq->sl = at[6];
+    }
+    return off;
+}
+
+size_t eng_xq_bytes(int64_t cols, int group_size)
+{
+    return xq_layout(cols, group_size, NULL);
 }
 
 struct eng_xq *eng_xq_init(void *buf, int64_t cols, int group_size, enum eng_dtype dt)
 {
-    size_t e = xq_elems(cols, group_size), g = xq_groups(cols, group_size);
-    size_t l = xq_lanes(cols, group_size),
-           qe = l * (size_t)group_size > e ? l * (size_t)group_size : e;
+    size_t g = xq_groups(cols, group_size);
     size_t ng = group_size ? (size_t)cols / (size_t)group_size : 0;
-    uint8_t *p = buf;
     struct eng_xq *xq = buf;
 
-    p += round_up(sizeof *xq, XQ_ALIGN);
     xq->cols = cols;
     xq->group_size = group_size;
     xq->dtype = dt;
     xq->x = NULL;
-    xq->q = (int16_t *)(void *)p;
-    p += round_up(qe * sizeof(int16_t), XQ_ALIGN);
-    xq->t = (int32_t *)(void *)p;
-    p += e * sizeof(int32_t);
-    xq->d = (float *)(void *)p;
-    p += round_up(g * sizeof(float), XQ_ALIGN);
-    xq->s = (float *)(void *)p;
-    p += round_up(g * sizeof(float), XQ_ALIGN);
-    xq->pairs = (uint32_t *)(void *)p;
-    p += round_up(e / 2 * sizeof(uint32_t), XQ_ALIGN);
-    xq->dl = (float *)(void *)p;
-    p += round_up(l * sizeof(float), XQ_ALIGN);
-    xq->sl = (float *)(void *)p;
+    xq_layout(cols, group_size, xq);
     /* the padding groups contribute 0 * 0 to every dot product */
     for (size_t i = ng; i < g; i++)
         xq->d[i] = xq->s[i] = 0.0f;
