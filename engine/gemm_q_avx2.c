@@ -45,21 +45,22 @@ size_t eng_gemm_xq_bytes(int m, int64_t k)
     return tok * (size_t)k * sizeof(int16_t) + 2 * tok * (size_t)(k / 32) * sizeof(float);
 }
 
+int eng_gemm_xq_blocks(const struct eng_gemm_xq *xq)
+{
+    return (xq->m + NT - 1) / NT;
+}
+
 void eng_gemm_xq_init(void *buf, int m, int64_t k, int gs, struct eng_gemm_xq *xq)
 {
-    int blocks = (m + NT - 1) / NT;
+    int blocks;
 
     xq->m = m;
     xq->k = k;
     xq->group_size = gs;
+    blocks = eng_gemm_xq_blocks(xq);
     xq->q = buf;
     xq->d = (float *)(void *)(xq->q + (size_t)blocks * NT * (size_t)k);
     xq->s = xq->d + (size_t)blocks * NT * (size_t)(k / gs);
-}
-
-int eng_gemm_xq_blocks(const struct eng_gemm_xq *xq)
-{
-    return (xq->m + NT - 1) / NT;
 }
 
 void eng_gemm_prep_q(const float *x, size_t ldx, const struct eng_gemm_xq *xq, int b0, int b1)
@@ -144,7 +145,7 @@ static void seq_to_q16(
     int16_t tmp[8 * 128];
 
     for (int64_t s0 = a / 8 * 8; s0 < e; s0 += 8) {
-        int64_t n = total - s0 < 8 ? total - s0 : 8;
+        int64_t n = batch_groups(total, s0);
         bool whole = n == 8 && s0 >= a && s0 + 8 <= e;
         int16_t *out = whole ? codes + (s0 - a) * gs : tmp;
         for (int64_t j = 0; j < G / 4; j++) {

@@ -66,6 +66,12 @@ static inline const uint8_t *row_ptr(const struct eng_mat *w, int64_t r)
 
 /* ---- Q4/Q8 in the interleaved layout (kern_avx2_q.c) */
 
+/* Groups in the batch starting at group g0 of a sequence of ng groups. */
+static inline int64_t batch_groups(int64_t ng, int64_t g0)
+{
+    return ng - g0 < 8 ? ng - g0 : 8;
+}
+
 /* The batch holding group g of row r (its first byte), the batch's group
  * count *n and g's lane *m in it: batches of 8 run from the start of each
  * row, or of the whole matrix when it is flat. Word j of the group is at
@@ -77,7 +83,7 @@ q_batch(const struct eng_mat *w, int64_t r, int64_t g, int64_t *n, int64_t *m)
     int64_t s = w->flat ? r * ng + g : g, total = w->flat ? w->rows * ng : ng, s0 = s / 8 * 8;
     const uint8_t *base = w->flat ? (const uint8_t *)w->data : row_ptr(w, r);
 
-    *n = total - s0 < 8 ? total - s0 : 8;
+    *n = batch_groups(total, s0);
     *m = s - s0;
     return base + s0 * G;
 }

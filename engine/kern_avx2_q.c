@@ -32,11 +32,6 @@
 
 /* ---- layout */
 
-static int64_t batch_groups(int64_t ng, int64_t g0)
-{
-    return ng - g0 < 8 ? ng - g0 : 8;
-}
-
 /* Flat layout (eng_mat.flat) for rows of fewer groups than this, whose
  * group count is not a multiple of 8: a row of 14 groups (Qwen2.5-0.5B's
  * 896 columns) wastes 2 of its 16 lanes in per-row batches, and the kernel
@@ -282,27 +277,34 @@ INLINE __m256 load_sb(enum eng_dtype dt, const uint8_t *row, int64_t g, int n, b
     return v;
 }
 
-/* acc += one batch of n groups (n a constant after inlining):
- * sum * (scale * d) + bias * s. */
+/* acc += one batch of n groups (n a constant after inlining) at bp,
+ * meeting the codes x and, per lane, d and s: sum * (scale * d) + bias * s,
+ * scales and biases of groups [g, g + n) read from sc and bi. */
 INLINE __m256 batch(const struct eng_mat *w,
-                    const struct eng_xq *xq,
-                    const uint8_t *row,
+                    const uint8_t *bp,
+                    const int16_t *x,
+                    const float *d,
+                    const float *s,
                     const uint8_t *sc,
                     const uint8_t *bi,
-                    int64_t g0,
+                    int64_t g,
                     int n,
                     enum eng_dtype dt,
                     int gs,
                     bool over_ok,
                     __m256 acc)
 {
-    const uint8_t *bp = row + g0 * (dt == ENG_DT_Q4 ? gs / 2 : gs);
-    __m256 f = batch_sums(bp, xq->q + g0 * gs, dt, gs, n);
-    __m256 scale = _mm256_mul_ps(load_sb(w->sb_dtype, sc, g0, n, over_ok), LOADUF(xq->d + g0));
+    __m256 f = batch_sums(bp, x, dt, gs, n);
+    __m256 scale = _mm256_mul_ps(load_sb(w->sb_dtype, sc, g, n, over_ok), LOADUF(d));
 
     acc = _mm256_fmadd_ps(f, scale, acc);
-    return _mm256_fmadd_ps(load_sb(w->sb_dtype, bi, g0, n, over_ok), LOADUF(xq->s + g0), acc);
+    return _mm256_fmadd_ps(load_sb(w->sb_dtype, bi, g, n, over_ok), LOADUF(s), acc);
 }
+
+/* A row's batch at group g0 (per-row layout). */
+#define ROW_BATCH(N, OVER_OK)                                                                      \
+    batch(w, row + g0 * (dt == ENG_DT_Q4 ? gs / 2 : gs), xq->q + g0 * gs, xq->d + g0, xq->s + g0,  \
+          sc, bi, g0, N, dt, gs, OVER_OK, acc)
 
 /* One specialization per (dtype, group size): inlined, the
  * compiler folds the branches on them, and on the last batch's group count,
@@ -330,11 +332,11 @@ INLINE void dot_rows_impl(const struct eng_mat *w,
         prefetch(sc + 256);
         prefetch(bi + 256);
         for (; g0 + 8 <= ng; g0 += 8)
-            acc = batch(w, xq, row, sc, bi, g0, 8, dt, gs, false, acc);
+            acc = ROW_BATCH(8, false);
         switch (ng - g0) {
 #define TAIL(N)                                                                                    \
     case N:                                                                                        \
-        acc = batch(w, xq, row, sc, bi, g0, N, dt, gs, over_ok, acc);                              \
+        acc = ROW_BATCH(N, over_ok);                                                               \
         break;
             TAIL(1)
             TAIL(2)
@@ -350,6 +352,8 @@ INLINE void dot_rows_impl(const struct eng_mat *w,
         y[r] = hsum_ps(acc);
     }
 }
+
+#undef ROW_BATCH
 
 /* The sum of n (1 <= n <= FLAT_MAX_GROUPS) consecutive floats, in an order
  * that depends on n alone (not on where they start). */
@@ -368,26 +372,6 @@ static inline float row_sum(const float *v, int64_t n)
     return hsum_ps(acc);
 }
 
-/* Lane by lane, sum * scale * d + bias * s of flat batch b (n groups;
- * lanes past n are 0: scales and biases are loaded as 0 there), which
- * meets the activation batch p of the period. */
-INLINE __m256 flat_batch(const struct eng_mat *w,
-                         const struct eng_xq *xq,
-                         const uint8_t *bp,
-                         int64_t b,
-                         int64_t p,
-                         int n,
-                         enum eng_dtype dt,
-                         int gs)
-{
-    __m256 f = batch_sums(bp, xq->q + p * 8 * gs, dt, gs, n);
-    __m256 scale =
-        _mm256_mul_ps(load_sb(w->sb_dtype, w->scales, b * 8, n, false), LOADUF(xq->dl + p * 8));
-
-    return _mm256_fmadd_ps(load_sb(w->sb_dtype, w->biases, b * 8, n, false), LOADUF(xq->sl + p * 8),
-                           _mm256_mul_ps(f, scale));
-}
-
 /* A flat matrix (eng_mat.flat): the batches covering rows [r0, r1) in
  * chunks of rows, each batch's 8 lane results (sum * scale * d + bias * s,
  * lane by lane) into buf, then each row's sum over its lanes. A row's
@@ -395,6 +379,11 @@ INLINE __m256 flat_batch(const struct eng_mat *w,
  * shares give the same bits as one call. The batches only read the
  * ENG_REPACK_PAD past the matrix's last row, whose loads can run past the
  * data (a short last batch, as in the per-row layout). */
+/* Flat batch b, meeting the activation batch p of the period. */
+#define FLAT_BATCH(N)                                                                              \
+    batch(w, bp, xq->q + p * 8 * gs, xq->dl + p * 8, xq->sl + p * 8, w->scales, w->biases, b * 8,  \
+          N, dt, gs, false, _mm256_set1_ps(-0.0f))
+
 INLINE void dot_rows_flat(const struct eng_mat *w,
                           const struct eng_xq *xq,
                           float *y,
@@ -413,21 +402,23 @@ INLINE void dot_rows_flat(const struct eng_mat *w,
         int64_t re = rc + chunk < r1 ? rc + chunk : r1, b0 = rc * ng / 8;
         for (int64_t b = b0; b * 8 < re * ng; b++) {
             const uint8_t *bp = data + b * 8 * G;
-            int64_t p = b % period, n = total - b * 8 < 8 ? total - b * 8 : 8;
+            int64_t p = b % period, n = batch_groups(total, b * 8);
             for (int64_t k = 0; k < 8 * G; k += 64)
                 prefetch(bp + PF_DIST + k);
             prefetch(sc + (b * 8 + 256) * es);
             prefetch(bi + (b * 8 + 256) * es);
-            /* (n == 8 spelled out: a constant the inlined code folds; only
-             * the matrix's last batch can be short) */
-            __m256 c = n == 8 ? flat_batch(w, xq, bp, b, p, 8, dt, gs)
-                              : flat_batch(w, xq, bp, b, p, (int)n, dt, gs);
+            /* Lane by lane from -0 (so that the first FMA rounds as a
+             * product alone); n == 8 spelled out: a constant the inlined
+             * code folds, as only the matrix's last batch can be short. */
+            __m256 c = n == 8 ? FLAT_BATCH(8) : FLAT_BATCH((int)n);
             _mm256_storeu_ps(buf + (b - b0) * 8, c);
         }
         for (int64_t r = rc; r < re; r++)
             y[r] = row_sum(buf + (r * ng - b0 * 8), ng);
     }
 }
+
+#undef FLAT_BATCH
 
 #define DEFINE_DOT(NAME, DT, GS)                                                                   \
     static void NAME(const struct eng_mat *w, const struct eng_xq *xq, float *y, int64_t r0,       \
