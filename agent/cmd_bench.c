@@ -117,6 +117,7 @@ struct bench {
     const char *model_dir;
     const struct eng_model *m;
     enum eng_kv_type kv;
+    int act_bits; /* eng_ctx_opts.act_bits: 16 or 8 */
     bool json;
     struct row rows[2 * MAX_THREAD_COUNTS];
     int n_rows;
@@ -130,9 +131,9 @@ static void print_text(const struct bench *b)
     printf("model: %s (%s, %d layers, dim %d)\n", b->model_dir, eng_model_dtype_name(b->m),
            c->n_layers, c->dim);
     printf("weights: %.1f MB, %.1f M parameters; read per generated token: %.1f MB; KV "
-           "cache %s; kernels %s\n\n",
+           "cache %s; 4-bit decode activation codes %d-bit; kernels %s\n\n",
            (double)eng_model_weight_bytes(b->m) / 1e6, (double)eng_model_n_params(b->m) / 1e6,
-           (double)per_tok / 1e6, eng_kv_type_name(b->kv), eng_kernels_name());
+           (double)per_tok / 1e6, eng_kv_type_name(b->kv), b->act_bits, eng_kernels_name());
     printf("| threads | test | t/s | read BW GB/s | limit t/s | of limit |\n");
     printf("| ---: | --- | ---: | ---: | ---: | ---: |\n");
     for (int i = 0; i < b->n_rows; i++) {
@@ -172,11 +173,11 @@ static void print_json(const struct bench *b)
         print_json_string(b->model_dir);
         printf(", \"model_type\": \"%s %s\", \"dtype\": \"%s\", "
                "\"model_size\": %llu, \"model_n_params\": %llu, \"kv_type\": \"%s\", "
-               "\"kernels\": \"%s\", \"n_threads\": %d, \"n_prompt\": %d, \"n_gen\": %d, "
-               "\"avg_ts\": %.6g, \"stddev_ts\": %.6g, \"samples_ts\": [",
+               "\"act_bits\": %d, \"kernels\": \"%s\", \"n_threads\": %d, \"n_prompt\": %d, "
+               "\"n_gen\": %d, \"avg_ts\": %.6g, \"stddev_ts\": %.6g, \"samples_ts\": [",
                families[c->family], eng_model_dtype_name(b->m), eng_model_dtype_name(b->m),
                (unsigned long long)eng_model_weight_bytes(b->m),
-               (unsigned long long)eng_model_n_params(b->m), eng_kv_type_name(b->kv),
+               (unsigned long long)eng_model_n_params(b->m), eng_kv_type_name(b->kv), b->act_bits,
                eng_kernels_name(), r->threads, r->n_prompt, r->n_gen, r->st.mean, r->st.sd);
         for (int k = 0; k < r->st.n; k++)
             printf("%s%.6g", k ? ", " : "", r->st.samples[k]);
@@ -203,7 +204,8 @@ static int bench_threads(struct bench *b,
                          struct sh_err *err)
 {
     struct eng_pool *pool = NULL;
-    struct eng_ctx_opts o = {.n_ctx = n_p > n_g ? n_p : n_g, .kv_type = b->kv};
+    struct eng_ctx_opts o = {
+        .n_ctx = n_p > n_g ? n_p : n_g, .kv_type = b->kv, .act_bits = b->act_bits};
     struct run r = {.ids = ids, .vocab = eng_model_config(b->m)->vocab_size};
     double bw = 0, ts;
     int rc;
@@ -253,17 +255,13 @@ out:
 int agent_cmd_bench(int argc, char **argv)
 {
     static const struct option opts[] = {
-        {"model", required_argument, NULL, 'm'},
-        {"n-prompt", required_argument, NULL, 'p'},
-        {"n-gen", required_argument, NULL, 'n'},
-        {"threads", required_argument, NULL, 't'},
-        {"repetitions", required_argument, NULL, 'r'},
-        {"json", no_argument, NULL, 'j'},
-        {"kv-type", required_argument, NULL, 'k'},
-        {"no-bandwidth", no_argument, NULL, 'B'},
-        {NULL, 0, NULL, 0},
+        {"model", required_argument, NULL, 'm'},       {"n-prompt", required_argument, NULL, 'p'},
+        {"n-gen", required_argument, NULL, 'n'},       {"threads", required_argument, NULL, 't'},
+        {"repetitions", required_argument, NULL, 'r'}, {"json", no_argument, NULL, 'j'},
+        {"kv-type", required_argument, NULL, 'k'},     {"act-bits", required_argument, NULL, 'a'},
+        {"no-bandwidth", no_argument, NULL, 'B'},      {NULL, 0, NULL, 0},
     };
-    struct bench b = {.model_dir = agent_default_model(), .kv = ENG_KV_F32};
+    struct bench b = {.model_dir = agent_default_model(), .kv = ENG_KV_F32, .act_bits = 16};
     struct eng_model *m = NULL;
     struct sh_err err = {0};
     int counts[MAX_THREAD_COUNTS], ncounts = 0, c, rc = AGENT_EXIT_FAIL;
@@ -306,6 +304,11 @@ int agent_cmd_bench(int argc, char **argv)
         case 'k':
             if (!eng_kv_type_parse(optarg, &b.kv))
                 return agent_usage_error(self(), "--kv-type: f32 or f16, got \"%s\"", optarg);
+            break;
+        case 'a':
+            if (strcmp(optarg, "8") != 0 && strcmp(optarg, "16") != 0)
+                return agent_usage_error(self(), "--act-bits: 8 or 16, got \"%s\"", optarg);
+            b.act_bits = atoi(optarg);
             break;
         case 'B':
             bw = false;

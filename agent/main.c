@@ -96,7 +96,7 @@ static const struct agent_cmd commands[] = {
      agent_cmd_quantize},
     {"bench", "measure prompt and generation speed of a model (llama-bench style)",
      "usage: shoal bench [--model DIR] [-p 128] [-n 64] [-t LIST] [-r 5] [--kv-type f32|f16]\n"
-     "                   [--no-bandwidth] [--json]\n"
+     "                   [--act-bits 16|8] [--no-bandwidth] [--json]\n"
      "\n"
      "Prompt processing (ppP: P tokens from an empty cache) and token generation\n"
      "(tgN: N tokens one at a time), tokens/s as mean +- sd over the repetitions\n"
@@ -111,6 +111,9 @@ static const struct agent_cmd commands[] = {
      "  -t, --threads LIST comma-separated thread counts (default: physical cores)\n"
      "  -r, --repetitions N  timed runs per test (default 5)\n"
      "  --kv-type T        KV cache elements: f32 (default) or f16\n"
+     "  --act-bits N       codes of the activations that 4-bit weights multiply in\n"
+     "                     generation: 16 (default) or 8 (llama.cpp's rounding: faster,\n"
+     "                     and lossy: logits move by about 0.1)\n"
      "  --no-bandwidth     skip the bandwidth probe (1 GiB, about a second per count)\n"
      "  --json             llama-bench style JSON array instead of the table\n",
      agent_cmd_bench},

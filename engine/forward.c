@@ -125,6 +125,8 @@ int eng_ctx_new_ex(const struct eng_model *m,
 
     if (opts->kv_type != ENG_KV_F32 && opts->kv_type != ENG_KV_F16)
         return sh_err_set(err, SH_EINVAL, "KV cache type %d: f32 or f16", (int)opts->kv_type);
+    if (opts->act_bits != 0 && opts->act_bits != 8 && opts->act_bits != 16)
+        return sh_err_set(err, SH_EINVAL, "activation codes of %d bits: 8 or 16", opts->act_bits);
     if (n_ctx <= 0)
         n_ctx = c->max_pos;
     if (n_ctx > c->max_pos)
@@ -180,6 +182,7 @@ int eng_ctx_new_ex(const struct eng_model *m,
         eng_ctx_free(ctx);
         return sh_err_set(err, SH_ENOMEM, "out of memory for a context of %d positions", n_ctx);
     }
+    ctx->scratch.act_bits = opts->act_bits == 8 ? 8 : 16;
     /* Prompt SGEMMs run one per pool thread: OpenBLAS must not start
      * threads of its own inside them (process-wide setting). */
     openblas_set_num_threads(1);

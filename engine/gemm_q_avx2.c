@@ -78,7 +78,7 @@ void eng_gemm_prep_q(const float *x, size_t ldx, const struct eng_gemm_xq *xq, i
             for (int64_t g = 0; g < ng; g++) {
                 float d = 0.0f, s = 0.0f;
                 if (real)
-                    eng_avx2_group_codes(xt + g * gs, (int)gs, t, &d, &s);
+                    eng_avx2_group_codes(xt + g * gs, (int)gs, ENG_XQ_MAX, t, &d, &s);
                 else
                     memset(t, 0, (size_t)gs * sizeof *t);
                 db[g * NT + tt] = d;

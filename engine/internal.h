@@ -93,13 +93,19 @@ struct eng_mat {
  *    an 8-bit weight's own rounding), kept in t in element order and in q
  *    in the order the AVX2 kernels consume them; s[g] = d[g] * sum of the
  *    group's X (the biases' term).
+ *  - bits 8 (Q4 only, asked for with eng_ctx_opts.act_bits): the same with
+ *    d = max|x| / 127 and 8-bit codes in q, which the AVX2 kernel multiplies
+ *    with vpmaddubsw at twice vpmaddwd's rate. Error at most d/2, 2^-8 of
+ *    the group's largest element: llama.cpp's Q8_0 activations, lossy.
  */
 struct eng_xq {
     int64_t cols;
     int group_size;
     enum eng_dtype dtype; /* the weights' dtype: Q4 or Q8 */
+    int bits;             /* Q4, Q8: the codes' width, 16 or (Q4 only) 8 */
     const float *x;       /* BF16: a reordered copy of the input in t */
-    int16_t *q;           /* Q4, Q8: (whole 8-group batches) codes, AVX2 order */
+    int16_t *q;           /* Q4, Q8: (whole 8-group batches) codes, AVX2 order
+                           * (bits 8: int8_t codes in the first half) */
     int32_t *t;           /* (whole 8-group batches) codes in element order */
     float *d;             /* Q4, Q8: (groups rounded up to 8; zero past the last) */
     float *s;             /* (groups rounded up to 8; zero past the last) */
@@ -114,8 +120,9 @@ struct eng_xq {
  * weights). Arrays hold the elements of whole 8-group batches, zero-padded. */
 size_t eng_xq_bytes(int64_t cols, int group_size);
 /* Lays an eng_xq out in buf (eng_xq_bytes(cols, gs) bytes, 32-byte aligned)
- * and returns it, ready for a prep. */
-struct eng_xq *eng_xq_init(void *buf, int64_t cols, int group_size, enum eng_dtype dt);
+ * and returns it, ready for a prep of codes of the given bits (16, or 8
+ * for Q4 weights; anything else is taken as 16). */
+struct eng_xq *eng_xq_init(void *buf, int64_t cols, int group_size, enum eng_dtype dt, int bits);
 
 struct eng_mat_ops {
     /* Prepares the input x (w->cols floats) for dot_rows into xq, laid out
@@ -384,6 +391,7 @@ struct eng_gemm_scratch {
     uint8_t *prep;     /* (n_prep, prep_bytes), 64-byte aligned */
     size_t prep_bytes; /* per slot */
     int n_prep;        /* slots: one per (input, kind of weight) of a call */
+    int act_bits;      /* Q4 decode's codes (eng_xq.bits): 16, or 8 if asked */
 };
 
 /* Allocates scratch for n_threads and matrices of at most max_cols columns,

@@ -90,7 +90,7 @@ q_batch(const struct eng_mat *w, int64_t r, int64_t g, int64_t *n, int64_t *m)
 
 void eng_avx2_repack_q(const struct eng_mat *w, void *dst, struct eng_mat *out);
 void eng_avx2_prep_q(const struct eng_mat *w, const float *x, struct eng_xq *xq);
-void eng_avx2_group_codes(const float *xg, int gs, int32_t *t, float *d, float *s);
+void eng_avx2_group_codes(const float *xg, int gs, int code_max, int32_t *t, float *d, float *s);
 void eng_avx2_dot_rows_q(const struct eng_mat *w, const void *xp, float *y, int64_t r0, int64_t r1);
 void eng_avx2_rows_to_f32_q(const struct eng_mat *w, int64_t r0, int64_t r1, float *dst);
 

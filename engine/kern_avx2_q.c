@@ -27,6 +27,11 @@
  *    v >> 4 & 15, v >> 8 & 15, v >> 12): 4 multiplies per 64 weights;
  *  - Q8: the two bytes of each 16-bit lane (v & 0xff, v >> 8): 2 per 32.
  * Integer sums are exact (at most 128 * 255 * 32767 per group < 2^31).
+ * With 8-bit codes (eng_xq.bits 8, Q4 only), vpmaddubsw multiplies the
+ * low and the high nibbles of each byte (v & 15, v >> 4 & 15) with bytes of
+ * codes: 2 multiplies per 64 weights, whose 16-bit pair sums (at most
+ * 4 * 15 * 127 per block) add up over 4 blocks before vpmaddwd by ones
+ * widens them into the group's lane.
  */
 #include "engine/kern_avx2.h"
 
@@ -127,14 +132,33 @@ static void transpose8(const uint32_t *const src[8], uint32_t *dst)
     }
 }
 
-/* One group's codes X into t (element order), with its d and s, exactly
- * as prep_q in kern_scalar.c computes them (the decode and prompt paths
- * share this function, so a token's codes are the same in both). */
-void eng_avx2_group_codes(const float *xg, int gs, int32_t *t, float *d, float *s)
+/* Q4 with 8-bit codes: a group's words in the order of its blocks, block
+ * j (elements 8j .. 8j + 7, one 32-bit weight word per lane, byte b holding
+ * elements 8j + 2b and 8j + 2b + 1 in its low and high nibble) meeting
+ * word 2j with the even elements' codes (8j, 8j + 2, 8j + 4, 8j + 6) and
+ * word 2j + 1 with the odd ones', one byte each. Codes are within +-127:
+ * the saturating packs keep them. */
+static void group_quads(const int32_t *t, int gs, uint32_t *pr)
+{
+    const __m128i order = _mm_setr_epi8(0, 2, 4, 6, 1, 3, 5, 7, 8, 10, 12, 14, 9, 11, 13, 15);
+
+    for (int i = 0; i < gs; i += 8) {
+        __m128i a = _mm_loadu_si128((const __m128i *)(const void *)(t + i));
+        __m128i b = _mm_loadu_si128((const __m128i *)(const void *)(t + i + 4));
+        __m128i c = _mm_packs_epi16(_mm_packs_epi32(a, b), _mm_setzero_si128());
+        _mm_storel_epi64((__m128i *)(void *)(pr + i / 4), _mm_shuffle_epi8(c, order));
+    }
+}
+
+/* One group's codes X (|X| <= code_max) into t (element order), with its d and
+ * s, exactly as prep_q in kern_scalar.c computes them (the decode and
+ * prompt paths share this function, so a token's 16-bit codes are the
+ * same in both). */
+void eng_avx2_group_codes(const float *xg, int gs, int code_max, int32_t *t, float *d, float *s)
 {
     const __m256 absmask = _mm256_castsi256_ps(_mm256_set1_epi32(0x7fffffff));
     const __m256 inf = _mm256_set1_ps(HUGE_VALF);
-    const __m256i lim = _mm256_set1_epi32(ENG_XQ_MAX), nlim = _mm256_set1_epi32(-ENG_XQ_MAX);
+    const __m256i lim = _mm256_set1_epi32(code_max), nlim = _mm256_set1_epi32(-code_max);
     __m256 mx = _mm256_setzero_ps(), fin = _mm256_castsi256_ps(_mm256_set1_epi32(-1));
     __m256i sum = _mm256_setzero_si256();
     float amax, inv;
@@ -152,7 +176,7 @@ void eng_avx2_group_codes(const float *xg, int gs, int32_t *t, float *d, float *
         m = _mm_max_ss(m, _mm_movehdup_ps(m));
         amax = _mm_cvtss_f32(m);
     }
-    inv = !bad && amax > 0.0f ? (float)ENG_XQ_MAX / amax : 0.0f;
+    inv = !bad && amax > 0.0f ? (float)code_max / amax : 0.0f;
     for (int i = 0; i < gs; i += 8) {
         __m256i c = _mm256_setzero_si256();
         if (inv > 0.0f) {
@@ -162,7 +186,7 @@ void eng_avx2_group_codes(const float *xg, int gs, int32_t *t, float *d, float *
         _mm256_storeu_si256((__m256i *)(void *)(t + i), c);
         sum = _mm256_add_epi32(sum, c);
     }
-    *d = bad ? NAN : amax / (float)ENG_XQ_MAX;
+    *d = bad ? NAN : amax / (float)code_max;
     *s = *d * (float)hsum_epi32(sum);
 }
 
@@ -174,31 +198,37 @@ static int64_t lane_batches(const struct eng_mat *w)
     return w->flat ? ng / gcd : (ng + 7) / 8;
 }
 
-/* The codes X in element order into t, with d and s; each group's pairs,
- * then q: batch p's lane m meets group 8p + m (mod ng when flat; 0 past the
- * row's groups otherwise), with its d and s in dl, sl when flat. */
+/* The codes X in element order into t, with d and s; each group's words
+ * (16-bit codes: pairs; 8-bit: quads), then q: batch p's lane m meets group
+ * 8p + m (mod ng when flat; 0 past the row's groups otherwise), with its d
+ * and s in dl, sl when flat. */
 void eng_avx2_prep_q(const struct eng_mat *w, const float *x, struct eng_xq *xq)
 {
     static const uint32_t zeros[64];
     int64_t gs = w->group_size, ng = w->cols / gs, batches = lane_batches(w);
-    bool q4 = w->dtype == ENG_DT_Q4;
+    bool q4 = w->dtype == ENG_DT_Q4, i8 = xq->bits == 8;
+    int64_t words = i8 ? gs / 4 : gs / 2; /* per group */
 
     for (int64_t g = 0; g < ng; g++) {
-        eng_avx2_group_codes(x + g * gs, (int)gs, xq->t + g * gs, xq->d + g, xq->s + g);
-        group_pairs(q4, xq->t + g * gs, (int)gs, xq->pairs + g * gs / 2);
+        eng_avx2_group_codes(x + g * gs, (int)gs, eng_xq_max(xq->bits), xq->t + g * gs, xq->d + g,
+                             xq->s + g);
+        if (i8)
+            group_quads(xq->t + g * gs, (int)gs, xq->pairs + g * words);
+        else
+            group_pairs(q4, xq->t + g * gs, (int)gs, xq->pairs + g * words);
     }
     for (int64_t p = 0; p < batches; p++) {
         const uint32_t *src[8];
-        uint32_t *q = (uint32_t *)(void *)(xq->q + p * 8 * gs);
+        uint32_t *q = (uint32_t *)(void *)(xq->q) + p * 8 * words;
         for (int64_t m = 0; m < 8; m++) {
             int64_t g = w->flat ? (8 * p + m) % ng : 8 * p + m;
-            src[m] = g < ng ? xq->pairs + g * gs / 2 : zeros;
+            src[m] = g < ng ? xq->pairs + g * words : zeros;
             if (w->flat) {
                 xq->dl[8 * p + m] = xq->d[g];
                 xq->sl[8 * p + m] = xq->s[g];
             }
         }
-        for (int64_t c = 0; c < gs / 2; c += 8) {
+        for (int64_t c = 0; c < words; c += 8) {
             const uint32_t *part[8];
             for (int m = 0; m < 8; m++)
                 part[m] = src[m] + c;
@@ -230,15 +260,39 @@ INLINE __m256i block_q8(__m256i v, const int16_t *x, __m256i acc)
     return _mm256_add_epi32(acc, _mm256_add_epi32(p0, p1));
 }
 
-/* The group sums of one batch (lane m: group m), in two accumulators so
- * that the dependency chain of the adds is half as long. */
-INLINE __m256 batch_sums(const uint8_t *bp, const int16_t *x, enum eng_dtype dt, int gs, int n)
+/* Q4 with 8-bit codes, four blocks of 64 codes from bp (a batch of n
+ * groups) and x8: acc (i32) += code * X. */
+INLINE __m256i blocks4_q4_i8(const uint8_t *bp, int n, const int8_t *x8, __m256i acc)
 {
+    const __m256i m = _mm256_set1_epi8(15);
+    __m256i s16 = _mm256_setzero_si256();
+
+    for (int k = 0; k < 4; k++) {
+        __m256i v = LOADU(bp + 4 * n * k);
+        __m256i lo = _mm256_maddubs_epi16(_mm256_and_si256(v, m), LOADU(x8 + 64 * k));
+        __m256i hi = _mm256_maddubs_epi16(_mm256_and_si256(_mm256_srli_epi16(v, 4), m),
+                                          LOADU(x8 + 64 * k + 32));
+        s16 = _mm256_add_epi16(s16, _mm256_add_epi16(lo, hi));
+    }
+    return _mm256_add_epi32(acc, _mm256_madd_epi16(s16, _mm256_set1_epi16(1)));
+}
+
+/* The group sums of one batch (lane m: group m) with codes of the given
+ * bits at x, in two accumulators so that the dependency chain of the adds
+ * is half as long. */
+INLINE __m256
+batch_sums(const uint8_t *bp, const void *xv, enum eng_dtype dt, int gs, int n, int bits)
+{
+    const int16_t *x = xv;
     __m256i a = _mm256_setzero_si256(), b = a;
 
     /* (not unrolled further: gcc then hoists the loads and shifts of
      * several blocks and spills them to the stack) */
-    if (dt == ENG_DT_Q4) {
+    if (bits == 8) {
+#pragma GCC unroll 1
+        for (int j = 0; j < gs / 8; j += 4)
+            a = blocks4_q4_i8(bp + 4 * n * j, n, (const int8_t *)xv + j * 64, a);
+    } else if (dt == ENG_DT_Q4) {
 #pragma GCC unroll 1
         for (int j = 0; j < gs / 8; j += 2) {
             a = block_q4(LOADU(bp + 4 * n * j), x + j * 64, a);
@@ -282,7 +336,7 @@ INLINE __m256 load_sb(enum eng_dtype dt, const uint8_t *row, int64_t g, int n, b
  * scales and biases of groups [g, g + n) read from sc and bi. */
 INLINE __m256 batch(const struct eng_mat *w,
                     const uint8_t *bp,
-                    const int16_t *x,
+                    const uint8_t *x,
                     const float *d,
                     const float *s,
                     const uint8_t *sc,
@@ -291,22 +345,24 @@ INLINE __m256 batch(const struct eng_mat *w,
                     int n,
                     enum eng_dtype dt,
                     int gs,
+                    int bits,
                     bool over_ok,
                     __m256 acc)
 {
-    __m256 f = batch_sums(bp, x, dt, gs, n);
+    __m256 f = batch_sums(bp, x, dt, gs, n, bits);
     __m256 scale = _mm256_mul_ps(load_sb(w->sb_dtype, sc, g, n, over_ok), LOADUF(d));
 
     acc = _mm256_fmadd_ps(f, scale, acc);
     return _mm256_fmadd_ps(load_sb(w->sb_dtype, bi, g, n, over_ok), LOADUF(s), acc);
 }
 
-/* A row's batch at group g0 (per-row layout). */
+/* A row's batch at group g0 (per-row layout); codes of bits / 8 bytes. */
 #define ROW_BATCH(N, OVER_OK)                                                                      \
-    batch(w, row + g0 * (dt == ENG_DT_Q4 ? gs / 2 : gs), xq->q + g0 * gs, xq->d + g0, xq->s + g0,  \
-          sc, bi, g0, N, dt, gs, OVER_OK, acc)
+    batch(w, row + g0 * (dt == ENG_DT_Q4 ? gs / 2 : gs),                                           \
+          (const uint8_t *)xq->q + g0 * gs * bits / 8, xq->d + g0, xq->s + g0, sc, bi, g0, N, dt,  \
+          gs, bits, OVER_OK, acc)
 
-/* One specialization per (dtype, group size): inlined, the
+/* One specialization per (dtype, group size, code bits): inlined, the
  * compiler folds the branches on them, and on the last batch's group count,
  * into straight-line code. */
 INLINE void dot_rows_impl(const struct eng_mat *w,
@@ -315,7 +371,8 @@ INLINE void dot_rows_impl(const struct eng_mat *w,
                           int64_t r0,
                           int64_t r1,
                           enum eng_dtype dt,
-                          int gs)
+                          int gs,
+                          int bits)
 {
     int64_t ng = w->cols / gs;
 
@@ -381,8 +438,8 @@ static inline float row_sum(const float *v, int64_t n)
  * data (a short last batch, as in the per-row layout). */
 /* Flat batch b, meeting the activation batch p of the period. */
 #define FLAT_BATCH(N)                                                                              \
-    batch(w, bp, xq->q + p * 8 * gs, xq->dl + p * 8, xq->sl + p * 8, w->scales, w->biases, b * 8,  \
-          N, dt, gs, false, _mm256_set1_ps(-0.0f))
+    batch(w, bp, (const uint8_t *)xq->q + p * 8 * gs * bits / 8, xq->dl + p * 8, xq->sl + p * 8,   \
+          w->scales, w->biases, b * 8, N, dt, gs, bits, false, _mm256_set1_ps(-0.0f))
 
 INLINE void dot_rows_flat(const struct eng_mat *w,
                           const struct eng_xq *xq,
@@ -390,7 +447,8 @@ INLINE void dot_rows_flat(const struct eng_mat *w,
                           int64_t r0,
                           int64_t r1,
                           enum eng_dtype dt,
-                          int gs)
+                          int gs,
+                          int bits)
 {
     int64_t ng = w->cols / gs, total = w->rows * ng, period = lane_batches(w);
     int64_t G = dt == ENG_DT_Q4 ? gs / 2 : gs, chunk = (FLAT_BUF - 16) / ng;
@@ -420,31 +478,36 @@ INLINE void dot_rows_flat(const struct eng_mat *w,
 
 #undef FLAT_BATCH
 
-#define DEFINE_DOT(NAME, DT, GS)                                                                   \
+#define DEFINE_DOT(NAME, DT, GS, BITS)                                                             \
     static void NAME(const struct eng_mat *w, const struct eng_xq *xq, float *y, int64_t r0,       \
                      int64_t r1)                                                                   \
     {                                                                                              \
         if (w->flat)                                                                               \
-            dot_rows_flat(w, xq, y, r0, r1, ENG_DT_##DT, GS);                                      \
+            dot_rows_flat(w, xq, y, r0, r1, ENG_DT_##DT, GS, BITS);                                \
         else                                                                                       \
-            dot_rows_impl(w, xq, y, r0, r1, ENG_DT_##DT, GS);                                      \
+            dot_rows_impl(w, xq, y, r0, r1, ENG_DT_##DT, GS, BITS);                                \
     }
 
-DEFINE_DOT(dot_q4_32, Q4, 32)
-DEFINE_DOT(dot_q4_64, Q4, 64)
-DEFINE_DOT(dot_q4_128, Q4, 128)
-DEFINE_DOT(dot_q8_32, Q8, 32)
-DEFINE_DOT(dot_q8_64, Q8, 64)
-DEFINE_DOT(dot_q8_128, Q8, 128)
+DEFINE_DOT(dot_q4_32, Q4, 32, 16)
+DEFINE_DOT(dot_q4_64, Q4, 64, 16)
+DEFINE_DOT(dot_q4_128, Q4, 128, 16)
+DEFINE_DOT(dot_q8_32, Q8, 32, 16)
+DEFINE_DOT(dot_q8_64, Q8, 64, 16)
+DEFINE_DOT(dot_q8_128, Q8, 128, 16)
+DEFINE_DOT(dot_q4i8_32, Q4, 32, 8)
+DEFINE_DOT(dot_q4i8_64, Q4, 64, 8)
+DEFINE_DOT(dot_q4i8_128, Q4, 128, 8)
 
 void eng_avx2_dot_rows_q(const struct eng_mat *w, const void *xp, float *y, int64_t r0, int64_t r1)
 {
-    static void (*const fns[2][3])(const struct eng_mat *, const struct eng_xq *, float *, int64_t,
+    static void (*const fns[3][3])(const struct eng_mat *, const struct eng_xq *, float *, int64_t,
                                    int64_t) = {
         {dot_q4_32, dot_q4_64, dot_q4_128},
         {dot_q8_32, dot_q8_64, dot_q8_128},
+        {dot_q4i8_32, dot_q4i8_64, dot_q4i8_128},
     };
-    int kind = w->dtype == ENG_DT_Q8 ? 1 : 0;
+    const struct eng_xq *xq = xp;
+    int kind = w->dtype == ENG_DT_Q8 ? 1 : xq->bits == 8 ? 2 : 0;
     int gi = w->group_size == 32 ? 0 : w->group_size == 64 ? 1 : 2;
 
     fns[kind][gi](w, xp, y, r0, r1);

@@ -17,6 +17,14 @@
  * |X| <= ENG_XQ_MAX, the largest that 16-bit multiplies (vpmaddwd) take.
  * A group's sums (128 codes of at most 255 times it) fit in an int32. */
 #define ENG_XQ_MAX 32767
+/* The same with 8-bit codes (eng_xq.bits 8, Q4 only): |X| <= 127, so that
+ * vpmaddubsw's pairs of 15 * 127 never saturate its 16-bit sums. */
+#define ENG_XQ8_MAX 127
+
+static inline int eng_xq_max(int bits)
+{
+    return bits == 8 ? ENG_XQ8_MAX : ENG_XQ_MAX;
+}
 
 static inline float eng_f32_from_bits(uint32_t u)
 {

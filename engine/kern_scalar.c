@@ -93,13 +93,15 @@ DEFINE_MAT_OPS(bf16, uint16_t)
 
 /* ---- affine-quantized Q4/Q8 */
 
-/* Q4 and Q8, per group: d = max|x| / 32767, X = rint(x / d) (ties to
+/* Q4 and Q8, per group: d = max|x| / M, X = rint(x / d) (M = 32767, or
+ * 127 for 8-bit codes; ties to
  * even, as the SIMD conversion rounds), s = d * sum(X). A group holding inf
  * or NaN gets d = s = NaN and X = 0, so that the dot products come out NaN,
  * as the float path's would. */
 static void prep_q(const struct eng_mat *w, const float *x, struct eng_xq *xq)
 {
     int64_t gs = w->group_size, ng = w->cols / gs;
+    int32_t mx = eng_xq_max(xq->bits);
 
     for (int64_t g = 0; g < ng; g++) {
         const float *xg = x + g * gs;
@@ -111,17 +113,17 @@ static void prep_q(const struct eng_mat *w, const float *x, struct eng_xq *xq)
             bad |= !(a < HUGE_VALF);
             amax = a > amax ? a : amax;
         }
-        inv = !bad && amax > 0.0f ? (float)ENG_XQ_MAX / amax : 0.0f;
+        inv = !bad && amax > 0.0f ? (float)mx / amax : 0.0f;
         for (int64_t k = 0; k < gs; k++) {
             int32_t v = 0;
             if (inv > 0.0f) {
                 long r = lrintf(xg[k] * inv);
-                v = (int32_t)(r > ENG_XQ_MAX ? ENG_XQ_MAX : r < -ENG_XQ_MAX ? -ENG_XQ_MAX : r);
+                v = (int32_t)(r > mx ? mx : r < -mx ? -mx : r);
             }
             xq->t[g * gs + k] = v;
             sum += v;
         }
-        xq->d[g] = bad ? NAN : amax / (float)ENG_XQ_MAX;
+        xq->d[g] = bad ? NAN : amax / (float)mx;
         xq->s[g] = xq->d[g] * (float)sum;
     }
 }

@@ -155,7 +155,7 @@ size_t eng_xq_bytes(int64_t cols, int group_size)
     return xq_layout(cols, group_size, NULL);
 }
 
-struct eng_xq *eng_xq_init(void *buf, int64_t cols, int group_size, enum eng_dtype dt)
+struct eng_xq *eng_xq_init(void *buf, int64_t cols, int group_size, enum eng_dtype dt, int bits)
 {
     size_t g = xq_groups(cols, group_size);
     size_t ng = group_size ? (size_t)cols / (size_t)group_size : 0;
@@ -164,6 +164,7 @@ struct eng_xq *eng_xq_init(void *buf, int64_t cols, int group_size, enum eng_dty
     xq->cols = cols;
     xq->group_size = group_size;
     xq->dtype = dt;
+    xq->bits = bits == 8 && dt == ENG_DT_Q4 ? 8 : 16;
     xq->x = NULL;
     xq_layout(cols, group_size, xq);
     /* the padding groups contribute 0 * 0 to every dot product */

@@ -72,6 +72,7 @@ int eng_gemm_scratch_init(
     prep = (prep + 63) / 64 * 64;
 
     memset(s, 0, sizeof *s);
+    s->act_bits = 16;
     s->per_thread = (size_t)(small > TILE_FLOATS ? small : TILE_FLOATS);
     s->buf = malloc((size_t)n_threads * s->per_thread * sizeof(float));
     s->prep_bytes = prep;
@@ -203,7 +204,8 @@ static int prepare_inputs(struct linear_job *job)
             uint8_t *buf = job->scratch->prep + (size_t)k * job->scratch->prep_bytes;
             if (slots == cap)
                 return j;
-            job->ops[j]->prep(w, x, eng_xq_init(buf, w->cols, w->group_size, w->dtype));
+            job->ops[j]->prep(
+                w, x, eng_xq_init(buf, w->cols, w->group_size, w->dtype, job->scratch->act_bits));
             slot_x[k] = x;
             slot_dt[k] = w->dtype;
             slot_gs[k] = w->group_size;

@@ -178,6 +178,13 @@ const char *eng_kv_type_name(enum eng_kv_type t);
 struct eng_ctx_opts {
     int n_ctx;                /* positions; <= 0: the model's max_pos */
     enum eng_kv_type kv_type; /* ENG_KV_F32 (0) unless asked */
+    /* Width of the activation codes that 4-bit weights multiply in decode:
+     * 0 or 16 (default; within 2^-16 of each group's largest value), or 8
+     * (2^-8, as llama.cpp rounds its activations: faster where decode is
+     * bound by the kernel's arithmetic, and lossy: logits moved by up to
+     * 0.13 on the demo model quantized to 4 bits, 0.54 on the tiny random
+     * test models). Prompts and 8-bit weights always use 16. */
+    int act_bits;
 };
 
 /* A context for up to n_ctx positions (<= 0: the model's max_pos). The model

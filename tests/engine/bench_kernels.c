@@ -2,7 +2,8 @@
  * decode kernel of one dtype on one thread over a matrix much larger than
  * the caches, alternated with the read-bandwidth probe so that both see the
  * same machine load; prints the best of each and their ratio.
- *   bench_kernels DTYPE [COLS] [MiB] [ROUNDS]      DTYPE: f32 f16 bf16 q4 q8
+ *   bench_kernels DTYPE [COLS] [MiB] [ROUNDS]      DTYPE: f32 f16 bf16 q4 q8 q4a8
+ * (q4a8: Q4 with 8-bit activation codes)
  */
 #include <stdio.h>
 #include <stdlib.h>
@@ -44,10 +45,10 @@ int main(int argc, char **argv)
     struct sh_membw_opts mo = {.threads = 1, .bytes = (size_t)256 << 20, .runs = 1};
 
     if (argc < 2) {
-        fprintf(stderr, "usage: bench_kernels f32|f16|bf16|q4|q8 [COLS] [MiB] [ROUNDS]\n");
+        fprintf(stderr, "usage: bench_kernels f32|f16|bf16|q4|q8|q4a8 [COLS] [MiB] [ROUNDS]\n");
         return 2;
     }
-    if (strcmp(argv[1], "q4") == 0)
+    if (strcmp(argv[1], "q4") == 0 || strcmp(argv[1], "q4a8") == 0)
         dt = ENG_DT_Q4;
     else if (strcmp(argv[1], "q8") == 0)
         dt = ENG_DT_Q8;
@@ -101,7 +102,7 @@ int main(int argc, char **argv)
         xqbuf = aligned_alloc(64, (eng_xq_bytes(cols, 64) + 63) / 64 * 64);
         if (!xqbuf)
             return 1;
-        struct eng_xq *xq = eng_xq_init(xqbuf, cols, 64, dt);
+        struct eng_xq *xq = eng_xq_init(xqbuf, cols, 64, dt, strcmp(argv[1], "q4a8") == 0 ? 8 : 16);
         ops->prep(&m, x, xq);
         xp = xq;
     }

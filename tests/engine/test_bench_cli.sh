@@ -46,6 +46,7 @@ usage() {
 tap_check "bad thread list exits 2" usage --model "$fx" -t 1,,2
 tap_check "zero threads exits 2" usage --model "$fx" -t 0
 tap_check "bad --kv-type exits 2" usage --model "$fx" --kv-type q8
+tap_check "bad --act-bits exits 2" usage --model "$fx" --act-bits 4
 tap_check "-p 0 -n 0 exits 2" usage --model "$fx" -p 0 -n 0
 tap_check "bad -r exits 2" usage --model "$fx" -r 0
 
@@ -56,6 +57,10 @@ tap_check "quantize exits 0" test $rc -eq 0
 [ $rc -eq 0 ] || tap_diag "$(cat "$tmp/err")"
 "$SHOAL_BIN" bench --model "$tmp/q4" -p 4 -n 2 -t 1 -r 1 --no-bandwidth --json >"$tmp/q4.json"
 tap_check "bench runs the quantized model (q4)" grep -q '"dtype": "q4"' "$tmp/q4.json"
+tap_check "JSON names 16-bit activation codes by default" grep -q '"act_bits": 16' "$tmp/q4.json"
+"$SHOAL_BIN" bench --model "$tmp/q4" -p 4 -n 2 -t 1 -r 1 --no-bandwidth --act-bits 8 >"$tmp/a8.txt"
+tap_check "bench --act-bits 8 runs and says so" \
+    sh -c "grep -q '^| 1 | tg2 | ' '$tmp/a8.txt' && grep -q 'activation codes 8-bit' '$tmp/a8.txt'"
 "$SHOAL_BIN" quantize --model "$fx" --bits 4 --out "$tmp/q4" >/dev/null 2>"$tmp/err"; rc=$?
 tap_check "quantize onto an existing folder exits 1" test $rc -eq 1 -a -n "$(grep exists "$tmp/err")"
 qusage() {

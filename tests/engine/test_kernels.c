@@ -55,7 +55,7 @@ static void fill_x(float *x, int64_t n)
 
 static const enum eng_isa isas[] = {ENG_ISA_AVX2};
 
-static void *xq_new(int64_t cols, int gs, enum eng_dtype dt, struct eng_xq **xq);
+static void *xq_new(int64_t cols, int gs, enum eng_dtype dt, int bits, struct eng_xq **xq);
 
 /* The matrix as an ISA's kernels read it: repacked into its own layout when
  * it has one (*buf is then returned, the caller frees it), else as is. */
@@ -127,7 +127,7 @@ static void check_float_dtype(enum eng_dtype dt)
                         continue;
                     if (ops->prep) { /* (a kernel may want x reordered) */
                         struct eng_xq *xq;
-                        buf = xq_new(cols, 0, dt, &xq);
+                        buf = xq_new(cols, 0, dt, 16, &xq);
                         ops->prep(&m, x, xq);
                         xp = xq;
                     }
@@ -234,17 +234,18 @@ static void qmat_free(struct qmat *q)
     free(q->bi);
 }
 
-static void *xq_new(int64_t cols, int gs, enum eng_dtype dt, struct eng_xq **xq)
+static void *xq_new(int64_t cols, int gs, enum eng_dtype dt, int bits, struct eng_xq **xq)
 {
     void *buf = aligned_alloc(64, (eng_xq_bytes(cols, gs) + 63) / 64 * 64);
     assert_non_null(buf);
     /* garbage first: prep must write everything the kernels read */
     memset(buf, 0xA5, eng_xq_bytes(cols, gs));
-    *xq = eng_xq_init(buf, cols, gs, dt);
+    *xq = eng_xq_init(buf, cols, gs, dt, bits);
     return buf;
 }
 
-static void check_quant(enum eng_dtype dt, int gs, enum eng_dtype sb)
+/* bits: the activation codes' width (16, or 8 for Q4) */
+static void check_quant(enum eng_dtype dt, int gs, enum eng_dtype sb, int bits)
 {
     /* group counts: 1, 3, 8, 9, 17 (tails of the 8-group batches), odd
      * counts of 32-groups (half blocks of Q4) */
@@ -260,11 +261,23 @@ static void check_quant(enum eng_dtype dt, int gs, enum eng_dtype sb)
             float *x = malloc((size_t)cols * 4), *wf = malloc((size_t)(rows * cols) * 4);
             float *y = malloc((size_t)rows * 4), *y2 = malloc((size_t)rows * 4);
             float *c2 = malloc((size_t)(rows * cols) * 4);
-            void *ba = xq_new(cols, gs, dt, &xa), *bb = xq_new(cols, gs, dt, &xb);
+            void *ba = xq_new(cols, gs, dt, bits, &xa), *bb = xq_new(cols, gs, dt, bits, &xb);
             assert_true(x && wf && y && y2 && c2);
+            assert_int_equal(xa->bits, bits);
             qmat_make(&q, dt, gs, sb, rows, cols);
             fill_x(x, cols);
             ref->prep(&q.m, x, xa);
+            for (int64_t i = 0; i < cols; i++) /* the codes' range, reached */
+                assert_true(abs(xa->t[i]) <= (bits == 8 ? 127 : 32767));
+            for (int64_t g = 0; g < ng; g++) {
+                int32_t top = 0;
+                float xmax = 0.0f;
+                for (int64_t i = g * gs; i < (g + 1) * gs; i++) {
+                    top = abs(xa->t[i]) > top ? abs(xa->t[i]) : top;
+                    xmax = fabsf(x[i]) > xmax ? fabsf(x[i]) : xmax;
+                }
+                assert_int_equal(top, xmax > 0.0f ? (bits == 8 ? 127 : 32767) : 0);
+            }
             ref->rows_to_f32(&q.m, 0, rows, wf);
             ref->dot_rows(&q.m, xa, y, 0, rows);
             for (int64_t r = 0; r < rows; r++) {
@@ -331,9 +344,9 @@ static void check_quant(enum eng_dtype dt, int gs, enum eng_dtype sb)
                         free(rbuf);
                     }
                     if (fabs(y2[r] - v) > (double)(2 * ng + 8) * U * t)
-                        fail_msg("%s g%d %s row %lld/%lld cols %lld: %g vs %g",
-                                 eng_dtype_info(dt)->name, gs, eng_isa_name(isas[k]), (long long)r,
-                                 (long long)rows, (long long)cols, (double)y2[r], v);
+                        fail_msg("%s g%d a%d %s row %lld/%lld cols %lld: %g vs %g",
+                                 eng_dtype_info(dt)->name, gs, bits, eng_isa_name(isas[k]),
+                                 (long long)r, (long long)rows, (long long)cols, (double)y2[r], v);
                 }
             }
             qmat_free(&q);
@@ -351,20 +364,27 @@ static void check_quant(enum eng_dtype dt, int gs, enum eng_dtype sb)
 static void test_q4(void **state)
 {
     (void)state;
-    for (int gs = 32; gs <= 128; gs *= 2) {
-        check_quant(ENG_DT_Q4, gs, ENG_DT_BF16);
-        check_quant(ENG_DT_Q4, gs, ENG_DT_F16);
-        check_quant(ENG_DT_Q4, gs, ENG_DT_F32);
-    }
+    for (int bits = 16; bits >= 8; bits -= 8)
+        for (int gs = 32; gs <= 128; gs *= 2) {
+            check_quant(ENG_DT_Q4, gs, ENG_DT_BF16, bits);
+            check_quant(ENG_DT_Q4, gs, ENG_DT_F16, bits);
+            check_quant(ENG_DT_Q4, gs, ENG_DT_F32, bits);
+        }
 }
 
 static void test_q8(void **state)
 {
     (void)state;
     for (int gs = 32; gs <= 128; gs *= 2) {
-        check_quant(ENG_DT_Q8, gs, ENG_DT_BF16);
-        check_quant(ENG_DT_Q8, gs, ENG_DT_F16);
-        check_quant(ENG_DT_Q8, gs, ENG_DT_F32);
+        check_quant(ENG_DT_Q8, gs, ENG_DT_BF16, 16);
+        check_quant(ENG_DT_Q8, gs, ENG_DT_F16, 16);
+        check_quant(ENG_DT_Q8, gs, ENG_DT_F32, 16);
+    }
+    { /* 8-bit codes are for Q4 alone: Q8 keeps 16 */
+        struct eng_xq *xq;
+        void *buf = xq_new(64, 64, ENG_DT_Q8, 8, &xq);
+        assert_int_equal(xq->bits, 16);
+        free(buf);
     }
 }
 
@@ -373,36 +393,37 @@ static void test_q8(void **state)
 static void test_quant_nonfinite(void **state)
 {
     (void)state;
-    for (int k = -1; k < (int)(sizeof isas / sizeof *isas); k++) {
-        const struct eng_mat_ops *ops =
-            eng_mat_ops_isa(ENG_DT_Q4, k < 0 ? ENG_ISA_SCALAR : isas[k]);
-        struct qmat q;
-        struct eng_xq *xq;
-        float x[128], y[2];
-        void *buf;
-        if (!ops)
-            continue;
-        void *rbuf;
-        struct eng_mat mk;
-        buf = xq_new(128, 64, ENG_DT_Q4, &xq);
-        qmat_make(&q, ENG_DT_Q4, 64, ENG_DT_BF16, 2, 128);
-        mk = mat_for(ops, &q.m, &rbuf);
-        fill_x(x, 128);
-        ops->prep(&mk, x, xq);
-        ops->dot_rows(&mk, xq, y, 0, 2);
-        assert_true(isfinite(y[0]) && isfinite(y[1]));
-        x[70] = INFINITY;
-        ops->prep(&mk, x, xq);
-        ops->dot_rows(&mk, xq, y, 0, 2);
-        assert_true(isnan(y[0]) && isnan(y[1]));
-        x[70] = NAN;
-        ops->prep(&mk, x, xq);
-        ops->dot_rows(&mk, xq, y, 0, 2);
-        assert_true(isnan(y[0]) && isnan(y[1]));
-        qmat_free(&q);
-        free(rbuf);
-        free(buf);
-    }
+    for (int k = -1; k < (int)(sizeof isas / sizeof *isas); k++)
+        for (int bits = 16; bits >= 8; bits -= 8) {
+            const struct eng_mat_ops *ops =
+                eng_mat_ops_isa(ENG_DT_Q4, k < 0 ? ENG_ISA_SCALAR : isas[k]);
+            struct qmat q;
+            struct eng_xq *xq;
+            float x[128], y[2];
+            void *buf;
+            if (!ops)
+                continue;
+            void *rbuf;
+            struct eng_mat mk;
+            buf = xq_new(128, 64, ENG_DT_Q4, bits, &xq);
+            qmat_make(&q, ENG_DT_Q4, 64, ENG_DT_BF16, 2, 128);
+            mk = mat_for(ops, &q.m, &rbuf);
+            fill_x(x, 128);
+            ops->prep(&mk, x, xq);
+            ops->dot_rows(&mk, xq, y, 0, 2);
+            assert_true(isfinite(y[0]) && isfinite(y[1]));
+            x[70] = INFINITY;
+            ops->prep(&mk, x, xq);
+            ops->dot_rows(&mk, xq, y, 0, 2);
+            assert_true(isnan(y[0]) && isnan(y[1]));
+            x[70] = NAN;
+            ops->prep(&mk, x, xq);
+            ops->dot_rows(&mk, xq, y, 0, 2);
+            assert_true(isnan(y[0]) && isnan(y[1]));
+            qmat_free(&q);
+            free(rbuf);
+            free(buf);
+        }
 }
 
 /* ---- attention over the KV cache (f32 and f16 caches) */
@@ -570,7 +591,7 @@ static void check_gemm_q(enum eng_dtype dt, int gs, enum eng_dtype sb)
                 struct qmat q;
                 struct eng_xq *xa;
                 struct eng_gemm_xq xq;
-                void *rbuf, *ba = xq_new(k, gs, dt, &xa);
+                void *rbuf, *ba = xq_new(k, gs, dt, 16, &xa);
                 void *qbuf = aligned_alloc(64, (eng_gemm_xq_bytes(m, k) + 63) / 64 * 64);
                 float *x = malloc((size_t)(m * k) * 4), *y = malloc((size_t)m * ldy * 4);
                 float *yr = malloc((size_t)rows * 4);
@@ -654,7 +675,8 @@ static void test_gemm_q(void **state)
 
 /* ---- decode through eng_linear_run: two outputs share an input but not a
  * layout (one flat, one per row: its rows are not contiguous), so each
- * needs its own preparation of that input */
+ * needs its own preparation of that input; with 16- and 8-bit codes (the
+ * scratch's act_bits reaches the preparation) */
 
 static void test_linear_layouts(void **state)
 {
@@ -681,7 +703,7 @@ static void test_linear_layouts(void **state)
         memcpy(rows_b + (size_t)r * spaced.row_stride, qb.packed + (size_t)r * (COLS / 2),
                COLS / 2);
     fill_x(x, COLS);
-    {
+    for (int bits = 16; bits >= 8; bits -= 8) {
         struct eng_mat ma = mat_for(ops, &qa.m, &ra), mb = mat_for(ops, &spaced, &rb);
         /* the per-row one first: its preparation lacks the flat one's period */
         struct eng_linear out[2] = {{&mb, y[1], 1, NULL}, {&ma, y[0], 1, NULL}};
@@ -689,21 +711,23 @@ static void test_linear_layouts(void **state)
             assert_true(ma.flat);
             assert_false(mb.flat);
         }
-        xb = xq_new(COLS, GS, ENG_DT_Q4, &xq);
+        xb = xq_new(COLS, GS, ENG_DT_Q4, bits, &xq);
         ops->prep(&ma, x, xq);
         ops->dot_rows(&ma, xq, want[0], 0, ROWS);
         ops->prep(&mb, x, xq);
         ops->dot_rows(&mb, xq, want[1], 0, ROWS);
         assert_int_equal(eng_pool_new(1, &pool, &err), 0);
         assert_int_equal(eng_gemm_scratch_init(&scratch, 1, COLS, 1, 2), 0);
+        assert_int_equal(scratch.act_bits, 16);
+        scratch.act_bits = bits;
         eng_linear_run(pool, &scratch, out, 2, x, COLS, 1);
         assert_memory_equal(y, want, sizeof y);
         eng_gemm_scratch_free(&scratch);
         eng_pool_free(pool);
+        free(ra);
+        free(rb);
+        free(xb);
     }
-    free(ra);
-    free(rb);
-    free(xb);
     free(rows_b);
     qmat_free(&qa);
     qmat_free(&qb);
