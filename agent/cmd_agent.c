@@ -7,6 +7,7 @@
 #include "agent/agent.h"
 #include "agent/cli.h"
 #include "common/util.h"
+#include "engine/model.h"
 
 const char agent_agent_usage[] =
     "usage: shoal agent [OPTIONS]\n"
@@ -47,6 +48,9 @@ const char agent_agent_usage[] =
     "  --queue N          requests that may wait per model when every slot is busy\n"
     "                     (default 32); more get 503 with Retry-After\n"
     "  --threads N        compute threads per model (default: physical cores)\n"
+    "  --act-bits N       codes of the activations that 4-bit weights multiply in\n"
+    "                     generation: 16 (default) or 8 (llama.cpp's rounding:\n"
+    "                     faster, and lossy: logits move by about 0.1)\n"
     "\n"
     "SIGTERM or SIGINT stops the node cleanly (a leader hands over first).\n";
 
@@ -70,6 +74,7 @@ enum {
     OPT_CTX,
     OPT_QUEUE,
     OPT_THREADS,
+    OPT_ACT_BITS,
 };
 
 /* --slots, --ctx, --queue, --threads: an integer in [min, max]. */
@@ -111,6 +116,7 @@ int agent_cmd_agent(int argc, char **argv)
         {"ctx", required_argument, NULL, OPT_CTX},
         {"queue", required_argument, NULL, OPT_QUEUE},
         {"threads", required_argument, NULL, OPT_THREADS},
+        {"act-bits", required_argument, NULL, OPT_ACT_BITS},
         {NULL, 0, NULL, 0},
     };
     const struct agent_cmd *cmd = agent_cmd_find("agent");
@@ -208,6 +214,10 @@ int agent_cmd_agent(int argc, char **argv)
             break;
         case OPT_THREADS:
             rc = parse_count(cmd, "--threads", optarg, 1, 512, &o.serve.threads);
+            break;
+        case OPT_ACT_BITS:
+            if (!eng_act_bits_parse(optarg, &o.serve.act_bits))
+                rc = agent_usage_error(cmd, "--act-bits: 16 or 8, got \"%s\"", optarg);
             break;
         default:
             return agent_usage_error(cmd, "unknown or incomplete option '%s'", argv[optind - 1]);

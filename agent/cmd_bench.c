@@ -306,9 +306,8 @@ int agent_cmd_bench(int argc, char **argv)
                 return agent_usage_error(self(), "--kv-type: f32 or f16, got \"%s\"", optarg);
             break;
         case 'a':
-            if (strcmp(optarg, "8") != 0 && strcmp(optarg, "16") != 0)
-                return agent_usage_error(self(), "--act-bits: 8 or 16, got \"%s\"", optarg);
-            b.act_bits = atoi(optarg);
+            if (!eng_act_bits_parse(optarg, &b.act_bits))
+                return agent_usage_error(self(), "--act-bits: 16 or 8, got \"%s\"", optarg);
             break;
         case 'B':
             bw = false;

@@ -29,6 +29,7 @@ const char agent_run_usage[] =
     "usage: shoal run [--model DIR] --prompt TEXT [-n N] [--temp T] [--top-p P]\n"
     "                 [--top-k K] [--min-p P] [--repeat-penalty R] [--seed S]\n"
     "                 [--stop STR]... [--chat] [--no-eos] [--ctx N] [--threads N]\n"
+    "                 [--act-bits 16|8]\n"
     "\n"
     "Generates a continuation of TEXT (or, with --chat, the model's answer to it)\n"
     "and writes it to stdout as it is produced. At the end it prints the prompt\n"
@@ -52,6 +53,9 @@ const char agent_run_usage[] =
     "  --ctx N             context size in tokens (default: prompt + N, at most the\n"
     "                      model's max_position_embeddings)\n"
     "  --threads N         compute threads (default: physical cores)\n"
+    "  --act-bits N        codes of the activations that 4-bit weights multiply in\n"
+    "                      generation: 16 (default) or 8 (llama.cpp's rounding:\n"
+    "                      faster, and lossy: logits move by about 0.1)\n"
     "\n"
     "Sampling options left out take the model's generation_config.json values\n"
     "(greedy when it says do_sample false; temperature 1 and no cut-offs\n"
@@ -59,6 +63,7 @@ const char agent_run_usage[] =
 
 struct run_opts {
     const char *model;
+    int act_bits; /* eng_ctx_opts.act_bits; 0: the default */
     const char *prompt;
     bool chat;
     bool no_eos;
@@ -200,7 +205,18 @@ static int parse_float(const char *flag, const char *s, double min, double max, 
 
 static int parse_args(int argc, char **argv, struct run_opts *o)
 {
-    enum { O_TEMP = 256, O_TOP_P, O_TOP_K, O_MIN_P, O_REPEAT, O_SEED, O_STOP, O_NO_EOS, O_CTX };
+    enum {
+        O_TEMP = 256,
+        O_TOP_P,
+        O_TOP_K,
+        O_MIN_P,
+        O_REPEAT,
+        O_SEED,
+        O_STOP,
+        O_NO_EOS,
+        O_CTX,
+        O_ACT_BITS
+    };
     static const struct option opts[] = {
         {"model", required_argument, NULL, 'm'},
         {"prompt", required_argument, NULL, 'p'},
@@ -215,6 +231,7 @@ static int parse_args(int argc, char **argv, struct run_opts *o)
         {"stop", required_argument, NULL, O_STOP},
         {"no-eos", no_argument, NULL, O_NO_EOS},
         {"ctx", required_argument, NULL, O_CTX},
+        {"act-bits", required_argument, NULL, O_ACT_BITS},
         {NULL, 0, NULL, 0},
     };
     int64_t k;
@@ -247,6 +264,10 @@ static int parse_args(int argc, char **argv, struct run_opts *o)
             break;
         case O_TEMP:
             rc = parse_float("--temp", optarg, 0, 1e4, &o->gp.temperature);
+            break;
+        case O_ACT_BITS:
+            if (!eng_act_bits_parse(optarg, &o->act_bits))
+                return agent_usage_error(self(), "--act-bits: 16 or 8, got \"%s\"", optarg);
             break;
         case O_TOP_P:
             rc = parse_float("--top-p", optarg, 0, 1, &o->gp.top_p);
@@ -353,6 +374,7 @@ int agent_cmd_run(int argc, char **argv)
     struct eng_model *model = NULL;
     struct eng_pool *pool = NULL;
     struct eng_ctx *ctx = NULL;
+    struct eng_ctx_opts copts;
     struct eng_gen *gen = NULL;
     struct sh_err err = {0};
     int32_t *ids = NULL, stop_ids[8], eot[4];
@@ -415,8 +437,9 @@ int agent_cmd_run(int argc, char **argv)
         o.gp.seed = o.seed;
     else if (getrandom(&o.gp.seed, sizeof o.gp.seed, 0) != (ssize_t)sizeof o.gp.seed)
         o.gp.seed = sh_now_ns();
+    copts = (struct eng_ctx_opts){.n_ctx = (int)n_ctx, .act_bits = o.act_bits};
     if (eng_pool_new((int)o.threads, &pool, &err) ||
-        eng_ctx_new(model, pool, (int)n_ctx, &ctx, &err) ||
+        eng_ctx_new_ex(model, pool, &copts, &ctx, &err) ||
         eng_gen_new(model, tok, ctx, &o.gp, &gen, &err) ||
         eng_gen_prefill(gen, ids, n_ids, 0, &err)) {
         fprintf(stderr, "shoal run: %s\n", sh_err_msg(&err));

@@ -46,7 +46,7 @@
 
 const char agent_runner_usage[] =
     "usage: shoal runner --fd N --model DIR [--id ID] [--slots N] [--ctx N] [--threads N]\n"
-    "                    [--log-level LEVEL]\n"
+    "                    [--act-bits 16|8] [--log-level LEVEL]\n"
     "\n"
     "Internal: the model process `shoal agent` starts for each model it serves.\n"
     "It loads DIR and answers generation requests framed on the socket inherited\n"
@@ -56,7 +56,8 @@ const char agent_runner_usage[] =
     "  --slots N     concurrent generations (default 4)\n"
     "  --ctx N       context tokens per slot (default: the model's, at most 8192,\n"
     "                halved until the slots' KV caches fit a quarter of free RAM)\n"
-    "  --threads N   compute threads (default: physical cores)\n";
+    "  --threads N   compute threads (default: physical cores)\n"
+    "  --act-bits N  4-bit weights' activation codes in generation: 16 (default) or 8\n";
 
 struct slot {
     struct eng_ctx *ctx;
@@ -81,6 +82,7 @@ struct runner_opts {
     const char *model;
     const char *id;
     int64_t slots, ctx, threads;
+    int act_bits; /* eng_ctx_opts.act_bits; 0: the default */
     enum sh_log_level level;
 };
 
@@ -331,7 +333,7 @@ static int serve(struct runner *r)
 
 static int parse_args(int argc, char **argv, struct runner_opts *o)
 {
-    enum { O_FD = 256, O_MODEL, O_ID, O_SLOTS, O_CTX, O_THREADS, O_LOG };
+    enum { O_FD = 256, O_MODEL, O_ID, O_SLOTS, O_CTX, O_THREADS, O_ACT_BITS, O_LOG };
     static const struct option opts[] = {
         {"fd", required_argument, NULL, O_FD},
         {"model", required_argument, NULL, O_MODEL},
@@ -339,6 +341,7 @@ static int parse_args(int argc, char **argv, struct runner_opts *o)
         {"slots", required_argument, NULL, O_SLOTS},
         {"ctx", required_argument, NULL, O_CTX},
         {"threads", required_argument, NULL, O_THREADS},
+        {"act-bits", required_argument, NULL, O_ACT_BITS},
         {"log-level", required_argument, NULL, O_LOG},
         {NULL, 0, NULL, 0},
     };
@@ -372,6 +375,10 @@ static int parse_args(int argc, char **argv, struct runner_opts *o)
             if (!sh_parse_i64(optarg, 1, 512, &o->threads))
                 return agent_usage_error(cmd, "--threads: expected 1 to 512, got \"%s\"", optarg);
             break;
+        case O_ACT_BITS:
+            if (!eng_act_bits_parse(optarg, &o->act_bits))
+                return agent_usage_error(cmd, "--act-bits: 16 or 8, got \"%s\"", optarg);
+            break;
         case O_LOG:
             if ((level = sh_log_parse_level(optarg)) < 0)
                 return agent_usage_error(cmd, "--log-level: expected error|warn|info|debug");
@@ -401,9 +408,11 @@ static int start(struct runner *r, const struct runner_opts *o)
     if ((rc = runner_model_load(o->model, &r->rm, &err)) || (rc = pick_ctx(r, o->ctx, &err)) ||
         (rc = eng_pool_new((int)o->threads, &r->pool, &err)))
         goto fail;
-    for (int i = 0; i < r->n_slots; i++)
-        if ((rc = eng_ctx_new(r->rm.model, r->pool, r->n_ctx, &r->slots[i].ctx, &err)))
+    for (int i = 0; i < r->n_slots; i++) {
+        struct eng_ctx_opts co = {.n_ctx = r->n_ctx, .act_bits = o->act_bits};
+        if ((rc = eng_ctx_new_ex(r->rm.model, r->pool, &co, &r->slots[i].ctx, &err)))
             goto fail;
+    }
     if (!(ready = runner_ready_json(&r->rm, r->n_ctx, r->n_slots))) {
         rc = sh_err_set(&err, SH_ENOMEM, "out of memory");
         goto fail;

@@ -60,6 +60,7 @@ struct serve_opts {
     int slots;                   /* --slots per runner; 0 = the runner's default (4) */
     int ctx;                     /* --ctx per slot; 0 = the runner's choice */
     int threads;                 /* --threads per runner; 0 = physical cores */
+    int act_bits;                /* --act-bits per runner; 0 = the default (16) */
     int queue;                   /* --queue per model; 0 = SERVE_DEFAULT_QUEUE */
     enum sh_log_level log_level; /* passed to the runners */
 };

@@ -71,6 +71,10 @@ int sv_runner_start(struct sv_model *m, struct sh_err *err)
         argv[n++] = "--threads";
         argv[n++] = threads;
     }
+    if (o->act_bits == 8) {
+        argv[n++] = "--act-bits";
+        argv[n++] = "8";
+    }
     argv[n] = NULL;
     if (socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, sv) != 0)
         return sh_err_set(err, SH_EIO, "runner for %s: socketpair: %s", m->md.id, strerror(errno));

@@ -90,6 +90,14 @@ bool eng_kv_type_parse(const char *s, enum eng_kv_type *out)
     return true;
 }
 
+bool eng_act_bits_parse(const char *s, int *out)
+{
+    if (strcmp(s, "16") != 0 && strcmp(s, "8") != 0)
+        return false;
+    *out = s[0] == '8' ? 8 : 16;
+    return true;
+}
+
 const char *eng_kv_type_name(enum eng_kv_type t)
 {
     return t == ENG_KV_F16 ? "f16" : "f32";

@@ -175,6 +175,9 @@ enum eng_kv_type {
 bool eng_kv_type_parse(const char *s, enum eng_kv_type *out);
 const char *eng_kv_type_name(enum eng_kv_type t);
 
+/* "16" or "8" -> *out (eng_ctx_opts.act_bits); false for anything else. */
+bool eng_act_bits_parse(const char *s, int *out);
+
 struct eng_ctx_opts {
     int n_ctx;                /* positions; <= 0: the model's max_pos */
     enum eng_kv_type kv_type; /* ENG_KV_F32 (0) unless asked */
