@@ -421,7 +421,7 @@ static void test_act_bits8(void **state)
     struct eng_model *m = load(f->model_dir);
     struct eng_pool *pool = pool_of(2);
     int vocab = eng_model_config(m)->vocab_size;
-    bool q4 = strstr(f->name, "4bit") != NULL;
+    bool q4 = strcmp(eng_model_dtype_name(m), "q4") == 0; /* (the weights, not the name) */
     float worst = 0, moved = 0;
     const cJSON *p;
 
