@@ -7,6 +7,10 @@ import json
 import re
 import sys
 
+# Diagnostic lines shown per failing point (a YAML block can be long: its
+# stack trace is cut, the error and the values come first).
+DIAG_LINES = 16
+
 
 def count(test):
     out = test.get("stdout") or ""
@@ -21,18 +25,27 @@ def count(test):
 
 
 def failing_points(test):
-    """The failing TAP points of a test with the diagnostics that follow each
-    (a few lines), so that the end of a long CI log still says what failed."""
+    """The failing TAP points of a test (nested subtests' too) with the
+    diagnostics that follow each, so that the end of a long CI log still says
+    what failed: cmocka's "#" lines, or node:test's YAML block between "---"
+    and "..." (its error, expected and actual values, and stack)."""
     lines = (test.get("stdout") or "").splitlines()
     out = []
     for i, line in enumerate(lines):
-        if not re.match(r"^not ok \d+", line):
+        if not re.match(r"^\s*not ok \d+", line):
             continue
-        out.append(line)
-        for diag in lines[i + 1:i + 6]:
-            if not diag.startswith("#"):
+        out.append(line.strip())
+        in_yaml = False
+        for diag in lines[i + 1:i + 1 + DIAG_LINES]:
+            d = diag.strip()
+            if d == "---" and not in_yaml:
+                in_yaml = True
+                continue
+            if in_yaml and d == "...":
                 break
-            out.append("  " + diag[:300])
+            if not in_yaml and not d.startswith("#"):
+                break
+            out.append("  " + d[:300])
     return out
 
 
