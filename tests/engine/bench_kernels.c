@@ -2,8 +2,10 @@
  * decode kernel of one dtype on one thread over a matrix much larger than
  * the caches, alternated with the read-bandwidth probe so that both see the
  * same machine load; prints the best of each and their ratio.
- *   bench_kernels DTYPE [COLS] [MiB] [ROUNDS]      DTYPE: f32 f16 bf16 q4 q8 q4a8
- * (q4a8: Q4 with 8-bit activation codes)
+ *   bench_kernels DTYPE [COLS] [MiB] [ROUNDS] [THREADS]   DTYPE: f32 f16 bf16 q4 q8 q4a8
+ * (q4a8: Q4 with 8-bit activation codes). With THREADS > 1 the engine's
+ * pool cuts the rows into one range per thread, as decode does, and the
+ * probe reads with as many threads.
  */
 #include <stdio.h>
 #include <stdlib.h>
@@ -28,10 +30,30 @@ static void *big_alloc(size_t n)
     return p;
 }
 
+struct split_job {
+    const struct eng_mat_ops *ops;
+    const struct eng_mat *m;
+    const void *xp;
+    float *y;
+};
+
+static void split_worker(void *arg, int t, int nt)
+{
+    const struct split_job *j = arg;
+    int64_t chunks = (j->m->rows + 15) / 16;
+    int64_t r0 = chunks * t / nt * 16, r1 = chunks * (t + 1) / nt * 16;
+
+    r1 = r1 < j->m->rows ? r1 : j->m->rows;
+    if (r0 < r1)
+        j->ops->dot_rows(j->m, j->xp, j->y, r0, r1);
+}
+
 int main(int argc, char **argv)
 {
     int64_t cols = argc > 2 ? atoll(argv[2]) : 896, mib = argc > 3 ? atoll(argv[3]) : 256;
-    int rounds = argc > 4 ? atoi(argv[4]) : 10;
+    int rounds = argc > 4 ? atoi(argv[4]) : 10, threads = argc > 5 ? atoi(argv[5]) : 1;
+    struct eng_pool *pool = NULL;
+    struct sh_err err = {0};
     enum eng_dtype dt;
     size_t row_bytes, sb_bytes = 0;
     int64_t rows;
@@ -42,10 +64,11 @@ int main(int argc, char **argv)
     struct eng_mat m = {0};
     const struct eng_mat_ops *ops;
     double best = 0, best_bw = 0;
-    struct sh_membw_opts mo = {.threads = 1, .bytes = (size_t)256 << 20, .runs = 1};
+    struct sh_membw_opts mo = {.threads = threads, .bytes = (size_t)256 << 20, .runs = 1};
 
     if (argc < 2) {
-        fprintf(stderr, "usage: bench_kernels f32|f16|bf16|q4|q8|q4a8 [COLS] [MiB] [ROUNDS]\n");
+        fprintf(stderr,
+                "usage: bench_kernels f32|f16|bf16|q4|q8|q4a8 [COLS] [MiB] [ROUNDS] [THREADS]\n");
         return 2;
     }
     if (strcmp(argv[1], "q4") == 0 || strcmp(argv[1], "q4a8") == 0)
@@ -106,13 +129,21 @@ int main(int argc, char **argv)
         ops->prep(&m, x, xq);
         xp = xq;
     }
+    if (threads > 1 && eng_pool_new(threads, &pool, &err) != 0) {
+        fprintf(stderr, "bench_kernels: %s\n", sh_err_msg(&err));
+        return 1;
+    }
     for (int r = 0; r < rounds; r++) {
         struct sh_membw_result res;
+        struct split_job job = {ops, &m, xp, y};
         /* small (cache-resident) matrices: several passes per timing */
         int reps = mib >= 256 ? 1 : (int)(256 / mib);
         double t0 = sh_now_s(), t;
         for (int k = 0; k < reps; k++)
-            ops->dot_rows(&m, xp, y, 0, rows);
+            if (pool)
+                eng_pool_run(pool, split_worker, &job);
+            else
+                ops->dot_rows(&m, xp, y, 0, rows);
         t = (sh_now_s() - t0) / reps;
         if ((double)rows * (double)(row_bytes + 2 * sb_bytes) / t / 1e9 > best)
             best = (double)rows * (double)(row_bytes + 2 * sb_bytes) / t / 1e9;
@@ -129,5 +160,7 @@ int main(int argc, char **argv)
     free(x);
     free(y);
     free(xqbuf);
+    if (pool)
+        eng_pool_free(pool);
     return 0;
 }
