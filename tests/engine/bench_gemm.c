@@ -11,6 +11,7 @@
 
 #include "common/util.h"
 #include "engine/internal.h"
+#include "tests/engine/bench_quant.h"
 
 int main(int argc, char **argv)
 {
@@ -65,13 +66,7 @@ int main(int argc, char **argv)
         sb = malloc((size_t)rows * sb_bytes * 2);
         if (!sb)
             return 1;
-        for (size_t i = 0; i < (size_t)rows * sb_bytes * 2; i++)
-            sb[i] = (uint8_t)(i & 1 ? 0x3c : 0x00);
-        mat.group_size = 64;
-        mat.sb_dtype = ENG_DT_BF16;
-        mat.scales = sb;
-        mat.biases = sb + (size_t)rows * sb_bytes;
-        mat.sb_stride = sb_bytes;
+        bench_attach_sb(&mat, sb);
     }
     ops = eng_mat_ops(dt);
     if (ops->repack) {

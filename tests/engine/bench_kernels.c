@@ -1,7 +1,8 @@
 /* tests/engine/bench_kernels.c: an internal timing harness (not a test): the
- * decode kernel of one dtype on one thread over a matrix much larger than
- * the caches, alternated with the read-bandwidth probe so that both see the
- * same machine load; prints the best of each and their ratio.
+ * decode kernel of one dtype (on one thread unless THREADS says more) over
+ * a matrix much larger than the caches, alternated with the read-bandwidth
+ * probe so that both see the same machine load; prints the best of each and
+ * their ratio.
  *   bench_kernels DTYPE [COLS] [MiB] [ROUNDS] [THREADS]   DTYPE: f32 f16 bf16 q4 q8 q4a8
  * (q4a8: Q4 with 8-bit activation codes). With THREADS > 1 the engine's
  * pool cuts the rows into one range per thread, as decode does, and the
@@ -15,6 +16,7 @@
 #include "common/membw.h"
 #include "common/util.h"
 #include "engine/internal.h"
+#include "tests/engine/bench_quant.h"
 
 /* Buffers like the model's repacked weights: 2 MiB aligned, huge pages
  * advised (4 KiB pages would add a TLB miss per page to the stream). */
@@ -101,13 +103,7 @@ int main(int argc, char **argv)
         sb = big_alloc((size_t)rows * sb_bytes * 2);
         if (!sb)
             return 1;
-        for (size_t i = 0; i < (size_t)rows * sb_bytes; i++)
-            sb[i] = (uint8_t)(i & 1 ? 0x3c : 0x00);
-        m.group_size = 64;
-        m.sb_dtype = ENG_DT_BF16;
-        m.scales = sb;
-        m.biases = sb + (size_t)rows * sb_bytes;
-        m.sb_stride = sb_bytes;
+        bench_attach_sb(&m, sb);
     }
     ops = eng_mat_ops(dt);
     if (ops->repack) { /* the layout the kernel reads (model.c repacks at load) */
