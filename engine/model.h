@@ -188,6 +188,11 @@ struct eng_ctx_opts {
      * 0.13 on the demo model quantized to 4 bits, 0.54 on the tiny random
      * test models). Prompts and 8-bit weights always use 16. */
     int act_bits;
+    /* Prompt tokens per forward chunk (the activations' buffers hold one
+     * chunk): 0 for the default, 128; at most 4096. Results do not depend
+     * on it beyond the order of float additions; tests make it small to
+     * cross chunk boundaries. */
+    int chunk;
 };
 
 /* A context for up to n_ctx positions (<= 0: the model's max_pos). The model
@@ -195,7 +200,8 @@ struct eng_ctx_opts {
  * 2 x n_layers x n_ctx x n_kv_heads x head_dim x 4 bytes, allocated up front
  * but touched only as positions fill. Sets OpenBLAS to one thread per call
  * (process-wide): prompt SGEMMs run one per pool thread. Errors: SH_EINVAL
- * (n_ctx larger than max_pos), SH_ENOMEM. */
+ * (n_ctx larger than max_pos; with options, also a kv_type, act_bits or chunk
+ * outside its range), SH_ENOMEM. */
 int eng_ctx_new(const struct eng_model *m,
                 struct eng_pool *pool,
                 int n_ctx,

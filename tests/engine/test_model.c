@@ -95,6 +95,17 @@ static struct eng_ctx *ctx_of(struct eng_model *m, struct eng_pool *p, int n_ctx
     return c;
 }
 
+/* A context whose prompts run in chunks of `chunk` tokens. */
+static struct eng_ctx *ctx_chunked(struct eng_model *m, struct eng_pool *p, int n_ctx, int chunk)
+{
+    struct eng_ctx_opts o = {.n_ctx = n_ctx, .chunk = chunk};
+    struct eng_ctx *c = NULL;
+    struct sh_err err = {0};
+    if (eng_ctx_new_ex(m, p, &o, &c, &err))
+        fail_msg("ctx: %s", sh_err_msg(&err));
+    return c;
+}
+
 static void forward(struct eng_ctx *c, const int32_t *ids, size_t n, bool all, float *logits)
 {
     struct sh_err err = {0};
@@ -267,7 +278,7 @@ static void test_reference(void **state)
 
 /* ---- self-consistency */
 
-/* A prompt longer than one prompt chunk (64) and than mistral's window. */
+/* A prompt longer than mistral's window (and than PROMPT_CHUNK). */
 static int32_t *long_prompt(int vocab, size_t n)
 {
     int32_t *ids = malloc(n * sizeof *ids);
@@ -277,8 +288,12 @@ static int32_t *long_prompt(int vocab, size_t n)
     return ids;
 }
 
-/* all-at-once prefill (SGEMM, chunks) == token by token (dot products),
- * and == the same with a pool of 1 thread. */
+/* Prompt chunk of the contexts that cross chunk boundaries: 80 tokens are
+ * two whole chunks and a part. */
+#define PROMPT_CHUNK 32
+
+/* all-at-once prefill (matrix products, in chunks) == token by token (dot
+ * products), == the same with a pool of 1 thread, and == one chunk. */
 static void test_prefill_stepwise_threads(void **state)
 {
     const struct fixture *f = *state;
@@ -286,8 +301,8 @@ static void test_prefill_stepwise_threads(void **state)
     struct eng_model *m = load(f->model_dir);
     int vocab = eng_model_config(m)->vocab_size;
     struct eng_pool *p1 = pool_of(1), *p2 = pool_of(2);
-    struct eng_ctx *a = ctx_of(m, p2, (int)n), *b = ctx_of(m, p2, (int)n),
-                   *c = ctx_of(m, p1, (int)n);
+    struct eng_ctx *a = ctx_chunked(m, p2, (int)n, PROMPT_CHUNK), *b = ctx_of(m, p2, (int)n),
+                   *c = ctx_chunked(m, p1, (int)n, PROMPT_CHUNK), *whole = ctx_of(m, p2, (int)n);
     int32_t *ids = long_prompt(vocab, n);
     float *all_a = malloc(n * (size_t)vocab * sizeof(float));
     float *all_c = malloc(n * (size_t)vocab * sizeof(float));
@@ -297,7 +312,11 @@ static void test_prefill_stepwise_threads(void **state)
     assert_non_null(all_a);
     assert_non_null(all_c);
     assert_non_null(step);
+    forward(whole, ids, n, true, all_c);
     forward(a, ids, n, true, all_a);
+    d = max_abs_diff(all_a, all_c, n * (size_t)vocab);
+    if (d > SELF_TOL)
+        fail_msg("%s: chunks of %d and one chunk differ by %g", f->name, PROMPT_CHUNK, (double)d);
     forward(c, ids, n, true, all_c);
     for (size_t i = 0; i < n; i++) {
         forward(b, &ids[i], 1, false, step);
@@ -314,6 +333,7 @@ static void test_prefill_stepwise_threads(void **state)
     free(all_c);
     free(all_a);
     free(ids);
+    eng_ctx_free(whole);
     eng_ctx_free(c);
     eng_ctx_free(b);
     eng_ctx_free(a);
@@ -575,6 +595,12 @@ static void test_forward_errors(void **state)
     assert_int_equal(eng_ctx_capacity(c), 8);
     assert_int_equal(eng_ctx_new(m, p, eng_model_config(m)->max_pos + 1, &big, &err), SH_EINVAL);
     assert_null(big);
+    for (int i = 0; i < 2; i++) {
+        struct eng_ctx_opts o = {.n_ctx = 8, .chunk = i ? 4097 : -1};
+        assert_int_equal(eng_ctx_new_ex(m, p, &o, &big, &err), SH_EINVAL);
+        assert_non_null(strstr(err.msg, "prompt chunks"));
+        assert_null(big);
+    }
     free(logits);
     eng_ctx_free(c);
     eng_pool_free(p);
