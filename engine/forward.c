@@ -9,7 +9,9 @@
  *
  * A prompt is processed in chunks of up to ENG_CHUNK tokens (or the
  * context's eng_ctx_opts.chunk): the linear layers of a chunk are
- * matrix-matrix products, attention runs per (token, head) over the pool.
+ * matrix-matrix products, and so is attention where the AVX2 kernels run
+ * (attn_prompt.c: blocks of 16 tokens against blocks of keys); elsewhere
+ * it runs per (token, KV head) over the pool.
  * A single token (decode) takes the matrix-vector path. All buffers are
  * sized in eng_ctx_new: eng_forward allocates nothing.
  */
@@ -63,6 +65,9 @@ struct eng_ctx {
     float *rope_sin; /* (chunk, head_dim / 2) */
     float *scores;   /* (n_threads, group, n_ctx) attention weights of one thread's
                       * query heads sharing a KV head */
+    float *attn_buf; /* (n_threads, eng_attn_prompt_floats) or NULL: no
+                      * prompt attention as matrix products */
+    size_t attn_floats;
     /* mixture of experts */
     float *ffn_out; /* (chunk, dim) sum of the experts' outputs */
     float *probs;   /* (chunk, n_experts) routing probabilities */
@@ -202,6 +207,18 @@ int eng_ctx_new_ex(const struct eng_model *m,
         return sh_err_set(err, SH_ENOMEM, "out of memory for a context of %d positions", n_ctx);
     }
     ctx->scratch.act_bits = opts->act_bits == 8 ? 8 : 16;
+#if defined(ENG_HAVE_AVX2)
+    /* prompt attention as matrix products where the linear layers run
+     * eng_gemm_avx2 (its scratch has xp then) */
+    if (ctx->scratch.xp) {
+        ctx->attn_floats = eng_attn_prompt_floats((int)group, c->head_dim);
+        ctx->attn_buf = malloc((size_t)ctx->n_threads * ctx->attn_floats * sizeof(float));
+        if (!ctx->attn_buf) {
+            eng_ctx_free(ctx);
+            return sh_err_set(err, SH_ENOMEM, "out of memory for a context of %d positions", n_ctx);
+        }
+    }
+#endif
     /* Prompt SGEMMs run one per pool thread: OpenBLAS must not start
      * threads of its own inside them (process-wide setting). */
     openblas_set_num_threads(1);
@@ -227,6 +244,7 @@ void eng_ctx_free(struct eng_ctx *ctx)
     free(ctx->rope_cos);
     free(ctx->rope_sin);
     free(ctx->scores);
+    free(ctx->attn_buf);
     eng_gemm_scratch_free(&ctx->scratch);
     free(ctx->ffn_out);
     free(ctx->probs);
@@ -262,6 +280,31 @@ struct attn_job {
     int n;  /* tokens in the chunk */
     int p0; /* position of the first */
 };
+
+#if defined(ENG_HAVE_AVX2)
+/* Prompts of at least this many tokens take attention as matrix products
+ * (attn_prompt.c): its items are blocks of 16 tokens, and fewer tokens
+ * than this would leave most of a block's work padding. */
+#define ATTN_BLOCK_MIN 8
+
+struct attn_prompt_job {
+    struct eng_ctx *ctx;
+    const struct eng_attn_prompt *a;
+};
+
+static void attn_prompt_worker(void *arg, int t, int nt)
+{
+    const struct attn_prompt_job *job = arg;
+    struct eng_ctx *ctx = job->ctx;
+    float *buf = ctx->attn_buf + (size_t)t * ctx->attn_floats;
+    float *wbuf = ctx->scratch.buf + (size_t)t * ctx->scratch.per_thread;
+    long items = eng_attn_prompt_items(job->a);
+
+    /* round robin: later token blocks attend to more keys */
+    for (long j = t; j < items; j += nt)
+        eng_attn_prompt_run(job->a, j, buf, wbuf);
+}
+#endif
 
 /* Causal attention of the chunk's tokens, keys and values already in the
  * cache. One work item is a (token, KV head) pair and covers the group of
@@ -364,7 +407,33 @@ static void attention(struct eng_ctx *ctx, int l, int n)
     ctx->kv->store(ctx->value_cache + cache_off, ctx->v, n * (int)kv_dim);
     /* att_out = softmax(q k^T / sqrt(d)) v per head, causal (and windowed);
      * short work stays on this thread (see PAR_MIN_MACS in matmul.c) */
-    if ((int64_t)n * (ctx->pos + n) * (int64_t)q_dim < ATTN_PAR_MIN)
+#if defined(ENG_HAVE_AVX2)
+    if (ctx->attn_buf && n >= ATTN_BLOCK_MIN) {
+        size_t layer_off = (size_t)l * (size_t)ctx->n_ctx * kv_dim * ctx->kv_size;
+        struct eng_attn_prompt a = {
+            .q = ctx->q,
+            .q_stride = q_dim,
+            .n = n,
+            .p0 = ctx->pos,
+            .n_heads = c->n_heads,
+            .n_kv_heads = c->n_kv_heads,
+            .head_dim = c->head_dim,
+            .window = c->sliding_window > 0 && l >= c->swa_first_layer ? c->sliding_window : 0,
+            .key_cache = ctx->key_cache + layer_off,
+            .value_cache = ctx->value_cache + layer_off,
+            .row = kv_dim * ctx->kv_size,
+            .kv_dtype = ctx->kv_size == 2 ? ENG_DT_F16 : ENG_DT_F32,
+            .kv_size = ctx->kv_size,
+            .out = ctx->att_out,
+            .out_stride = q_dim};
+        struct attn_prompt_job pj = {ctx, &a};
+        if (eng_attn_prompt_items(&a) > 1)
+            eng_pool_run(ctx->pool, attn_prompt_worker, &pj);
+        else
+            attn_prompt_worker(&pj, 0, 1);
+    } else
+#endif
+        if ((int64_t)n * (ctx->pos + n) * (int64_t)q_dim < ATTN_PAR_MIN)
         attn_worker(&job, 0, 1);
     else
         eng_pool_run(ctx->pool, attn_worker, &job);

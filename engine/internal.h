@@ -191,6 +191,10 @@ void eng_swiglu(float *gate, const float *up, size_t n); /* gate = silu(gate) * 
  * AVX2 one with a vector e^x within 2 ulp of it (kern_avx2.c). */
 void eng_swiglu_isa(enum eng_isa isa, float *gate, const float *up, size_t n);
 void eng_swiglu_avx2(float *gate, const float *up, size_t n);
+/* x[i] = e^(x[i] * scale - m) for i in [0, n) with kern_avx2.c's vector
+ * e^x (within 2 ulp of libm's; flushed to e^-88.4 below that); returns
+ * their sum. AVX2 only. */
+float eng_exp_scaled_avx2(float *x, int n, float scale, float m);
 void eng_add(float *y, const float *x, size_t n);     /* y += x */
 float eng_dot(const float *a, const float *b, int n); /* vectorized a . b */
 /* Rotates each of n_heads heads of head_dim in place, HF rotate_half style:
@@ -447,6 +451,32 @@ void eng_gemm_q_avx2(const struct eng_mat *w,
                      size_t ldy,
                      void *wbuf);
 void eng_gemm_scratch_free(struct eng_gemm_scratch *s);
+
+/* Causal (optionally windowed) attention of n prompt tokens over one
+ * layer's cache, as matrix products (attn_prompt.c; only where
+ * ENG_HAVE_AVX2, and eng_gemm_avx2 may run). Everything is borrowed. The
+ * cache already holds the n tokens' keys and values at positions p0.. */
+struct eng_attn_prompt {
+    const float *q; /* (n, q_stride): the tokens' queries after RoPE */
+    size_t q_stride;
+    int n, p0;
+    int n_heads, n_kv_heads, head_dim;
+    int window;                 /* sliding window in positions; 0: none */
+    const uint8_t *key_cache;   /* this layer's position 0 */
+    const uint8_t *value_cache; /* this layer's position 0 */
+    size_t row;                 /* bytes per cached position */
+    enum eng_dtype kv_dtype;    /* F32 or F16 */
+    size_t kv_size;             /* bytes per cached element */
+    float *out;                 /* (n, out_stride): heads side by side, as q */
+    size_t out_stride;
+};
+/* Floats of the per-thread buffer eng_attn_prompt_run needs. */
+size_t eng_attn_prompt_floats(int group, int head_dim);
+/* Independent items (token block, KV head); threads may run any disjoint
+ * sets of them, each with its own buf (eng_attn_prompt_floats) and wbuf
+ * (eng_gemm_avx2's: at least 64 Ki floats). */
+long eng_attn_prompt_items(const struct eng_attn_prompt *a);
+void eng_attn_prompt_run(const struct eng_attn_prompt *a, long item, float *buf, float *wbuf);
 
 /* y_j = x w_j^T for each of n_out (<= ENG_LINEAR_MAX_OUT) outputs sharing
  * the input x (n, cols) with row stride ldx (or, for n == 1, each with its

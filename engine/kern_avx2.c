@@ -264,3 +264,22 @@ void eng_swiglu_avx2(float *gate, const float *up, size_t n)
     for (; i < n; i++)
         gate[i] = gate[i] / (1.0f + expf(-gate[i])) * up[i];
 }
+
+float eng_exp_scaled_avx2(float *x, int n, float scale, float m)
+{
+    const __m256 vs = _mm256_set1_ps(scale), vm = _mm256_set1_ps(m);
+    __m256 acc = _mm256_setzero_ps();
+    float sum = 0.0f;
+    int i = 0;
+
+    for (; i + 8 <= n; i += 8) {
+        __m256 e = exp_ps(_mm256_fmsub_ps(LOADUF(x + i), vs, vm));
+        _mm256_storeu_ps(x + i, e);
+        acc = _mm256_add_ps(acc, e);
+    }
+    for (; i < n; i++) {
+        x[i] = expf(x[i] * scale - m);
+        sum += x[i];
+    }
+    return sum + hsum_ps(acc);
+}

@@ -342,6 +342,40 @@ static void test_prefill_stepwise_threads(void **state)
     eng_model_free(m);
 }
 
+/* A prompt whose keys span several of attn_prompt.c's key blocks (256),
+ * in several chunks: prompt attention as matrix products with the online
+ * softmax == decode's per-position attention, at every position. */
+static void test_long_prompt(void **state)
+{
+    const struct fixture *f = *state;
+    const size_t n = 600;
+    struct eng_model *m = load(f->model_dir);
+    int vocab = eng_model_config(m)->vocab_size;
+    struct eng_pool *p = pool_of(2);
+    struct eng_ctx *a = ctx_of(m, p, (int)n), *b = ctx_of(m, p, (int)n);
+    int32_t *ids = long_prompt(vocab, n);
+    float *all = malloc(n * (size_t)vocab * sizeof(float));
+    float *step = malloc((size_t)vocab * sizeof(float));
+
+    assert_non_null(all);
+    assert_non_null(step);
+    forward(a, ids, n, true, all);
+    for (size_t i = 0; i < n; i++) {
+        float d;
+        forward(b, &ids[i], 1, false, step);
+        d = max_abs_diff(step, all + i * (size_t)vocab, (size_t)vocab);
+        if (d > self_tol(f))
+            fail_msg("%s: position %zu: prefill and stepwise differ by %g", f->name, i, (double)d);
+    }
+    free(step);
+    free(all);
+    free(ids);
+    eng_ctx_free(b);
+    eng_ctx_free(a);
+    eng_pool_free(p);
+    eng_model_free(m);
+}
+
 /* Truncating the cache and continuing equals a fresh run, and
  * last-position-only logits equal the last row of all logits. */
 static void test_truncate_and_last_only(void **state)
@@ -669,12 +703,12 @@ static int quantize_models(char *model_dir, char *demo_dir, size_t cap)
 
 int main(void)
 {
-    static char names[5 * NFIXTURES + 3][80];
+    static char names[5 * NFIXTURES + 6][80];
     static char moe_model[sizeof quant_moe_dir + 16], demo4[sizeof quant_moe_dir + 16];
     static struct act8_case a8_moe = {"quantized qwen3-moe", moe_model, A8_TOL};
     static struct act8_case a8_demo = {"demo model 4-bit", demo4, 0.25f};
     static struct fixture moe = {"qwen3-moe 4-bit g32 (quantized here)", moe_model, NULL, true};
-    struct CMUnitTest tests[5 * NFIXTURES + 7];
+    struct CMUnitTest tests[5 * NFIXTURES + 10];
     size_t n = 0;
     int rc;
 
@@ -711,6 +745,14 @@ int main(void)
                                      test_truncate_and_last_only, NULL, NULL, &moe};
     tests[n++] =
         (struct CMUnitTest){"f16 KV cache quantized qwen3-moe", test_kv_f16, NULL, NULL, &moe};
+    for (size_t i = 0; i < NFIXTURES; i++)
+        if (!strcmp(fixtures[i].name, "llama") || !strcmp(fixtures[i].name, "mistral") ||
+            !strcmp(fixtures[i].name, "kjv-llama-16m")) {
+            snprintf(names[n], sizeof names[n], "long prompt %s", fixtures[i].name);
+            tests[n] =
+                (struct CMUnitTest){names[n], test_long_prompt, NULL, NULL, (void *)&fixtures[i]};
+            n++;
+        }
     tests[n++] = (struct CMUnitTest){"forward errors", test_forward_errors, NULL, NULL, NULL};
     tests[n++] = (struct CMUnitTest){"model info", test_model_info, NULL, NULL, NULL};
     rc = _cmocka_run_group_tests("engine_model", tests, n, NULL, NULL);
