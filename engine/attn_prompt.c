@@ -72,7 +72,8 @@ void eng_attn_prompt_run(const struct eng_attn_prompt *a, long item, float *buf,
     const struct eng_mat_ops *f32 = eng_mat_ops(ENG_DT_F32);
     float scale = (float)(1.0 / sqrt((double)hd));
     int p_first = a->p0 + t0, p_last = p_first + nt - 1;
-    int lo = a->window > 0 && p_first - a->window + 1 > 0 ? p_first - a->window + 1 : 0;
+    int lo = eng_attn_first_key(p_first, a->window);
+    size_t head_off = (size_t)h * hd * eng_dtype_info(a->kv_dtype)->size;
 
     /* queries (g, i) at row g * 16 + i; rows i >= nt are zero */
     for (int g = 0; g < group; g++)
@@ -89,14 +90,13 @@ void eng_attn_prompt_run(const struct eng_attn_prompt *a, long item, float *buf,
                             .rows = sb,
                             .cols = hd,
                             .row_stride = a->row,
-                            .data =
-                                a->key_cache + (size_t)s0 * a->row + (size_t)h * hd * a->kv_size};
+                            .data = a->key_cache + (size_t)s0 * a->row + head_off};
         struct eng_mat v = k, p = {.dtype = ENG_DT_F32,
                                    .rows = r,
                                    .cols = sb,
                                    .row_stride = KB * sizeof(float),
                                    .data = S};
-        v.data = a->value_cache + (size_t)s0 * a->row + (size_t)h * hd * a->kv_size;
+        v.data = a->value_cache + (size_t)s0 * a->row + head_off;
 
         /* S[q][s - s0] = q . k_s */
         eng_gemm_avx2(&k, eng_mat_ops(a->kv_dtype), 0, sb, xq, r, S, KB, wbuf);
@@ -104,9 +104,10 @@ void eng_attn_prompt_run(const struct eng_attn_prompt *a, long item, float *buf,
          * softmax's maximum and sum move on */
         for (int g = 0; g < group; g++)
             for (int i = 0; i < QB; i++) {
-                int q = g * QB + i, pos = p_first + i;
-                int a0 = a->window > 0 && pos - a->window + 1 > s0 ? pos - a->window + 1 - s0 : 0;
-                int a1 = i >= nt ? 0 : pos - s0 + 1 < sb ? pos - s0 + 1 : sb; /* keys [a0, a1) */
+                int q = g * QB + i, pos = p_first + i, first = eng_attn_first_key(pos, a->window);
+                /* this query's keys in the block: [a0, a1) */
+                int a0 = first > s0 ? first - s0 : 0;
+                int a1 = i >= nt ? 0 : pos - s0 + 1 < sb ? pos - s0 + 1 : sb;
                 float *row = S + (size_t)q * KB, m = mx[q];
                 corr[q] = 1.0f;
                 for (int s = a0; s < a1; s++)

@@ -274,6 +274,12 @@ void eng_ctx_truncate(struct eng_ctx *ctx, int pos)
 
 /* ---- attention */
 
+/* Layer l's sliding window in positions; 0: it attends to every position. */
+static int layer_window(const struct eng_config *c, int l)
+{
+    return c->sliding_window > 0 && l >= c->swa_first_layer ? c->sliding_window : 0;
+}
+
 struct attn_job {
     struct eng_ctx *ctx;
     int layer;
@@ -324,7 +330,7 @@ static void attn_worker(void *arg, int t, int nt)
     size_t kv_dim = (size_t)c->n_kv_heads * (size_t)hd;
     size_t row = kv_dim * ctx->kv_size; /* bytes per cached position */
     size_t layer_off = (size_t)job->layer * (size_t)ctx->n_ctx * row;
-    bool window = c->sliding_window > 0 && job->layer >= c->swa_first_layer;
+    int window = layer_window(c, job->layer);
     float scale = (float)(1.0 / sqrt((double)hd));
     float *att = ctx->scores + (size_t)t * (size_t)group * (size_t)ctx->n_ctx;
     long total = (long)job->n * c->n_kv_heads;
@@ -332,7 +338,7 @@ static void attn_worker(void *arg, int t, int nt)
     for (long j = t; j < total; j += nt) {
         int i = (int)(j / c->n_kv_heads), h = (int)(j % c->n_kv_heads);
         int p = job->p0 + i;
-        int lo = window && p - c->sliding_window + 1 > 0 ? p - c->sliding_window + 1 : 0;
+        int lo = eng_attn_first_key(p, window);
         int len = p - lo + 1;
         size_t head_off = layer_off + (size_t)h * (size_t)hd * ctx->kv_size;
         const float *q = ctx->q + (size_t)i * q_dim + (size_t)h * (size_t)group * (size_t)hd;
@@ -410,22 +416,20 @@ static void attention(struct eng_ctx *ctx, int l, int n)
 #if defined(ENG_HAVE_AVX2)
     if (ctx->attn_buf && n >= ATTN_BLOCK_MIN) {
         size_t layer_off = (size_t)l * (size_t)ctx->n_ctx * kv_dim * ctx->kv_size;
-        struct eng_attn_prompt a = {
-            .q = ctx->q,
-            .q_stride = q_dim,
-            .n = n,
-            .p0 = ctx->pos,
-            .n_heads = c->n_heads,
-            .n_kv_heads = c->n_kv_heads,
-            .head_dim = c->head_dim,
-            .window = c->sliding_window > 0 && l >= c->swa_first_layer ? c->sliding_window : 0,
-            .key_cache = ctx->key_cache + layer_off,
-            .value_cache = ctx->value_cache + layer_off,
-            .row = kv_dim * ctx->kv_size,
-            .kv_dtype = ctx->kv_size == 2 ? ENG_DT_F16 : ENG_DT_F32,
-            .kv_size = ctx->kv_size,
-            .out = ctx->att_out,
-            .out_stride = q_dim};
+        struct eng_attn_prompt a = {.q = ctx->q,
+                                    .q_stride = q_dim,
+                                    .n = n,
+                                    .p0 = ctx->pos,
+                                    .n_heads = c->n_heads,
+                                    .n_kv_heads = c->n_kv_heads,
+                                    .head_dim = c->head_dim,
+                                    .window = layer_window(c, l),
+                                    .key_cache = ctx->key_cache + layer_off,
+                                    .value_cache = ctx->value_cache + layer_off,
+                                    .row = kv_dim * ctx->kv_size,
+                                    .kv_dtype = ctx->kv_size == 2 ? ENG_DT_F16 : ENG_DT_F32,
+                                    .out = ctx->att_out,
+                                    .out_stride = q_dim};
         struct attn_prompt_job pj = {ctx, &a};
         if (eng_attn_prompt_items(&a) > 1)
             eng_pool_run(ctx->pool, attn_prompt_worker, &pj);

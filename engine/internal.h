@@ -452,6 +452,13 @@ void eng_gemm_q_avx2(const struct eng_mat *w,
                      void *wbuf);
 void eng_gemm_scratch_free(struct eng_gemm_scratch *s);
 
+/* The first cached position a query at pos attends to under a sliding
+ * window of `window` positions (0: none, every position from 0). */
+static inline int eng_attn_first_key(int pos, int window)
+{
+    return window > 0 && pos - window + 1 > 0 ? pos - window + 1 : 0;
+}
+
 /* Causal (optionally windowed) attention of n prompt tokens over one
  * layer's cache, as matrix products (attn_prompt.c; only where
  * ENG_HAVE_AVX2, and eng_gemm_avx2 may run). Everything is borrowed. The
@@ -466,7 +473,6 @@ struct eng_attn_prompt {
     const uint8_t *value_cache; /* this layer's position 0 */
     size_t row;                 /* bytes per cached position */
     enum eng_dtype kv_dtype;    /* F32 or F16 */
-    size_t kv_size;             /* bytes per cached element */
     float *out;                 /* (n, out_stride): heads side by side, as q */
     size_t out_stride;
 };
