@@ -357,8 +357,8 @@ struct eng_model {
     struct eng_layer *layers;   /* (n_layers) */
     struct eng_expert *experts; /* (n_layers * n_experts) or NULL */
     float *vecs;                /* norms and biases converted to f32; owns them */
-    void *repacked;             /* weights in the kernels' own layout (mmap), or NULL */
-    size_t repacked_bytes;
+    void *placed;               /* the weight matrices, copied or repacked (mmap), or NULL */
+    size_t placed_bytes;
     float *rope_inv_freq; /* (head_dim / 2), scaled (llama3) */
     uint64_t weight_bytes;
     uint64_t decode_bytes; /* read per decode step, see eng_model_decode_bytes */
