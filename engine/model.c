@@ -11,6 +11,8 @@
  * disagree, and computing anyway would give wrong logits.
  */
 #include <errno.h>
+#include <pthread.h>
+#include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -444,6 +446,38 @@ static void release_source(const void *p, size_t n)
         madvise((void *)a, e - a, MADV_DONTNEED); /* a hint: failure changes nothing */
 }
 
+/* The matrices being placed, claimed one at a time by the loading threads. */
+struct place_job {
+    struct eng_mat **mats;
+    uint8_t **dst; /* where each goes */
+    int n;
+    atomic_int next;
+};
+
+static void *place_worker(void *arg)
+{
+    struct place_job *job = arg;
+
+    for (int i; (i = atomic_fetch_add(&job->next, 1)) < job->n;) {
+        struct eng_mat *w = job->mats[i];
+        const void *src = w->data;
+        size_t bytes = (size_t)w->rows * w->row_stride;
+        const struct eng_mat_ops *ops = eng_mat_ops(w->dtype);
+        if (ops->repack) {
+            ops->repack(w, job->dst[i], w);
+        } else {
+            memcpy(job->dst[i], src, bytes);
+            w->data = job->dst[i];
+        }
+        release_source(src, bytes);
+    }
+    return NULL;
+}
+
+/* Loading threads at most: the copy is bound by page faults (the kernel
+ * zeroing fresh pages) and memory bandwidth, which a few cores saturate. */
+#define PLACE_THREADS_MAX 8
+
 /* Every weight matrix is copied out of the file's mmap into one anonymous
  * mapping with transparent huge pages asked for: decode streams all of
  * them per token, and with the file's 4 KiB pages each 4 KiB cost a TLB
@@ -451,27 +485,37 @@ static void release_source(const void *p, size_t n)
  * and Llama-3.2-1B shapes, 1 and 2 threads). Matrices whose kernels on
  * this CPU read a layout of their own are repacked into it on the way;
  * the rest are copied as they are. Scales, biases and the small vectors
- * stay in the file's mmap. */
+ * stay in the file's mmap. The copy runs on one thread per core (up to
+ * PLACE_THREADS_MAX; fewer if threads cannot be started, down to this one
+ * alone): its page faults, not the copying, take most of the time. */
 static int place_all(struct eng_model *m, struct sh_err *err)
 {
     const struct eng_config *c = &m->cfg;
     size_t cap = 2 + (size_t)c->n_layers * (8 + 3 * (size_t)c->n_experts), total = 0;
     struct eng_mat **mats = malloc(cap * sizeof *mats);
+    uint8_t **dst = malloc(cap * sizeof *dst);
+    struct place_job job;
+    pthread_t threads[PLACE_THREADS_MAX - 1];
+    int n, n_threads = eng_physical_cores(), started = 0;
     uint8_t *p;
-    int n;
 
-    if (!mats)
+    if (!mats || !dst) {
+        free(mats);
+        free(dst);
         return sh_err_set(err, SH_ENOMEM, "out of memory");
+    }
     n = list_mats(m, mats);
     for (int i = 0; i < n; i++)
         total += placed_size(mats[i]);
     if (total == 0) {
         free(mats);
+        free(dst);
         return 0;
     }
     p = mmap(NULL, total, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
     if (p == MAP_FAILED) {
         free(mats);
+        free(dst);
         return sh_err_set(err, SH_ENOMEM, "placing %zu bytes of weights in memory: %s", total,
                           strerror(errno));
     }
@@ -481,21 +525,23 @@ static int place_all(struct eng_model *m, struct sh_err *err)
     m->placed = p;
     m->placed_bytes = total;
     for (int i = 0; i < n; i++) {
-        const struct eng_mat_ops *ops = eng_mat_ops(mats[i]->dtype);
-        const void *src = mats[i]->data;
-        size_t bytes = (size_t)mats[i]->rows * mats[i]->row_stride;
-        if (ops->repack) {
-            ops->repack(mats[i], p, mats[i]);
-        } else {
-            memcpy(p, src, bytes);
-            mats[i]->data = p;
-        }
-        release_source(src, bytes);
+        dst[i] = p;
         p += placed_size(mats[i]);
     }
+    job = (struct place_job){.mats = mats, .dst = dst, .n = n};
+    atomic_init(&job.next, 0);
+    n_threads = n_threads < PLACE_THREADS_MAX ? n_threads : PLACE_THREADS_MAX;
+    n_threads = n_threads < n ? n_threads : n;
+    while (started < n_threads - 1 &&
+           pthread_create(&threads[started], NULL, place_worker, &job) == 0)
+        started++;
+    place_worker(&job);
+    for (int i = 0; i < started; i++)
+        pthread_join(threads[i], NULL);
     if (c->tie_embeddings)
         m->lm_head = m->embed;
     free(mats);
+    free(dst);
     return 0;
 }
 
