@@ -53,7 +53,8 @@ const struct eng_dtype_info *eng_dtype_info(enum eng_dtype dt);
 /* Looks up a safetensors dtype name; false if unknown. */
 bool eng_dtype_from_st(const char *st_name, enum eng_dtype *out);
 
-/* ---- weight matrices. A view of a weight as stored in the mmapped file:
+/* ---- weight matrices. A view of a weight matrix, bound to the mmapped
+ * file and then pointed at the model's own copy (place_all in model.c):
  * row r of `rows` starts at data + r * row_stride bytes and holds `cols`
  * elements of dtype. Kernels reach the weights only through this view and
  * the per-dtype table below, so forward() never sees a storage format.
@@ -68,7 +69,7 @@ struct eng_mat {
     int64_t rows;
     int64_t cols;
     size_t row_stride; /* bytes from one row to the next */
-    const void *data;  /* borrowed: the mmap */
+    const void *data;  /* borrowed: eng_model.placed (the mmap while binding) */
     /* affine-quantized only */
     int group_size;          /* 32, 64 or 128; cols is a multiple of it */
     enum eng_dtype sb_dtype; /* F32, F16 or BF16 */

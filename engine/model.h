@@ -2,10 +2,10 @@
  * transformer forward pass on the CPU.
  *
  * Three objects, as in llama2.c: the config (hyperparameters, never changes),
- * the model (config + const weight views into the mmapped safetensors, shared
- * read-only by every sequence and thread) and a context (one sequence's KV
- * cache and activations). A thread pool is passed in so several contexts can
- * share the machine's cores.
+ * the model (config + const weight views into its own copy of the
+ * safetensors' matrices, shared read-only by every sequence and thread) and
+ * a context (one sequence's KV cache and activations). A thread pool is
+ * passed in so several contexts can share the machine's cores.
  *
  * A generation loop:
  *     eng_model_load(dir, &m, &err);
@@ -99,7 +99,10 @@ struct eng_pool;
  * and dtype/rope_parameters), generation_config.json when present, and the
  * safetensors (single file or sharded with model.safetensors.index.json),
  * validating every header, offset, dtype and shape before any weight is
- * trusted. *out is returned; free with eng_model_free.
+ * trusted, then copies the weight matrices into anonymous memory of the
+ * model's own (huge pages, the kernels' layout; on one thread per core), so
+ * the model holds about its weights' size in RAM. *out is returned; free
+ * with eng_model_free.
  * Errors: SH_ENOTFOUND (a missing file or tensor), SH_EMALFORMED (bad JSON,
  * header, offsets, overlaps, shapes; the message names file and tensor),
  * SH_EUNSUPPORTED (an architecture, dtype or option we do not run), SH_EIO,
