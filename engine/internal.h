@@ -388,6 +388,8 @@ struct eng_linear {
 #define ENG_PREP_SLOTS     6  /* kinds: {Q4, Q8} x group sizes {32, 64, 128} */
 #define ENG_LINEAR_MAX_OUT 64 /* outputs of one eng_linear_run call */
 
+struct eng_chunk_cursor;
+
 struct eng_gemm_scratch {
     float *buf;        /* (n_threads, per_thread) */
     size_t per_thread; /* floats */
@@ -397,6 +399,8 @@ struct eng_gemm_scratch {
     size_t prep_bytes; /* per slot */
     int n_prep;        /* slots: one per (input, kind of weight) of a call */
     int act_bits;      /* Q4 decode's codes (eng_xq.bits): 16, or 8 if asked */
+    struct eng_chunk_cursor *cursors; /* (n_threads) decode's work cursors, matmul.c */
+    int n_cursors;
 };
 
 /* Allocates scratch for n_threads and matrices of at most max_cols columns,
@@ -492,7 +496,10 @@ void eng_attn_prompt_run(const struct eng_attn_prompt *a, long item, float *buf,
  * integer product when every output is Q4/Q8 of one group size, else the
  * f32 product on converted weight rows, and elsewhere OpenBLAS SGEMM on
  * tiles converted to f32 in scratch. The rows of all outputs are
- * split in contiguous ranges over the pool's threads, evenly. */
+ * split in contiguous ranges over the pool's threads, evenly; in decode the
+ * ranges are runs of chunks, and a thread that finishes its own takes the
+ * others' last chunks. scratch must have been made for at least the pool's
+ * threads. */
 void eng_linear_run(struct eng_pool *pool,
                     const struct eng_gemm_scratch *scratch,
                     const struct eng_linear *out,

@@ -733,6 +733,77 @@ static void test_linear_layouts(void **state)
     qmat_free(&qb);
 }
 
+/* ---- decode through eng_linear_run on 2 and 3 threads: the rows go out
+ * in chunks that threads take from each other's ends (matmul.c), so which
+ * thread computes a row varies from run to run; every row must still equal
+ * one kernel call over the whole matrix, bit for bit. Three outputs with
+ * row counts that are not multiples of a chunk or of 16, Q4 and Q8 (each
+ * its own preparation), a layout of whole 8-group batches (COLS_ROW) and
+ * the flat one (COLS_FLAT). */
+
+static void check_linear_threads(int64_t cols)
+{
+    enum { NOUT = 3, GS = 64, RUNS = 4 };
+    static const int64_t rows[NOUT] = {1003, 37, 2051};
+    static const enum eng_dtype dts[NOUT] = {ENG_DT_Q8, ENG_DT_Q4, ENG_DT_Q8};
+    struct qmat q[NOUT];
+    struct eng_mat m[NOUT];
+    void *packed[NOUT], *xb[NOUT];
+    float *x = malloc((size_t)cols * sizeof *x), *y[NOUT], *want[NOUT];
+    struct eng_linear out[NOUT];
+
+    assert_non_null(x);
+    fill_x(x, cols);
+    for (int j = 0; j < NOUT; j++) {
+        const struct eng_mat_ops *ops = eng_mat_ops(dts[j]);
+        struct eng_xq *xq;
+        qmat_make(&q[j], dts[j], GS, ENG_DT_BF16, rows[j], cols);
+        m[j] = mat_for(ops, &q[j].m, &packed[j]);
+        y[j] = malloc((size_t)rows[j] * sizeof(float));
+        want[j] = malloc((size_t)rows[j] * sizeof(float));
+        assert_true(y[j] && want[j]);
+        xb[j] = xq_new(cols, GS, dts[j], 16, &xq);
+        ops->prep(&m[j], x, xq);
+        ops->dot_rows(&m[j], xq, want[j], 0, rows[j]);
+        out[j] = (struct eng_linear){&m[j], y[j], 1, NULL};
+    }
+    for (int threads = 2; threads <= 3; threads++) {
+        struct eng_pool *pool;
+        struct eng_gemm_scratch scratch;
+        struct sh_err err = {0};
+        assert_int_equal(eng_pool_new(threads, &pool, &err), 0);
+        assert_int_equal(eng_gemm_scratch_init(&scratch, threads, cols, 1, 0), 0);
+        for (int run = 0; run < RUNS; run++) {
+            for (int j = 0; j < NOUT; j++)
+                memset(y[j], 0xff, (size_t)rows[j] * sizeof(float)); /* NaN: unwritten shows */
+            eng_linear_run(pool, &scratch, out, NOUT, x, (size_t)cols, 1);
+            for (int j = 0; j < NOUT; j++)
+                if (memcmp(y[j], want[j], (size_t)rows[j] * sizeof(float)) != 0)
+                    fail_msg("cols %lld, %d threads, run %d: output %d differs from one call",
+                             (long long)cols, threads, run, j);
+        }
+        eng_gemm_scratch_free(&scratch);
+        eng_pool_free(pool);
+    }
+    for (int j = 0; j < NOUT; j++) {
+        free(y[j]);
+        free(want[j]);
+        free(xb[j]);
+        free(packed[j]);
+        qmat_free(&q[j]);
+    }
+    free(x);
+}
+
+static void test_linear_threads(void **state)
+{
+    enum { COLS_ROW = 512, COLS_FLAT = 192 };
+
+    (void)state;
+    check_linear_threads(COLS_ROW);
+    check_linear_threads(COLS_FLAT);
+}
+
 /* ---- SwiGLU: the vector e^x against libm's */
 
 static void test_swiglu(void **state)
@@ -815,12 +886,19 @@ static void test_dispatch(void **state)
 int main(void)
 {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test(test_dispatch), cmocka_unit_test(test_f16_bf16_round_trip),
-        cmocka_unit_test(test_f32),      cmocka_unit_test(test_f16),
-        cmocka_unit_test(test_bf16),     cmocka_unit_test(test_q4),
-        cmocka_unit_test(test_q8),       cmocka_unit_test(test_quant_nonfinite),
-        cmocka_unit_test(test_kv_ops),   cmocka_unit_test(test_gemm),
-        cmocka_unit_test(test_gemm_q),   cmocka_unit_test(test_linear_layouts),
+        cmocka_unit_test(test_dispatch),
+        cmocka_unit_test(test_f16_bf16_round_trip),
+        cmocka_unit_test(test_f32),
+        cmocka_unit_test(test_f16),
+        cmocka_unit_test(test_bf16),
+        cmocka_unit_test(test_q4),
+        cmocka_unit_test(test_q8),
+        cmocka_unit_test(test_quant_nonfinite),
+        cmocka_unit_test(test_kv_ops),
+        cmocka_unit_test(test_gemm),
+        cmocka_unit_test(test_gemm_q),
+        cmocka_unit_test(test_linear_layouts),
+        cmocka_unit_test(test_linear_threads),
         cmocka_unit_test(test_swiglu),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
