@@ -496,9 +496,9 @@ void eng_attn_prompt_run(const struct eng_attn_prompt *a, long item, float *buf,
  * integer product when every output is Q4/Q8 of one group size, else the
  * f32 product on converted weight rows, and elsewhere OpenBLAS SGEMM on
  * tiles converted to f32 in scratch. The rows of all outputs are
- * split in contiguous ranges over the pool's threads, evenly; in decode the
- * ranges are runs of chunks, and a thread that finishes its own takes the
- * others' last chunks. scratch must have been made for at least the pool's
+ * split in contiguous ranges over the pool's threads, evenly; the ranges
+ * are runs of chunks, and a thread that finishes its own takes the others'
+ * last chunks. scratch must have been made for at least the pool's
  * threads. */
 void eng_linear_run(struct eng_pool *pool,
                     const struct eng_gemm_scratch *scratch,

@@ -733,62 +733,83 @@ static void test_linear_layouts(void **state)
     qmat_free(&qb);
 }
 
-/* ---- decode through eng_linear_run on 2 and 3 threads: the rows go out
- * in chunks that threads take from each other's ends (matmul.c), so which
- * thread computes a row varies from run to run; every row must still equal
- * one kernel call over the whole matrix, bit for bit. Three outputs with
+/* ---- eng_linear_run on 2 and 3 threads: the rows go out in chunks that
+ * threads take from each other's ends (matmul.c), so which thread computes
+ * a row varies from run to run; every row must still equal what one thread
+ * computes, bit for bit: for decode (n == 1) one kernel call over the whole
+ * matrix, for a prompt (n > 1) the call on a pool of 1. Three outputs with
  * row counts that are not multiples of a chunk or of 16, Q4 and Q8 (each
  * its own preparation), a layout of whole 8-group batches (COLS_ROW) and
  * the flat one (COLS_FLAT). */
 
-static void check_linear_threads(int64_t cols)
+static void linear_on(int threads,
+                      const struct eng_linear *out,
+                      int n_out,
+                      const float *x,
+                      int64_t cols,
+                      int n,
+                      const int64_t *rows)
+{
+    struct eng_pool *pool;
+    struct eng_gemm_scratch scratch;
+    struct sh_err err = {0};
+
+    assert_int_equal(eng_pool_new(threads, &pool, &err), 0);
+    assert_int_equal(eng_gemm_scratch_init(&scratch, threads, cols, n, 0), 0);
+    for (int j = 0; j < n_out; j++) /* NaN: what is not written shows */
+        memset(out[j].y, 0xff, (size_t)n * (size_t)rows[j] * sizeof(float));
+    eng_linear_run(pool, &scratch, out, n_out, x, (size_t)cols, n);
+    eng_gemm_scratch_free(&scratch);
+    eng_pool_free(pool);
+}
+
+static void check_linear_threads(int64_t cols, int n)
 {
     enum { NOUT = 3, GS = 64, RUNS = 4 };
     static const int64_t rows[NOUT] = {1003, 37, 2051};
     static const enum eng_dtype dts[NOUT] = {ENG_DT_Q8, ENG_DT_Q4, ENG_DT_Q8};
     struct qmat q[NOUT];
     struct eng_mat m[NOUT];
-    void *packed[NOUT], *xb[NOUT];
-    float *x = malloc((size_t)cols * sizeof *x), *y[NOUT], *want[NOUT];
-    struct eng_linear out[NOUT];
+    void *packed[NOUT];
+    float *x = malloc((size_t)n * (size_t)cols * sizeof *x), *y[NOUT], *want[NOUT];
+    struct eng_linear out[NOUT], ref[NOUT];
 
     assert_non_null(x);
-    fill_x(x, cols);
+    fill_x(x, n * cols);
     for (int j = 0; j < NOUT; j++) {
-        const struct eng_mat_ops *ops = eng_mat_ops(dts[j]);
-        struct eng_xq *xq;
+        size_t bytes = (size_t)n * (size_t)rows[j] * sizeof(float);
         qmat_make(&q[j], dts[j], GS, ENG_DT_BF16, rows[j], cols);
-        m[j] = mat_for(ops, &q[j].m, &packed[j]);
-        y[j] = malloc((size_t)rows[j] * sizeof(float));
-        want[j] = malloc((size_t)rows[j] * sizeof(float));
+        m[j] = mat_for(eng_mat_ops(dts[j]), &q[j].m, &packed[j]);
+        y[j] = malloc(bytes);
+        want[j] = malloc(bytes);
         assert_true(y[j] && want[j]);
-        xb[j] = xq_new(cols, GS, dts[j], 16, &xq);
-        ops->prep(&m[j], x, xq);
-        ops->dot_rows(&m[j], xq, want[j], 0, rows[j]);
-        out[j] = (struct eng_linear){&m[j], y[j], 1, NULL};
+        out[j] = (struct eng_linear){&m[j], y[j], (size_t)rows[j], NULL};
+        ref[j] = (struct eng_linear){&m[j], want[j], (size_t)rows[j], NULL};
     }
-    for (int threads = 2; threads <= 3; threads++) {
-        struct eng_pool *pool;
-        struct eng_gemm_scratch scratch;
-        struct sh_err err = {0};
-        assert_int_equal(eng_pool_new(threads, &pool, &err), 0);
-        assert_int_equal(eng_gemm_scratch_init(&scratch, threads, cols, 1, 0), 0);
-        for (int run = 0; run < RUNS; run++) {
-            for (int j = 0; j < NOUT; j++)
-                memset(y[j], 0xff, (size_t)rows[j] * sizeof(float)); /* NaN: unwritten shows */
-            eng_linear_run(pool, &scratch, out, NOUT, x, (size_t)cols, 1);
-            for (int j = 0; j < NOUT; j++)
-                if (memcmp(y[j], want[j], (size_t)rows[j] * sizeof(float)) != 0)
-                    fail_msg("cols %lld, %d threads, run %d: output %d differs from one call",
-                             (long long)cols, threads, run, j);
+    if (n == 1) {
+        for (int j = 0; j < NOUT; j++) {
+            const struct eng_mat_ops *ops = eng_mat_ops(dts[j]);
+            struct eng_xq *xq;
+            void *xb = xq_new(cols, GS, dts[j], 16, &xq);
+            ops->prep(&m[j], x, xq);
+            ops->dot_rows(&m[j], xq, want[j], 0, rows[j]);
+            free(xb);
         }
-        eng_gemm_scratch_free(&scratch);
-        eng_pool_free(pool);
+    } else {
+        linear_on(1, ref, NOUT, x, cols, n, rows);
     }
+    for (int threads = 2; threads <= 3; threads++)
+        for (int run = 0; run < RUNS; run++) {
+            linear_on(threads, out, NOUT, x, cols, n, rows);
+            for (int j = 0; j < NOUT; j++)
+                if (memcmp(y[j], want[j], (size_t)n * (size_t)rows[j] * sizeof(float)) != 0)
+                    fail_msg("cols %lld, %d tokens, %d threads, run %d: output %d differs from "
+                             "one thread's",
+                             (long long)cols, n, threads, run, j);
+        }
     for (int j = 0; j < NOUT; j++) {
         free(y[j]);
         free(want[j]);
-        free(xb[j]);
         free(packed[j]);
         qmat_free(&q[j]);
     }
@@ -797,11 +818,13 @@ static void check_linear_threads(int64_t cols)
 
 static void test_linear_threads(void **state)
 {
-    enum { COLS_ROW = 512, COLS_FLAT = 192 };
+    enum { COLS_ROW = 512, COLS_FLAT = 192, PROMPT = 7 };
 
     (void)state;
-    check_linear_threads(COLS_ROW);
-    check_linear_threads(COLS_FLAT);
+    check_linear_threads(COLS_ROW, 1);
+    check_linear_threads(COLS_FLAT, 1);
+    check_linear_threads(COLS_ROW, PROMPT);
+    check_linear_threads(COLS_FLAT, PROMPT);
 }
 
 /* ---- SwiGLU: the vector e^x against libm's */
