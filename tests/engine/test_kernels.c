@@ -740,7 +740,7 @@ static void test_linear_layouts(void **state)
  * matrix, for a prompt (n > 1) the call on a pool of 1. Three outputs with
  * row counts that are not multiples of a chunk or of 16, Q4 and Q8 (each
  * its own preparation), a layout of whole 8-group batches (COLS_ROW) and
- * the flat one (COLS_FLAT). */
+ * the flat one (COLS_FLAT); and bf16. */
 
 static void linear_on(int threads,
                       const struct eng_linear *out,
@@ -763,14 +763,17 @@ static void linear_on(int threads,
     eng_pool_free(pool);
 }
 
-static void check_linear_threads(int64_t cols, int n)
+static void check_linear_threads(int64_t cols, int n, bool bf16)
 {
     enum { NOUT = 3, GS = 64, RUNS = 4 };
     static const int64_t rows[NOUT] = {1003, 37, 2051};
-    static const enum eng_dtype dts[NOUT] = {ENG_DT_Q8, ENG_DT_Q4, ENG_DT_Q8};
-    struct qmat q[NOUT];
+    static const enum eng_dtype q_dts[NOUT] = {ENG_DT_Q8, ENG_DT_Q4, ENG_DT_Q8};
+    const enum eng_dtype *dts = q_dts;
+    enum eng_dtype bf16_dts[NOUT] = {ENG_DT_BF16, ENG_DT_BF16, ENG_DT_BF16};
+    struct qmat q[NOUT] = {0};
     struct eng_mat m[NOUT];
     void *packed[NOUT];
+    uint8_t *fw[NOUT] = {0};
     float *x = malloc((size_t)n * (size_t)cols * sizeof *x), *y[NOUT], *want[NOUT];
     struct eng_linear out[NOUT], ref[NOUT];
 
@@ -778,7 +781,20 @@ static void check_linear_threads(int64_t cols, int n)
     fill_x(x, n * cols);
     for (int j = 0; j < NOUT; j++) {
         size_t bytes = (size_t)n * (size_t)rows[j] * sizeof(float);
-        qmat_make(&q[j], dts[j], GS, ENG_DT_BF16, rows[j], cols);
+        if (bf16) {
+            dts = bf16_dts;
+            fw[j] = malloc((size_t)(rows[j] * cols) * 2);
+            assert_non_null(fw[j]);
+            for (int64_t i = 0; i < rows[j] * cols; i++)
+                encode(ENG_DT_BF16, rndf() * 0.1f, fw[j] + (size_t)i * 2);
+            q[j].m = (struct eng_mat){.dtype = ENG_DT_BF16,
+                                      .rows = rows[j],
+                                      .cols = cols,
+                                      .row_stride = (size_t)cols * 2,
+                                      .data = fw[j]};
+        } else {
+            qmat_make(&q[j], dts[j], GS, ENG_DT_BF16, rows[j], cols);
+        }
         m[j] = mat_for(eng_mat_ops(dts[j]), &q[j].m, &packed[j]);
         y[j] = malloc(bytes);
         want[j] = malloc(bytes);
@@ -789,10 +805,11 @@ static void check_linear_threads(int64_t cols, int n)
     if (n == 1) {
         for (int j = 0; j < NOUT; j++) {
             const struct eng_mat_ops *ops = eng_mat_ops(dts[j]);
-            struct eng_xq *xq;
-            void *xb = xq_new(cols, GS, dts[j], 16, &xq);
-            ops->prep(&m[j], x, xq);
-            ops->dot_rows(&m[j], xq, want[j], 0, rows[j]);
+            struct eng_xq *xq = NULL;
+            void *xb = ops->prep ? xq_new(cols, m[j].group_size, dts[j], 16, &xq) : NULL;
+            if (xq)
+                ops->prep(&m[j], x, xq);
+            ops->dot_rows(&m[j], xq ? (const void *)xq : x, want[j], 0, rows[j]);
             free(xb);
         }
     } else {
@@ -811,7 +828,10 @@ static void check_linear_threads(int64_t cols, int n)
         free(y[j]);
         free(want[j]);
         free(packed[j]);
-        qmat_free(&q[j]);
+        if (bf16)
+            free(fw[j]);
+        else
+            qmat_free(&q[j]);
     }
     free(x);
 }
@@ -821,10 +841,13 @@ static void test_linear_threads(void **state)
     enum { COLS_ROW = 512, COLS_FLAT = 192, PROMPT = 7 };
 
     (void)state;
-    check_linear_threads(COLS_ROW, 1);
-    check_linear_threads(COLS_FLAT, 1);
-    check_linear_threads(COLS_ROW, PROMPT);
-    check_linear_threads(COLS_FLAT, PROMPT);
+    check_linear_threads(COLS_ROW, 1, false);
+    check_linear_threads(COLS_FLAT, 1, false);
+    check_linear_threads(COLS_ROW, PROMPT, false);
+    check_linear_threads(COLS_FLAT, PROMPT, false);
+    /* bf16: the f32 product on converted rows */
+    check_linear_threads(COLS_ROW, 1, true);
+    check_linear_threads(COLS_ROW, PROMPT, true);
 }
 
 /* ---- SwiGLU: the vector e^x against libm's */
