@@ -399,8 +399,7 @@ struct eng_gemm_scratch {
     size_t prep_bytes; /* per slot */
     int n_prep;        /* slots: one per (input, kind of weight) of a call */
     int act_bits;      /* Q4 decode's codes (eng_xq.bits): 16, or 8 if asked */
-    struct eng_chunk_cursor *cursors; /* (n_threads) decode's work cursors, matmul.c */
-    int n_cursors;
+    struct eng_chunk_cursor *cursors; /* (n_threads) the products' chunk cursors, matmul.c */
 };
 
 /* Allocates scratch for n_threads and matrices of at most max_cols columns,

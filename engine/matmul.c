@@ -100,7 +100,6 @@ int eng_gemm_scratch_init(
 
     memset(s, 0, sizeof *s);
     s->act_bits = 16;
-    s->n_cursors = n_threads;
     s->cursors = aligned_alloc(_Alignof(struct eng_chunk_cursor),
                                (size_t)n_threads * sizeof(struct eng_chunk_cursor));
     s->per_thread = (size_t)(small > TILE_FLOATS ? small : TILE_FLOATS);
@@ -144,7 +143,7 @@ struct linear_job {
     const void *xin[ENG_LINEAR_MAX_OUT]; /* decode: x or its eng_xq */
     const float *xp;                     /* prompt: x packed for eng_gemm_avx2, or NULL */
     const struct eng_gemm_xq *xq;        /* prompt: x's codes for eng_gemm_q_avx2, or NULL */
-    int64_t chunk_rows;                  /* decode on several threads: see steal_worker */
+    int64_t chunk_rows;                  /* on several threads: rows per chunk (run_chunks) */
 };
 
 /* y[:, r0:r1] = x W[r0:r1]^T through f32 tiles and SGEMM. */
