@@ -224,12 +224,10 @@ static void steal_worker(void *arg, int t, int nt)
             uint32_t front = (uint32_t)v, back = (uint32_t)(v >> 32);
             if (front >= back)
                 break;
-            /* on failure v is reloaded: try again with what is left */
-            if (k == 0 && atomic_compare_exchange_weak(fb, &v, v + 1)) {
-                run_chunk(job, t, front);
-                v = atomic_load_explicit(fb, memory_order_relaxed);
-            } else if (k > 0 && atomic_compare_exchange_weak(fb, &v, v - ((uint64_t)1 << 32))) {
-                run_chunk(job, t, back - 1);
+            /* the owner takes the front chunk, a thief the back one; on
+             * failure v is reloaded: try again with what is left */
+            if (atomic_compare_exchange_weak(fb, &v, k == 0 ? v + 1 : v - ((uint64_t)1 << 32))) {
+                run_chunk(job, t, k == 0 ? front : back - 1);
                 v = atomic_load_explicit(fb, memory_order_relaxed);
             }
         }
@@ -315,13 +313,14 @@ static void run_chunks(struct eng_pool *pool, struct linear_job *job)
 {
     const struct eng_mat *w = job->out[0].w;
     int nt = eng_pool_size(pool);
-    int64_t rows = (int64_t)(CHUNK_BYTES / (w->row_stride + 2 * w->sb_stride));
     int64_t chunks;
 
-    if (job->n > 1)
+    if (job->n > 1) {
         job->chunk_rows = tile_rows(w->cols);
-    else
+    } else {
+        int64_t rows = (int64_t)(CHUNK_BYTES / (w->row_stride + 2 * w->sb_stride));
         job->chunk_rows = rows < ROW_ALIGN ? ROW_ALIGN : rows / ROW_ALIGN * ROW_ALIGN;
+    }
     chunks = (job->total_rows + job->chunk_rows - 1) / job->chunk_rows;
     for (int t = 0; t < nt; t++) {
         uint64_t front = (uint64_t)(chunks * t / nt), back = (uint64_t)(chunks * (t + 1) / nt);
