@@ -234,6 +234,20 @@ static void qmat_free(struct qmat *q)
     free(q->bi);
 }
 
+/* A float (f32, f16, bf16) matrix of small random weights, unpadded rows;
+ * *buf holds them (the caller frees it). */
+static struct eng_mat fmat_make(enum eng_dtype dt, int64_t rows, int64_t cols, uint8_t **buf)
+{
+    size_t es = eng_dtype_info(dt)->size;
+
+    *buf = malloc((size_t)(rows * cols) * es);
+    assert_non_null(*buf);
+    for (int64_t i = 0; i < rows * cols; i++)
+        encode(dt, rndf() * 0.1f, *buf + (size_t)i * es);
+    return (struct eng_mat){
+        .dtype = dt, .rows = rows, .cols = cols, .row_stride = (size_t)cols * es, .data = *buf};
+}
+
 static void *xq_new(int64_t cols, int gs, enum eng_dtype dt, int bits, struct eng_xq **xq)
 {
     void *buf = aligned_alloc(64, (eng_xq_bytes(cols, gs) + 63) / 64 * 64);
@@ -514,16 +528,7 @@ static void test_gemm(void **state)
                         qmat_make(&q, dt, 64, ENG_DT_BF16, rows, k);
                         mat = q.m;
                     } else {
-                        size_t es = eng_dtype_info(dt)->size;
-                        fw = malloc((size_t)(rows * k) * es);
-                        assert_non_null(fw);
-                        for (int64_t i = 0; i < rows * k; i++)
-                            encode(dt, rndf() * 0.1f, fw + (size_t)i * es);
-                        mat = (struct eng_mat){.dtype = dt,
-                                               .rows = rows,
-                                               .cols = k,
-                                               .row_stride = (size_t)k * es,
-                                               .data = fw};
+                        mat = fmat_make(dt, rows, k, &fw);
                     }
                     for (int64_t i = 0; i < m * k; i++)
                         x[i] = rndf();
@@ -768,8 +773,8 @@ static void check_linear_threads(int64_t cols, int n, bool bf16)
     enum { NOUT = 3, GS = 64, RUNS = 4 };
     static const int64_t rows[NOUT] = {1003, 37, 2051};
     static const enum eng_dtype q_dts[NOUT] = {ENG_DT_Q8, ENG_DT_Q4, ENG_DT_Q8};
-    const enum eng_dtype *dts = q_dts;
-    enum eng_dtype bf16_dts[NOUT] = {ENG_DT_BF16, ENG_DT_BF16, ENG_DT_BF16};
+    static const enum eng_dtype bf16_dts[NOUT] = {ENG_DT_BF16, ENG_DT_BF16, ENG_DT_BF16};
+    const enum eng_dtype *dts = bf16 ? bf16_dts : q_dts;
     struct qmat q[NOUT] = {0};
     struct eng_mat m[NOUT];
     void *packed[NOUT];
@@ -781,20 +786,10 @@ static void check_linear_threads(int64_t cols, int n, bool bf16)
     fill_x(x, n * cols);
     for (int j = 0; j < NOUT; j++) {
         size_t bytes = (size_t)n * (size_t)rows[j] * sizeof(float);
-        if (bf16) {
-            dts = bf16_dts;
-            fw[j] = malloc((size_t)(rows[j] * cols) * 2);
-            assert_non_null(fw[j]);
-            for (int64_t i = 0; i < rows[j] * cols; i++)
-                encode(ENG_DT_BF16, rndf() * 0.1f, fw[j] + (size_t)i * 2);
-            q[j].m = (struct eng_mat){.dtype = ENG_DT_BF16,
-                                      .rows = rows[j],
-                                      .cols = cols,
-                                      .row_stride = (size_t)cols * 2,
-                                      .data = fw[j]};
-        } else {
+        if (bf16)
+            q[j].m = fmat_make(dts[j], rows[j], cols, &fw[j]);
+        else
             qmat_make(&q[j], dts[j], GS, ENG_DT_BF16, rows[j], cols);
-        }
         m[j] = mat_for(eng_mat_ops(dts[j]), &q[j].m, &packed[j]);
         y[j] = malloc(bytes);
         want[j] = malloc(bytes);
