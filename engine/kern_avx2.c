@@ -5,44 +5,95 @@
  * contract and results as kern_scalar.c: conversions bit-identical, dot
  * products equal up to the order of float additions.
  *
- * Decode reads each weight once per token: each thread streams one
- * contiguous range of rows, a software prefetch runs PF_DIST bytes ahead of
- * the loads (past row ends into the next rows), and the arithmetic per byte
- * is kept small: bf16 pairs become two f32 vectors with one shift and one
- * mask (x reordered to match once per token), f16 converts with F16C.
+ * Decode reads each weight once per token, as two streams per range of
+ * rows (kern_avx2.h), and the arithmetic per byte is kept
+ * small: bf16 pairs become two f32 vectors with one shift and one mask (x
+ * reordered to match once per token), f16 converts with F16C.
  */
 #include "engine/kern_avx2.h"
 
 /* ---- float dtypes: 32 elements (4 x 8 lanes) per step, FMA */
 
-#define DEFINE_DOT(NAME, TYPE, LOAD8, ESIZE, TAIL)                                                 \
-    static float NAME(const uint8_t *w, const float *x, int64_t n)                                 \
+/* The dot products y[0 .. R) of R (1 or 2) rows w[r] of n elements with x,
+ * walked together 32 elements at a time (two streams: kern_avx2.h); STEP16(p, x, a, b)
+ * adds the 16 elements at p times x into a and b. Each row sums in the same
+ * order whatever R, so a row's result does not depend on its partner. */
+#define DEFINE_DOT(NAME, TYPE, ESIZE, STEP16, TAIL)                                                \
+    INLINE void NAME(const uint8_t *const *w, const float *x, int64_t n, int R, float *y)          \
     {                                                                                              \
-        __m256 a0 = _mm256_setzero_ps(), a1 = a0, a2 = a0, a3 = a0;                                \
-        float tail = 0.0f;                                                                         \
+        __m256 a[2][4];                                                                            \
         int64_t i = 0;                                                                             \
-        for (; i + 32 <= n; i += 32) {                                                             \
-            const uint8_t *p = w + i * ESIZE;                                                      \
-            for (int k = 0; k < 32 * ESIZE; k += 64)                                               \
-                prefetch(p + PF_DIST + k);                                                         \
-            a0 = _mm256_fmadd_ps(LOAD8(p), LOADUF(x + i), a0);                                     \
-            a1 = _mm256_fmadd_ps(LOAD8(p + 8 * ESIZE), LOADUF(x + i + 8), a1);                     \
-            a2 = _mm256_fmadd_ps(LOAD8(p + 16 * ESIZE), LOADUF(x + i + 16), a2);                   \
-            a3 = _mm256_fmadd_ps(LOAD8(p + 24 * ESIZE), LOADUF(x + i + 24), a3);                   \
+        for (int r = 0; r < R; r++)                                                                \
+            a[r][0] = a[r][1] = a[r][2] = a[r][3] = _mm256_setzero_ps();                           \
+        for (; i + 32 <= n; i += 32)                                                               \
+            for (int r = 0; r < R; r++) {                                                          \
+                STEP16(w[r] + i * ESIZE, x + i, a[r][0], a[r][1]);                                 \
+                STEP16(w[r] + (i + 16) * ESIZE, x + i + 16, a[r][2], a[r][3]);                     \
+            }                                                                                      \
+        for (; i + 16 <= n; i += 16)                                                               \
+            for (int r = 0; r < R; r++)                                                            \
+                STEP16(w[r] + i * ESIZE, x + i, a[r][0], a[r][1]);                                 \
+        for (int r = 0; r < R; r++) {                                                              \
+            float tail = 0.0f;                                                                     \
+            for (int64_t j = i; j < n; j++) {                                                      \
+                TYPE e;                                                                            \
+                memcpy(&e, w[r] + j * ESIZE, ESIZE);                                               \
+                tail += TAIL(e) * x[j];                                                            \
+            }                                                                                      \
+            y[r] = hsum_ps(_mm256_add_ps(_mm256_add_ps(a[r][0], a[r][1]),                          \
+                                         _mm256_add_ps(a[r][2], a[r][3]))) +                       \
+                   tail;                                                                           \
         }                                                                                          \
-        for (; i + 8 <= n; i += 8)                                                                 \
-            a0 = _mm256_fmadd_ps(LOAD8(w + i * ESIZE), LOADUF(x + i), a0);                         \
-        for (; i < n; i++) {                                                                       \
-            TYPE e;                                                                                \
-            memcpy(&e, w + i * ESIZE, ESIZE);                                                      \
-            tail += TAIL(e) * x[i];                                                                \
-        }                                                                                          \
-        return hsum_ps(_mm256_add_ps(_mm256_add_ps(a0, a1), _mm256_add_ps(a2, a3))) + tail;        \
     }
 
+/* f32 and f16: 16 elements in order, 8 into each accumulator. */
+#define STEP16_F32(p, x, a, b)                                                                     \
+    do {                                                                                           \
+        a = _mm256_fmadd_ps(LOADUF(p), LOADUF(x), a);                                              \
+        b = _mm256_fmadd_ps(LOADUF((p) + 32), LOADUF((x) + 8), b);                                 \
+    } while (0)
+#define STEP16_F16(p, x, a, b)                                                                     \
+    do {                                                                                           \
+        a = _mm256_fmadd_ps(load8_f16(p), LOADUF(x), a);                                           \
+        b = _mm256_fmadd_ps(load8_f16((p) + 16), LOADUF((x) + 8), b);                              \
+    } while (0)
+/* bf16 is the upper half of an f32: of 32 bytes read as eight 32-bit lanes,
+ * a shift left by 16 gives elements 0, 2, .., 14 as f32, a mask of the
+ * upper halves elements 1, 3, .., 15 (2 instructions per 16 elements, no
+ * shuffles); x is reordered to match (prep_bf16). */
+#define STEP16_BF16(p, x, a, b)                                                                    \
+    do {                                                                                           \
+        __m256i v_ = LOADU(p);                                                                     \
+        a = _mm256_fmadd_ps(_mm256_castsi256_ps(_mm256_slli_epi32(v_, 16)), LOADUF(x), a);         \
+        b = _mm256_fmadd_ps(                                                                       \
+            _mm256_castsi256_ps(_mm256_and_si256(v_, _mm256_set1_epi32((int)0xffff0000u))),        \
+            LOADUF((x) + 8), b);                                                                   \
+    } while (0)
+
 #define TAIL_F32(v) (v)
-DEFINE_DOT(dot_f32, float, LOADUF, 4, TAIL_F32)
-DEFINE_DOT(dot_f16, uint16_t, load8_f16, 2, eng_f16_to_f32)
+DEFINE_DOT(dot_f32, float, 4, STEP16_F32, TAIL_F32)
+DEFINE_DOT(dot_f16, uint16_t, 2, STEP16_F16, eng_f16_to_f32)
+DEFINE_DOT(dot_bf16, uint16_t, 2, STEP16_BF16, eng_bf16_to_f32)
+
+/* Decode's dot products of rows [r0, r1) with x: row i of each half of the
+ * range together (two streams: kern_avx2.h). */
+#define DEFINE_DOT_ROWS(SUFFIX, X)                                                                 \
+    static void dot_rows_##SUFFIX(const struct eng_mat *w, const void *xp, float *y, int64_t r0,   \
+                                  int64_t r1)                                                      \
+    {                                                                                              \
+        int64_t half = (r1 - r0 + 1) / 2;                                                          \
+        for (int64_t i = 0; i < half; i++) {                                                       \
+            const uint8_t *rows[2] = {row_ptr(w, r0 + i), NULL};                                   \
+            float out[2];                                                                          \
+            int R = r0 + half + i < r1 ? 2 : 1;                                                    \
+            if (R == 2)                                                                            \
+                rows[1] = row_ptr(w, r0 + half + i);                                               \
+            dot_##SUFFIX(rows, X, w->cols, R, out);                                                \
+            y[r0 + i] = out[0];                                                                    \
+            if (R == 2)                                                                            \
+                y[r0 + half + i] = out[1];                                                         \
+        }                                                                                          \
+    }
 
 #define DEFINE_CONVERT(NAME, TYPE, LOAD8, ESIZE, TAIL)                                             \
     static void NAME(const uint8_t *src, float *dst, int64_t n)                                    \
@@ -66,12 +117,7 @@ static void convert_f32(const uint8_t *src, float *dst, int64_t n)
 }
 
 #define DEFINE_MAT_OPS(SUFFIX)                                                                     \
-    static void dot_rows_##SUFFIX(const struct eng_mat *w, const void *xp, float *y, int64_t r0,   \
-                                  int64_t r1)                                                      \
-    {                                                                                              \
-        for (int64_t r = r0; r < r1; r++)                                                          \
-            y[r] = dot_##SUFFIX(row_ptr(w, r), xp, w->cols);                                       \
-    }                                                                                              \
+    DEFINE_DOT_ROWS(SUFFIX, (const float *)xp)                                                     \
     static void rows_to_f32_##SUFFIX(const struct eng_mat *w, int64_t r0, int64_t r1, float *dst)  \
     {                                                                                              \
         for (int64_t r = r0; r < r1; r++)                                                          \
@@ -81,12 +127,8 @@ static void convert_f32(const uint8_t *src, float *dst, int64_t n)
 DEFINE_MAT_OPS(f32)
 DEFINE_MAT_OPS(f16)
 
-/* bf16 is the upper half of an f32: of 32 bytes read as eight 32-bit lanes,
- * a shift left by 16 gives elements 0, 2, .., 14 as f32, a mask of the
- * upper halves elements 1, 3, .., 15 (2 instructions per 16 elements, no
- * shuffles). x is reordered to match once per token: per 16-element block,
- * the even elements then the odd ones; a tail shorter than 16 stays in
- * order. */
+/* bf16's x, once per token: per 16-element block, the even elements then
+ * the odd ones (STEP16_BF16); a tail shorter than 16 stays in order. */
 static void prep_bf16(const struct eng_mat *w, const float *x, struct eng_xq *xq)
 {
     float *xf = (float *)(void *)xq->t;
@@ -107,42 +149,7 @@ static void prep_bf16(const struct eng_mat *w, const float *x, struct eng_xq *xq
     xq->x = xf;
 }
 
-static float dot_bf16(const uint8_t *w, const float *x, int64_t n)
-{
-    const __m256i hi = _mm256_set1_epi32((int)0xffff0000u);
-    __m256 a0 = _mm256_setzero_ps(), a1 = a0, a2 = a0, a3 = a0;
-    float tail = 0.0f;
-    int64_t i = 0;
-
-    for (; i + 32 <= n; i += 32) {
-        const uint8_t *p = w + i * 2;
-        __m256i v0 = LOADU(p), v1 = LOADU(p + 32);
-        prefetch(p + PF_DIST);
-        a0 = _mm256_fmadd_ps(_mm256_castsi256_ps(_mm256_slli_epi32(v0, 16)), LOADUF(x + i), a0);
-        a1 = _mm256_fmadd_ps(_mm256_castsi256_ps(_mm256_and_si256(v0, hi)), LOADUF(x + i + 8), a1);
-        a2 =
-            _mm256_fmadd_ps(_mm256_castsi256_ps(_mm256_slli_epi32(v1, 16)), LOADUF(x + i + 16), a2);
-        a3 = _mm256_fmadd_ps(_mm256_castsi256_ps(_mm256_and_si256(v1, hi)), LOADUF(x + i + 24), a3);
-    }
-    for (; i + 16 <= n; i += 16) {
-        __m256i v = LOADU(w + i * 2);
-        a0 = _mm256_fmadd_ps(_mm256_castsi256_ps(_mm256_slli_epi32(v, 16)), LOADUF(x + i), a0);
-        a1 = _mm256_fmadd_ps(_mm256_castsi256_ps(_mm256_and_si256(v, hi)), LOADUF(x + i + 8), a1);
-    }
-    for (; i < n; i++) {
-        uint16_t e;
-        memcpy(&e, w + i * 2, 2);
-        tail += eng_bf16_to_f32(e) * x[i];
-    }
-    return hsum_ps(_mm256_add_ps(_mm256_add_ps(a0, a1), _mm256_add_ps(a2, a3))) + tail;
-}
-
-static void dot_rows_bf16(const struct eng_mat *w, const void *xp, float *y, int64_t r0, int64_t r1)
-{
-    const struct eng_xq *xq = xp;
-    for (int64_t r = r0; r < r1; r++)
-        y[r] = dot_bf16(row_ptr(w, r), xq->x, w->cols);
-}
+DEFINE_DOT_ROWS(bf16, ((const struct eng_xq *)xp)->x)
 
 static void rows_to_f32_bf16(const struct eng_mat *w, int64_t r0, int64_t r1, float *dst)
 {
@@ -168,12 +175,18 @@ const struct eng_mat_ops eng_kern_avx2[ENG_DT_COUNT] = {
 
 static float kv_dot_f32(const float *a, const void *b, int n)
 {
-    return dot_f32(b, a, n);
+    const uint8_t *row = b;
+    float y;
+    dot_f32(&row, a, n, 1, &y);
+    return y;
 }
 
 static float kv_dot_f16(const float *a, const void *b, int n)
 {
-    return dot_f16(b, a, n);
+    const uint8_t *row = b;
+    float y;
+    dot_f16(&row, a, n, 1, &y);
+    return y;
 }
 
 static void kv_axpy_f32(float *y, float s, const void *x, int n)

@@ -12,13 +12,18 @@
 
 #include "engine/kern_common.h"
 
-/* Bytes the software prefetch runs ahead of the weight loads. 1, 2, 4, 8
- * and 16 KiB (and the T1/NTA hints) measured alike within this machine's
- * noise (bench_kernels, shoal bench); the bench/results tables of
- * 2026-11-23-quant-int16-* ran with 16 KiB. */
-#ifndef PF_DIST
-#define PF_DIST 16384
-#endif
+/* Two streams. Decode kernels walk their range of rows as two streams:
+ * its two halves, row (or flat batch) i of each in turn, a few hundred
+ * bytes from one then from the other. A core keeps more of its reads in
+ * flight when they come from two places close together in its
+ * instruction window (one stream's next lines are missed while the other
+ * computes); the hardware prefetcher follows both. 4 streams did worse
+ * than 2 (the scales and biases add their own streams), and turns of 2 KiB
+ * or more gained nothing. The software prefetch these kernels had (1 to 16
+ * KiB ahead, measured alike) is gone: with two streams it cost 6%.
+ * bench_kernels, 1 thread, mean of 12-16 alternated rounds, kernel / read
+ * bandwidth: Q8 896 columns (flat) 0.73 -> 0.94, Q8 2048 columns 0.79 ->
+ * 0.89; Q4 (vpmaddwd-bound on one core) 0.69 -> 0.72. */
 
 /* The specializations below must be inlined for the compiler to fold the
  * dtype and group size into straight-line code. */
@@ -26,11 +31,6 @@
 
 #define LOADU(p)  _mm256_loadu_si256((const __m256i *)(const void *)(p))
 #define LOADUF(p) _mm256_loadu_ps((const float *)(p))
-
-static inline void prefetch(const void *p)
-{
-    _mm_prefetch((const char *)p, _MM_HINT_T0);
-}
 
 static inline float hsum_ps(__m256 v)
 {

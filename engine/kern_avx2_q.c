@@ -356,15 +356,16 @@ INLINE __m256 batch(const struct eng_mat *w,
     return _mm256_fmadd_ps(load_sb(w->sb_dtype, bi, g, n, over_ok), LOADUF(s), acc);
 }
 
-/* A row's batch at group g0 (per-row layout); codes of bits / 8 bytes. */
-#define ROW_BATCH(N, OVER_OK)                                                                      \
-    batch(w, row + g0 * (dt == ENG_DT_Q4 ? gs / 2 : gs),                                           \
-          (const uint8_t *)xq->q + g0 * gs * bits / 8, xq->d + g0, xq->s + g0, sc, bi, g0, N, dt,  \
-          gs, bits, OVER_OK, acc)
+/* Row k's batch at group g0 (per-row layout); codes of bits / 8 bytes. */
+#define ROW_BATCH(K, N, OVER_OK)                                                                   \
+    batch(w, row[K] + g0 * (dt == ENG_DT_Q4 ? gs / 2 : gs),                                        \
+          (const uint8_t *)xq->q + g0 * gs * bits / 8, xq->d + g0, xq->s + g0, sc[K], bi[K], g0,   \
+          N, dt, gs, bits, OVER_OK, acc[K])
 
 /* One specialization per (dtype, group size, code bits): inlined, the
  * compiler folds the branches on them, and on the last batch's group count,
- * into straight-line code. */
+ * into straight-line code. Row i of each half of the range go together,
+ * batch by batch (two streams: kern_avx2.h). */
 INLINE void dot_rows_impl(const struct eng_mat *w,
                           const struct eng_xq *xq,
                           float *y,
@@ -374,39 +375,44 @@ INLINE void dot_rows_impl(const struct eng_mat *w,
                           int gs,
                           int bits)
 {
-    int64_t ng = w->cols / gs;
+    int64_t ng = w->cols / gs, half = (r1 - r0 + 1) / 2;
 
-    for (int64_t r = r0; r < r1; r++) {
-        const uint8_t *row = (const uint8_t *)w->data + (size_t)r * w->row_stride;
-        const uint8_t *sc = (const uint8_t *)w->scales + (size_t)r * w->sb_stride;
-        const uint8_t *bi = (const uint8_t *)w->biases + (size_t)r * w->sb_stride;
-        /* a full vector from the last batch's first group stays in the tensor */
-        bool over_ok = (w->rows - r - 1) * ng >= 8;
-        __m256 acc = _mm256_setzero_ps();
-        int64_t g0 = 0;
-        for (size_t k = 0; k < w->row_stride; k += 64)
-            prefetch(row + PF_DIST + k);
-        prefetch(sc + 256);
-        prefetch(bi + 256);
-        for (; g0 + 8 <= ng; g0 += 8)
-            acc = ROW_BATCH(8, false);
-        switch (ng - g0) {
+    for (int64_t i = 0; i < half; i++) {
+        int64_t r[2] = {r0 + i, r0 + half + i}, g0 = 0;
+        int ns = r[1] < r1 ? 2 : 1;
+        const uint8_t *row[2], *sc[2], *bi[2];
+        __m256 acc[2] = {_mm256_setzero_ps(), _mm256_setzero_ps()};
+        for (int k = 0; k < ns; k++) {
+            row[k] = (const uint8_t *)w->data + (size_t)r[k] * w->row_stride;
+            sc[k] = (const uint8_t *)w->scales + (size_t)r[k] * w->sb_stride;
+            bi[k] = (const uint8_t *)w->biases + (size_t)r[k] * w->sb_stride;
+        }
+        for (; g0 + 8 <= ng; g0 += 8) {
+            acc[0] = ROW_BATCH(0, 8, false);
+            if (ns == 2)
+                acc[1] = ROW_BATCH(1, 8, false);
+        }
+        for (int k = 0; k < ns; k++) {
+            /* a full vector from the last batch's first group stays in the tensor */
+            bool over_ok = (w->rows - r[k] - 1) * ng >= 8;
+            switch (ng - g0) {
 #define TAIL(N)                                                                                    \
     case N:                                                                                        \
-        acc = ROW_BATCH(N, over_ok);                                                               \
+        acc[k] = ROW_BATCH(k, N, over_ok);                                                         \
         break;
-            TAIL(1)
-            TAIL(2)
-            TAIL(3)
-            TAIL(4)
-            TAIL(5)
-            TAIL(6)
-            TAIL(7)
+                TAIL(1)
+                TAIL(2)
+                TAIL(3)
+                TAIL(4)
+                TAIL(5)
+                TAIL(6)
+                TAIL(7)
 #undef TAIL
-        default:
-            break;
+            default:
+                break;
+            }
+            y[r[k]] = hsum_ps(acc[k]);
         }
-        y[r] = hsum_ps(acc);
     }
 }
 
@@ -452,19 +458,17 @@ INLINE void dot_rows_flat(const struct eng_mat *w,
 {
     int64_t ng = w->cols / gs, total = w->rows * ng, period = lane_batches(w);
     int64_t G = dt == ENG_DT_Q4 ? gs / 2 : gs, chunk = (FLAT_BUF - 16) / ng;
-    int64_t es = (int64_t)eng_dtype_info(w->sb_dtype)->size;
-    const uint8_t *data = w->data, *sc = w->scales, *bi = w->biases;
+    const uint8_t *data = w->data;
     float buf[FLAT_BUF];
 
     for (int64_t rc = r0; rc < r1; rc += chunk) {
         int64_t re = rc + chunk < r1 ? rc + chunk : r1, b0 = rc * ng / 8;
-        for (int64_t b = b0; b * 8 < re * ng; b++) {
+        int64_t nb = (re * ng + 7) / 8 - b0, half = (nb + 1) / 2;
+        /* batch i of each half in turn (two streams: kern_avx2.h) */
+        for (int64_t i = 0; i < nb; i++) {
+            int64_t b = b0 + i / 2 + (i % 2) * half; /* an odd nb: the first half is longer */
             const uint8_t *bp = data + b * 8 * G;
             int64_t p = b % period, n = batch_groups(total, b * 8);
-            for (int64_t k = 0; k < 8 * G; k += 64)
-                prefetch(bp + PF_DIST + k);
-            prefetch(sc + (b * 8 + 256) * es);
-            prefetch(bi + (b * 8 + 256) * es);
             /* Lane by lane from -0 (so that the first FMA rounds as a
              * product alone); n == 8 spelled out: a constant the inlined
              * code folds, as only the matrix's last batch can be short. */

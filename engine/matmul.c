@@ -48,12 +48,13 @@
 #define PAR_MIN_MACS (1 << 16)
 /* Decode's unit of work: rows of about this many bytes of weights (scales
  * and biases included), ROW_ALIGN rows at least: small enough to even out
- * the ends, large enough that a claim (one CAS) is noise. On 2 threads,
- * 16 to 128 KiB all beat the static cut by similar margins in 4-6
- * alternated runs each; 32 KiB against the static cut, medians of 4-5
- * pairs, tg64: Llama-3.2-1B 8-bit and bf16 +15%, Qwen2.5-0.5B 8-bit +3%,
- * 4-bit -2% in one sitting and +12% in another. */
-#define CHUNK_BYTES (32 * 1024)
+ * the ends, large enough that a claim (one CAS) is noise and that the
+ * kernels' two streams (the chunk's halves, kern_avx2.h) run long enough
+ * for the prefetcher. On 2 threads with the two-stream kernels, tg64
+ * medians of 4 alternated runs, 32 KiB -> 128 KiB: Qwen2.5-0.5B 8-bit 34.3
+ * -> 37.0 tok/s, Llama-3.2-1B 8-bit 16.6 -> 17.5. (With one stream, 16 to
+ * 128 KiB measured alike.) */
+#define CHUNK_BYTES (128 * 1024)
 /* Target floats per converted tile: 64 Ki floats = 256 KiB, about L2. */
 #ifndef TILE_FLOATS
 #define TILE_FLOATS (64 * 1024)

@@ -143,6 +143,27 @@ static void check_float_dtype(enum eng_dtype dt)
                 const struct eng_mat_ops *ops = eng_mat_ops_isa(dt, isas[k]);
                 if (!ops)
                     continue;
+                /* Ranges of several rows (the kernels walk two rows at
+                 * a time, rows [r0, r1) as two halves) give each row the
+                 * bits of its one-row range, whatever the split. */
+                {
+                    const void *xp = x;
+                    void *buf = NULL;
+                    if (ops->prep) {
+                        struct eng_xq *xq;
+                        buf = xq_new(cols, 0, dt, 16, &xq);
+                        ops->prep(&m, x, xq);
+                        xp = xq;
+                    }
+                    for (int64_t r = 0; r < rows; r++)
+                        ops->dot_rows(&m, xp, y2, r, r + 1);
+                    for (int64_t h = 0; h < rows; h += 2) {
+                        ops->dot_rows(&m, xp, y, 0, h);
+                        ops->dot_rows(&m, xp, y, h, rows);
+                        assert_memory_equal(y, y2, (size_t)rows * 4);
+                    }
+                    free(buf);
+                }
                 /* a row range in the middle, then everything */
                 ref->rows_to_f32(&m, rows / 2, rows, c1);
                 ops->rows_to_f32(&m, rows / 2, rows, c2);
