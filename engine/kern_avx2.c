@@ -6,18 +6,19 @@
  * products equal up to the order of float additions.
  *
  * Decode reads each weight once per token, as two streams per range of
- * rows (kern_avx2.h), and the arithmetic per byte is kept
- * small: bf16 pairs become two f32 vectors with one shift and one mask (x
- * reordered to match once per token), f16 converts with F16C.
+ * rows (kern_avx2.h), and the arithmetic per byte is kept small: bf16
+ * pairs become two f32 vectors with one shift and one mask (x reordered to
+ * match once per token), f16 converts with F16C.
  */
 #include "engine/kern_avx2.h"
 
 /* ---- float dtypes: 32 elements (4 x 8 lanes) per step, FMA */
 
 /* The dot products y[0 .. R) of R (1 or 2) rows w[r] of n elements with x,
- * walked together 32 elements at a time (two streams: kern_avx2.h); STEP16(p, x, a, b)
- * adds the 16 elements at p times x into a and b. Each row sums in the same
- * order whatever R, so a row's result does not depend on its partner. */
+ * walked together 32 elements at a time (two streams: kern_avx2.h);
+ * STEP16(p, x, a, b) adds the 16 elements at p times x into a and b. Each
+ * row sums in the same order whatever R, so a row's result does not
+ * depend on its partner. */
 #define DEFINE_DOT(NAME, TYPE, ESIZE, STEP16, TAIL)                                                \
     INLINE void NAME(const uint8_t *const *w, const float *x, int64_t n, int R, float *y)          \
     {                                                                                              \

@@ -72,6 +72,22 @@ static struct eng_mat mat_for(const struct eng_mat_ops *ops, const struct eng_ma
     return out;
 }
 
+/* x as ops->dot_rows reads m's rows with it: x itself, or prepared (the
+ * kernel's codes of `bits`, or a reordered x) in a new *buf the caller
+ * frees (NULL when there is none). */
+static const void *
+x_for(const struct eng_mat_ops *ops, const struct eng_mat *m, const float *x, int bits, void **buf)
+{
+    struct eng_xq *xq;
+
+    *buf = NULL;
+    if (!ops->prep)
+        return x;
+    *buf = xq_new(m->cols, m->group_size, m->dtype, bits, &xq);
+    ops->prep(m, x, xq);
+    return xq;
+}
+
 /* ---- float dtypes */
 
 static void encode(enum eng_dtype dt, float v, uint8_t *dst)
@@ -121,17 +137,10 @@ static void check_float_dtype(enum eng_dtype dt)
                              (long long)r, (double)y[r], exact);
                 for (size_t k = 0; k < sizeof isas / sizeof *isas; k++) {
                     const struct eng_mat_ops *ops = eng_mat_ops_isa(dt, isas[k]);
-                    const void *xp = x;
-                    void *buf = NULL;
+                    void *buf;
                     if (!ops)
                         continue;
-                    if (ops->prep) { /* (a kernel may want x reordered) */
-                        struct eng_xq *xq;
-                        buf = xq_new(cols, 0, dt, 16, &xq);
-                        ops->prep(&m, x, xq);
-                        xp = xq;
-                    }
-                    ops->dot_rows(&m, xp, y2, r, r + 1);
+                    ops->dot_rows(&m, x_for(ops, &m, x, 16, &buf), y2, r, r + 1);
                     free(buf);
                     if (fabs(y2[r] - exact) > (double)(cols + 2) * U * t)
                         fail_msg("%s %s %lldx%lld row %lld: %g vs exact %g",
@@ -147,14 +156,8 @@ static void check_float_dtype(enum eng_dtype dt)
                  * a time, rows [r0, r1) as two halves) give each row the
                  * bits of its one-row range, whatever the split. */
                 {
-                    const void *xp = x;
-                    void *buf = NULL;
-                    if (ops->prep) {
-                        struct eng_xq *xq;
-                        buf = xq_new(cols, 0, dt, 16, &xq);
-                        ops->prep(&m, x, xq);
-                        xp = xq;
-                    }
+                    void *buf;
+                    const void *xp = x_for(ops, &m, x, 16, &buf);
                     for (int64_t r = 0; r < rows; r++)
                         ops->dot_rows(&m, xp, y2, r, r + 1);
                     for (int64_t h = 0; h < rows; h += 2) {
@@ -820,12 +823,9 @@ static void check_linear_threads(int64_t cols, int n, bool bf16)
     }
     if (n == 1) {
         for (int j = 0; j < NOUT; j++) {
+            void *xb;
             const struct eng_mat_ops *ops = eng_mat_ops(dts[j]);
-            struct eng_xq *xq = NULL;
-            void *xb = ops->prep ? xq_new(cols, m[j].group_size, dts[j], 16, &xq) : NULL;
-            if (xq)
-                ops->prep(&m[j], x, xq);
-            ops->dot_rows(&m[j], xq ? (const void *)xq : x, want[j], 0, rows[j]);
+            ops->dot_rows(&m[j], x_for(ops, &m[j], x, 16, &xb), want[j], 0, rows[j]);
             free(xb);
         }
     } else {
