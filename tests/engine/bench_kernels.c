@@ -5,8 +5,9 @@
  * their ratio.
  *   bench_kernels DTYPE [COLS] [MiB] [ROUNDS] [THREADS]   DTYPE: f32 f16 bf16 q4 q8 q4a8
  * (q4a8: Q4 with 8-bit activation codes). With THREADS > 1 the engine's
- * pool cuts the rows into one range per thread, as decode does, and the
- * probe reads with as many threads.
+ * pool cuts the rows into one range per thread (a static cut: decode
+ * itself deals chunks that threads take from each other, matmul.c), and
+ * the probe reads with as many threads.
  */
 #include <stdio.h>
 #include <stdlib.h>
