@@ -1,13 +1,12 @@
 /* tests/engine/bench_kernels.c: an internal timing harness (not a test): the
- * decode kernel of one dtype (on one thread unless THREADS says more) over
- * a matrix much larger than the caches, alternated with the read-bandwidth
- * probe so that both see the same machine load; prints the best of each and
- * their ratio.
+ * decode product of one dtype over a matrix much larger than the caches,
+ * run as decode runs it (eng_linear_run: its input prepared, its rows
+ * dealt to THREADS threads in chunks they claim and steal), alternated
+ * with the read-bandwidth probe so that both see the same machine load.
+ * Prints each round ("R kernel-GB/s bandwidth-GB/s") and the best of each
+ * with their ratio.
  *   bench_kernels DTYPE [COLS] [MiB] [ROUNDS] [THREADS]   DTYPE: f32 f16 bf16 q4 q8 q4a8
- * (q4a8: Q4 with 8-bit activation codes). With THREADS > 1 the engine's
- * pool cuts the rows into one range per thread (a static cut: decode
- * itself deals chunks that threads take from each other, matmul.c), and
- * the probe reads with as many threads.
+ * (q4a8: Q4 with 8-bit activation codes).
  */
 #include <stdio.h>
 #include <stdlib.h>
@@ -33,24 +32,6 @@ static void *big_alloc(size_t n)
     return p;
 }
 
-struct split_job {
-    const struct eng_mat_ops *ops;
-    const struct eng_mat *m;
-    const void *xp;
-    float *y;
-};
-
-static void split_worker(void *arg, int t, int nt)
-{
-    const struct split_job *j = arg;
-    int64_t chunks = (j->m->rows + 15) / 16;
-    int64_t r0 = chunks * t / nt * 16, r1 = chunks * (t + 1) / nt * 16;
-
-    r1 = r1 < j->m->rows ? r1 : j->m->rows;
-    if (r0 < r1)
-        j->ops->dot_rows(j->m, j->xp, j->y, r0, r1);
-}
-
 int main(int argc, char **argv)
 {
     int64_t cols = argc > 2 ? atoll(argv[2]) : 896, mib = argc > 3 ? atoll(argv[3]) : 256;
@@ -62,8 +43,7 @@ int main(int argc, char **argv)
     int64_t rows;
     uint8_t *w, *sb = NULL;
     float *x, *y;
-    void *xqbuf = NULL;
-    const void *xp;
+    struct eng_gemm_scratch scratch = {0};
     struct eng_mat m = {0};
     const struct eng_mat_ops *ops;
     double best = 0, best_bw = 0;
@@ -117,35 +97,29 @@ int main(int argc, char **argv)
         w = pw;
         m = packed;
     }
-    xp = x;
-    if (ops->prep) {
-        xqbuf = aligned_alloc(64, (eng_xq_bytes(cols, 64) + 63) / 64 * 64);
-        if (!xqbuf)
-            return 1;
-        struct eng_xq *xq = eng_xq_init(xqbuf, cols, 64, dt, strcmp(argv[1], "q4a8") == 0 ? 8 : 16);
-        ops->prep(&m, x, xq);
-        xp = xq;
-    }
-    if (threads > 1 && eng_pool_new(threads, &pool, &err) != 0) {
+    if (eng_pool_new(threads, &pool, &err) != 0) {
         fprintf(stderr, "bench_kernels: %s\n", sh_err_msg(&err));
         return 1;
     }
+    if (eng_gemm_scratch_init(&scratch, threads, cols, 1, 0) != 0)
+        return 1;
+    scratch.act_bits = strcmp(argv[1], "q4a8") == 0 ? 8 : 16;
     for (int r = 0; r < rounds; r++) {
         struct sh_membw_result res;
-        struct split_job job = {ops, &m, xp, y};
+        struct eng_linear out = {.w = &m, .y = y, .ldy = (size_t)rows};
         /* small (cache-resident) matrices: several passes per timing */
         int reps = mib >= 256 ? 1 : (int)(256 / mib);
         double t0 = sh_now_s(), t;
         for (int k = 0; k < reps; k++)
-            if (pool)
-                eng_pool_run(pool, split_worker, &job);
-            else
-                ops->dot_rows(&m, xp, y, 0, rows);
+            eng_linear_run(pool, &scratch, &out, 1, x, (size_t)cols, 1);
         t = (sh_now_s() - t0) / reps;
         if ((double)rows * (double)(row_bytes + 2 * sb_bytes) / t / 1e9 > best)
             best = (double)rows * (double)(row_bytes + 2 * sb_bytes) / t / 1e9;
-        if (sh_membw_measure(&mo, &res, NULL) == 0 && res.best_gbps > best_bw)
-            best_bw = res.best_gbps;
+        if (sh_membw_measure(&mo, &res, NULL) != 0)
+            return 1;
+        best_bw = res.best_gbps > best_bw ? res.best_gbps : best_bw;
+        printf("R %.2f %.2f\n", (double)rows * (double)(row_bytes + 2 * sb_bytes) / t / 1e9,
+               res.best_gbps);
     }
     printf("%s %s cols %lld rows %lld: kernel %.2f GB/s (%.2f Gweights/s), read bandwidth %.2f "
            "GB/s, ratio %.0f%% (y0 %g)\n",
@@ -156,8 +130,7 @@ int main(int argc, char **argv)
     free(sb);
     free(x);
     free(y);
-    free(xqbuf);
-    if (pool)
-        eng_pool_free(pool);
+    eng_gemm_scratch_free(&scratch);
+    eng_pool_free(pool);
     return 0;
 }
