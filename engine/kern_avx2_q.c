@@ -464,20 +464,21 @@ INLINE void dot_rows_flat(const struct eng_mat *w,
 {
     int64_t ng = w->cols / gs, total = w->rows * ng, period = lane_batches(w);
     int64_t G = dt == ENG_DT_Q4 ? gs / 2 : gs, chunk = (FLAT_BUF - 16) / ng;
-    int64_t mid = r0 + (r1 - r0 + 1) / 2, end[2] = {mid, r1};
+    int64_t mid = r0 + (r1 - r0 + 1) / 2, lo[2] = {r0, mid}, hi[2] = {mid, r1};
     const uint8_t *data = w->data;
     float buf[2][FLAT_BUF];
 
     for (int64_t k0 = 0; r0 + k0 < mid; k0 += chunk) {
-        int64_t rc[2], re[2], b0[2], nb[2];
+        int64_t rc[2], re[2], b0[2], nb[2], nb_max;
         for (int h = 0; h < 2; h++) {
-            rc[h] = (h ? mid : r0) + k0;
-            re[h] = rc[h] + chunk < end[h] ? rc[h] + chunk : end[h];
+            rc[h] = lo[h] + k0;
+            re[h] = rc[h] + chunk < hi[h] ? rc[h] + chunk : hi[h];
             b0[h] = rc[h] * ng / 8;
             nb[h] = rc[h] < re[h] ? (re[h] * ng + 7) / 8 - b0[h] : 0;
         }
+        nb_max = nb[0] > nb[1] ? nb[0] : nb[1];
         /* batch i of each half's piece in turn */
-        for (int64_t i = 0; i < (nb[0] > nb[1] ? nb[0] : nb[1]); i++) {
+        for (int64_t i = 0; i < nb_max; i++) {
             for (int h = 0; h < 2; h++) {
                 if (i >= nb[h])
                     continue;

@@ -109,17 +109,15 @@ int main(int argc, char **argv)
         struct eng_linear out = {.w = &m, .y = y, .ldy = (size_t)rows};
         /* small (cache-resident) matrices: several passes per timing */
         int reps = mib >= 256 ? 1 : (int)(256 / mib);
-        double t0 = sh_now_s(), t;
+        double t0 = sh_now_s(), gbps;
         for (int k = 0; k < reps; k++)
             eng_linear_run(pool, &scratch, &out, 1, x, (size_t)cols, 1);
-        t = (sh_now_s() - t0) / reps;
-        if ((double)rows * (double)(row_bytes + 2 * sb_bytes) / t / 1e9 > best)
-            best = (double)rows * (double)(row_bytes + 2 * sb_bytes) / t / 1e9;
+        gbps = (double)rows * (double)(row_bytes + 2 * sb_bytes) / ((sh_now_s() - t0) / reps) / 1e9;
+        best = gbps > best ? gbps : best;
         if (sh_membw_measure(&mo, &res, NULL) != 0)
             return 1;
         best_bw = res.best_gbps > best_bw ? res.best_gbps : best_bw;
-        printf("R %.2f %.2f\n", (double)rows * (double)(row_bytes + 2 * sb_bytes) / t / 1e9,
-               res.best_gbps);
+        printf("R %.2f %.2f\n", gbps, res.best_gbps);
     }
     printf("%s %s cols %lld rows %lld: kernel %.2f GB/s (%.2f Gweights/s), read bandwidth %.2f "
            "GB/s, ratio %.0f%% (y0 %g)\n",
