@@ -37,13 +37,23 @@
 
 /* ---- layout */
 
-/* Flat layout (eng_mat.flat) for rows of fewer groups than this, whose
- * group count is not a multiple of 8: a row of 14 groups (Qwen2.5-0.5B's
- * 896 columns) wastes 2 of its 16 lanes in per-row batches, and the kernel
- * streamed such rows at 62-64% of the read bandwidth against 68-74% for
- * 1024 columns (bench_kernels). Flat batches are all full; their lanes'
- * results are summed per row afterwards (dot_rows_flat). Bounded so that
- * a piece of rows fits dot_rows_flat's buffers. */
+/* Flat layout (eng_mat.flat) for rows whose per-row batches would leave
+ * more than a tenth of their lanes idle, of fewer groups than
+ * FLAT_MAX_GROUPS: a row of 14 groups (Qwen2.5-0.5B's 896 columns) wastes
+ * 2 of its 16 lanes in per-row batches, and the kernel streamed such rows
+ * at 62-64% of the read bandwidth against 68-74% for 1024 columns
+ * (bench_kernels). Flat batches are all full; their lanes' results are
+ * summed per row afterwards (dot_rows_flat). But a flat matrix's
+ * activation codes repeat with a longer period (ng / gcd(ng, 8) batches of
+ * codes, 1 KiB each with 16-bit codes in groups of 64, against a row's
+ * ng / 8), which the weights streaming past push out of L1 once it is
+ * long: at 4864 columns (76 groups: 19 KiB of codes against 10, 4 of 80
+ * lanes idle per row) per-row batches ran faster, bench_kernels on 1
+ * thread, kernel rate over read bandwidth (means of 16 or 12 alternated
+ * rounds) Q4 0.78 -> 0.86, Q8 0.90 -> 0.98, Q4 with 8-bit codes 0.84 ->
+ * 0.99; cache-resident Q4 (best of 20) 33.0 -> 35.7 G weights/s. The
+ * bound on the group count keeps a piece of rows within dot_rows_flat's
+ * buffers. */
 #define FLAT_MAX_GROUPS 512
 #define FLAT_BUF        2048 /* lanes per piece of rows, for each of two */
 
@@ -65,8 +75,9 @@ void eng_avx2_repack_q(const struct eng_mat *w, void *dst, struct eng_mat *out)
     size_t G = (size_t)gs * (size_t)eng_q_bits(w->dtype) / 8;
     size_t es = eng_dtype_info(w->sb_dtype)->size;
     /* rows, scales and biases must each be one contiguous sequence */
-    bool flat = ng % 8 != 0 && ng < FLAT_MAX_GROUPS && w->row_stride == (size_t)ng * G &&
-                w->sb_stride == (size_t)ng * es;
+    int64_t idle = (ng + 7) / 8 * 8 - ng; /* lanes a per-row layout leaves idle */
+    bool flat = idle * 10 > (ng + 7) / 8 * 8 && ng < FLAT_MAX_GROUPS &&
+                w->row_stride == (size_t)ng * G && w->sb_stride == (size_t)ng * es;
 
     if (flat)
         interleave(w->data, dst, w->rows * ng, G);
@@ -448,7 +459,7 @@ static inline float row_sum(const float *v, int64_t n)
  * columns) let the prefetcher start over at every piece: bench_kernels q8
  * on 1 thread, means of 12 alternated rounds, kernel rate over read
  * bandwidth 0.84 -> 0.88 at 896 columns, 0.70 -> 0.75 at 4864. */
-/* Flat batch b, meeting the activation batch p of the period. */
+/* Flat batch b (at bp), meeting the activation batch p of the period. */
 #define FLAT_BATCH(N)                                                                              \
     batch(w, bp, (const uint8_t *)xq->q + p * 8 * gs * bits / 8, xq->dl + p * 8, xq->sl + p * 8,   \
           w->scales, w->biases, b * 8, N, dt, gs, bits, false, _mm256_set1_ps(-0.0f))
@@ -469,27 +480,36 @@ INLINE void dot_rows_flat(const struct eng_mat *w,
     float buf[2][FLAT_BUF];
 
     for (int64_t k0 = 0; r0 + k0 < mid; k0 += chunk) {
-        int64_t rc[2], re[2], b0[2], nb[2], nb_max;
+        int64_t rc[2], re[2], b0[2], nb[2], nfull[2], pat[2], nb_max;
         for (int h = 0; h < 2; h++) {
             rc[h] = lo[h] + k0;
             re[h] = rc[h] + chunk < hi[h] ? rc[h] + chunk : hi[h];
             b0[h] = rc[h] * ng / 8;
             nb[h] = rc[h] < re[h] ? (re[h] * ng + 7) / 8 - b0[h] : 0;
+            /* only the matrix's last batch can be short */
+            nfull[h] = total / 8 - b0[h] < nb[h] ? total / 8 - b0[h] : nb[h];
+            pat[h] = b0[h] % period;
         }
         nb_max = nb[0] > nb[1] ? nb[0] : nb[1];
-        /* batch i of each half's piece in turn */
+        /* Batch i of each half's piece in turn. Each half counts its place
+         * in the activations' period along (a division per batch cost
+         * about 3% of the Q4 kernel, best of 20 cache-resident rounds). */
         for (int64_t i = 0; i < nb_max; i++) {
             for (int h = 0; h < 2; h++) {
-                if (i >= nb[h])
-                    continue;
-                int64_t b = b0[h] + i, p = b % period, n = batch_groups(total, b * 8);
+                int64_t b = b0[h] + i, p = pat[h];
                 const uint8_t *bp = data + b * 8 * G;
+                __m256 c;
                 /* Lane by lane from -0 (so that the first FMA rounds as a
-                 * product alone); n == 8 spelled out: a constant the
-                 * inlined code folds, as only the matrix's last batch can
-                 * be short. */
-                __m256 c = n == 8 ? FLAT_BATCH(8) : FLAT_BATCH((int)n);
+                 * product alone); a full batch's count spelled out as the
+                 * constant 8, which the inlined code folds. */
+                if (i < nfull[h])
+                    c = FLAT_BATCH(8);
+                else if (i < nb[h])
+                    c = FLAT_BATCH((int)(total - b * 8));
+                else
+                    continue;
                 _mm256_storeu_ps(buf[h] + i * 8, c);
+                pat[h] = p + 1 == period ? 0 : p + 1;
             }
         }
         for (int h = 0; h < 2; h++)
