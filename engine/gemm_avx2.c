@@ -43,6 +43,16 @@ void eng_gemm_pack_x(const float *x, size_t ldx, int m, int64_t k, float *xp)
     }
 }
 
+void eng_gemm_pack_x_part(
+    const float *x, size_t ldx, int m, int64_t k, float *xp, int part, int parts)
+{
+    int blocks = (m + NT - 1) / NT, b0 = blocks * part / parts, b1 = blocks * (part + 1) / parts;
+    int t0 = b0 * NT, t1 = b1 * NT < m ? b1 * NT : m;
+
+    if (t0 < t1)
+        eng_gemm_pack_x(x + (size_t)t0 * ldx, ldx, t1 - t0, k, xp + (size_t)t0 * (size_t)k);
+}
+
 /* Blocking (Zen 3: 32 KiB L1d, 512 KiB L2 per core):
  *  - RB weight rows are converted at a time into the thread's buffer, at
  *    most W_FLOATS floats (256 KiB: they stay in L2 while every token block

@@ -417,6 +417,10 @@ int eng_gemm_scratch_init(
  * ldy. */
 size_t eng_gemm_xp_floats(int m, int64_t k);
 void eng_gemm_pack_x(const float *x, size_t ldx, int m, int64_t k, float *xp);
+/* Part part of parts of eng_gemm_pack_x's work (its token blocks cut in
+ * parts contiguous shares), for threads to pack xp together. */
+void eng_gemm_pack_x_part(
+    const float *x, size_t ldx, int m, int64_t k, float *xp, int part, int parts);
 void eng_gemm_avx2(const struct eng_mat *w,
                    const struct eng_mat_ops *ops,
                    int64_t r0,

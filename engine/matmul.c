@@ -322,6 +322,25 @@ static void prep_worker(void *arg, int t, int nt)
     eng_gemm_prep_q(pj->x, pj->ldx, pj->xq, blocks * t / nt, blocks * (t + 1) / nt);
 }
 
+/* The f32 product's packed tokens (eng_gemm_pack_x), by all threads: on
+ * one thread the other waited about 5% of a layer's products (bf16, 128
+ * tokens, 2 threads: alternated call by call in one process, Qwen2.5-0.5B's
+ * shapes +3.4% to +5.5%, Llama-3.2-1B's +7.5%). */
+struct pack_job {
+    const float *x;
+    size_t ldx;
+    int n;
+    int64_t k;
+    float *xp;
+};
+
+static void pack_worker(void *arg, int t, int nt)
+{
+    const struct pack_job *pk = arg;
+
+    eng_gemm_pack_x_part(pk->x, pk->ldx, pk->n, pk->k, pk->xp, t, nt);
+}
+
 /* Whether a prompt call runs the integer product: all its outputs Q4/Q8
  * in the AVX2 layout with one group size (their input is prepared once for
  * that size). A call mixing group sizes or float weights (possible only
@@ -391,7 +410,11 @@ void eng_linear_run(struct eng_pool *pool,
                 prep_worker(&pj, 0, 1);
             job.xq = &xq;
         } else if (scratch->xp) {
-            eng_gemm_pack_x(x, ldx, n, out[0].w->cols, scratch->xp);
+            struct pack_job pk = {x, ldx, n, out[0].w->cols, scratch->xp};
+            if (eng_pool_size(pool) > 1)
+                eng_pool_run(pool, pack_worker, &pk);
+            else
+                pack_worker(&pk, 0, 1);
             job.xp = scratch->xp;
         }
 #endif

@@ -563,6 +563,16 @@ static void test_gemm(void **state)
                         struct eng_mat mk = mat_for(ops, &mat, &rbuf);
                         eng_mat_ops_isa(dt, ENG_ISA_SCALAR)->rows_to_f32(&mat, 0, rows, wf);
                         eng_gemm_pack_x(x, (size_t)k, m, k, xp);
+                        { /* packed in 3 parts (threads' shares): the same floats */
+                            size_t nxp = eng_gemm_xp_floats(m, k);
+                            float *xp3 = malloc(nxp * 4);
+                            assert_non_null(xp3);
+                            memset(xp3, 0xA5, nxp * 4);
+                            for (int part = 0; part < 3; part++)
+                                eng_gemm_pack_x_part(x, (size_t)k, m, k, xp3, part, 3);
+                            assert_memory_equal(xp, xp3, nxp * 4);
+                            free(xp3);
+                        }
                         /* rows [1, rows) into a y with a wider stride */
                         eng_gemm_avx2(&mk, ops, rows > 1 ? 1 : 0, rows, xp, m, y, (size_t)rows + 3,
                                       wbuf);
