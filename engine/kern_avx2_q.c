@@ -75,8 +75,8 @@ void eng_avx2_repack_q(const struct eng_mat *w, void *dst, struct eng_mat *out)
     size_t G = (size_t)gs * (size_t)eng_q_bits(w->dtype) / 8;
     size_t es = eng_dtype_info(w->sb_dtype)->size;
     /* rows, scales and biases must each be one contiguous sequence */
-    int64_t idle = (ng + 7) / 8 * 8 - ng; /* lanes a per-row layout leaves idle */
-    bool flat = idle * 10 > (ng + 7) / 8 * 8 && ng < FLAT_MAX_GROUPS &&
+    int64_t lanes = (ng + 7) / 8 * 8; /* of a per-row layout, ng of them busy */
+    bool flat = (lanes - ng) * 10 > lanes && ng < FLAT_MAX_GROUPS &&
                 w->row_stride == (size_t)ng * G && w->sb_stride == (size_t)ng * es;
 
     if (flat)
@@ -526,24 +526,32 @@ INLINE void dot_rows_flat(const struct eng_mat *w,
 /* Each specialization also per dtype of the scales and biases: a branch on
  * it at every batch cost about 6% of the Q4 kernel (best of 20
  * cache-resident rounds at 896 columns, 33.7 -> 36.0 G weights/s). */
-#define DOT_SB(DT, GS, BITS, SB)                                                                   \
-    do {                                                                                           \
-        if (w->flat)                                                                               \
-            dot_rows_flat(w, xq, y, r0, r1, ENG_DT_##DT, GS, BITS, SB);                            \
-        else                                                                                       \
-            dot_rows_impl(w, xq, y, r0, r1, ENG_DT_##DT, GS, BITS, SB);                            \
-    } while (0)
+INLINE void dot_rows_any(const struct eng_mat *w,
+                         const struct eng_xq *xq,
+                         float *y,
+                         int64_t r0,
+                         int64_t r1,
+                         enum eng_dtype dt,
+                         int gs,
+                         int bits,
+                         enum eng_dtype sbt)
+{
+    if (w->flat)
+        dot_rows_flat(w, xq, y, r0, r1, dt, gs, bits, sbt);
+    else
+        dot_rows_impl(w, xq, y, r0, r1, dt, gs, bits, sbt);
+}
 
 #define DEFINE_DOT(NAME, DT, GS, BITS)                                                             \
     static void NAME(const struct eng_mat *w, const struct eng_xq *xq, float *y, int64_t r0,       \
                      int64_t r1)                                                                   \
     {                                                                                              \
         if (w->sb_dtype == ENG_DT_BF16)                                                            \
-            DOT_SB(DT, GS, BITS, ENG_DT_BF16);                                                     \
+            dot_rows_any(w, xq, y, r0, r1, ENG_DT_##DT, GS, BITS, ENG_DT_BF16);                    \
         else if (w->sb_dtype == ENG_DT_F32)                                                        \
-            DOT_SB(DT, GS, BITS, ENG_DT_F32);                                                      \
+            dot_rows_any(w, xq, y, r0, r1, ENG_DT_##DT, GS, BITS, ENG_DT_F32);                     \
         else                                                                                       \
-            DOT_SB(DT, GS, BITS, ENG_DT_F16);                                                      \
+            dot_rows_any(w, xq, y, r0, r1, ENG_DT_##DT, GS, BITS, ENG_DT_F16);                     \
     }
 
 DEFINE_DOT(dot_q4_32, Q4, 32, 16)
