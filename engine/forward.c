@@ -370,7 +370,11 @@ static void add_bias(float *y, const float *b, int n, size_t width)
         eng_add(y + (size_t)i * width, b, width);
 }
 
-static void attention(struct eng_ctx *ctx, int l, int n)
+/* Attention of layer l for the chunk's n tokens; returns the rows that go
+ * on. Every token's keys and values go into the cache, but only the last
+ * `keep` tokens' outputs are computed (the final layer's other outputs
+ * feed nothing): their queries and residual rows move to the front. */
+static int attention(struct eng_ctx *ctx, int l, int n, int keep)
 {
     const struct eng_model *m = ctx->m;
     const struct eng_config *c = &m->cfg;
@@ -383,7 +387,8 @@ static void attention(struct eng_ctx *ctx, int l, int n)
                                 {&L->wk, ctx->k, kv_dim, NULL},
                                 {&L->wv, ctx->v, kv_dim, NULL}};
     struct eng_linear o = {&L->wo, ctx->proj, dim, NULL};
-    struct attn_job job = {ctx, l, n, ctx->pos};
+    struct attn_job job;
+    int p0 = ctx->pos;
 
     /* xb = rmsnorm(x) */
     for (int i = 0; i < n; i++)
@@ -411,6 +416,15 @@ static void attention(struct eng_ctx *ctx, int l, int n)
     /* append k and v to the cache */
     ctx->kv->store(ctx->key_cache + cache_off, ctx->k, n * (int)kv_dim);
     ctx->kv->store(ctx->value_cache + cache_off, ctx->v, n * (int)kv_dim);
+    if (keep < n) {
+        if (keep == 0)
+            return 0;
+        memmove(ctx->q, ctx->q + (size_t)(n - keep) * q_dim, (size_t)keep * q_dim * sizeof(float));
+        memmove(ctx->x, ctx->x + (size_t)(n - keep) * dim, (size_t)keep * dim * sizeof(float));
+        p0 += n - keep;
+        n = keep;
+    }
+    job = (struct attn_job){ctx, l, n, p0};
     /* att_out = softmax(q k^T / sqrt(d)) v per head, causal (and windowed);
      * short work stays on this thread (see PAR_MIN_MACS in matmul.c) */
 #if defined(ENG_HAVE_AVX2)
@@ -419,7 +433,7 @@ static void attention(struct eng_ctx *ctx, int l, int n)
         struct eng_attn_prompt a = {.q = ctx->q,
                                     .q_stride = q_dim,
                                     .n = n,
-                                    .p0 = ctx->pos,
+                                    .p0 = p0,
                                     .n_heads = c->n_heads,
                                     .n_kv_heads = c->n_kv_heads,
                                     .head_dim = c->head_dim,
@@ -437,7 +451,7 @@ static void attention(struct eng_ctx *ctx, int l, int n)
             attn_prompt_worker(&pj, 0, 1);
     } else
 #endif
-        if ((int64_t)n * (ctx->pos + n) * (int64_t)q_dim < ATTN_PAR_MIN)
+        if ((int64_t)n * (p0 + n) * (int64_t)q_dim < ATTN_PAR_MIN)
         attn_worker(&job, 0, 1);
     else
         eng_pool_run(ctx->pool, attn_worker, &job);
@@ -446,6 +460,7 @@ static void attention(struct eng_ctx *ctx, int l, int n)
     if (L->bo)
         add_bias(ctx->proj, L->bo, n, dim);
     eng_add(ctx->x, ctx->proj, (size_t)n * dim);
+    return n;
 }
 
 /* ---- MLP */
@@ -635,6 +650,7 @@ forward_chunk(struct eng_ctx *ctx, const int32_t *tokens, int n, bool all, float
     const struct eng_config *c = &m->cfg;
     const struct eng_mat_ops *emb = eng_mat_ops(m->embed.dtype);
     size_t dim = (size_t)c->dim, half = (size_t)c->head_dim / 2;
+    int rows = n;
 
     /* x = embedding rows of the tokens */
     for (int i = 0; i < n; i++)
@@ -648,9 +664,17 @@ forward_chunk(struct eng_ctx *ctx, const int32_t *tokens, int n, bool all, float
             ctx->rope_sin[i * half + j] = sinf(a);
         }
     }
+    /* The final layer computes only the rows whose logits are asked for
+     * (none for a chunk before the prompt's last), as llama.cpp does: for
+     * the last token, a prompt of 128 skips 127 rows of the final layer's
+     * attention, o and MLP, 5.6% of Llama-3.2-1B's products. Those rows
+     * then run as one token does in generation: same weights, the
+     * single-token kernels (generation's activation codes too). */
     for (int l = 0; l < c->n_layers; l++) {
-        attention(ctx, l, n);
-        mlp(ctx, l, n);
+        int keep = l + 1 < c->n_layers || all ? rows : logits ? 1 : 0;
+        rows = attention(ctx, l, rows, keep);
+        if (rows > 0)
+            mlp(ctx, l, rows);
     }
     ctx->pos += n;
     if (!logits)
@@ -663,7 +687,7 @@ forward_chunk(struct eng_ctx *ctx, const int32_t *tokens, int n, bool all, float
         eng_linear_run(ctx->pool, &ctx->scratch, &head, 1, ctx->xb, dim, n);
     } else {
         struct eng_linear head = {&m->lm_head, logits, (size_t)c->vocab_size, NULL};
-        eng_rmsnorm(ctx->xb, ctx->x + (size_t)(n - 1) * dim, m->final_norm, c->dim, c->norm_eps);
+        eng_rmsnorm(ctx->xb, ctx->x + (size_t)(rows - 1) * dim, m->final_norm, c->dim, c->norm_eps);
         eng_linear_run(ctx->pool, &ctx->scratch, &head, 1, ctx->xb, dim, 1);
     }
 }

@@ -189,7 +189,8 @@ struct eng_ctx_opts {
      * (2^-8, as llama.cpp rounds its activations: faster where decode is
      * bound by the kernel's arithmetic, and lossy: logits moved by up to
      * 0.13 on the demo model quantized to 4 bits, 0.54 on the tiny random
-     * test models). Prompts and 8-bit weights always use 16. */
+     * test models). Prompts (but for the final layer of their last
+     * token, which runs as decode does) and 8-bit weights always use 16. */
     int act_bits;
     /* Prompt tokens per forward chunk (the activations' buffers hold one
      * chunk): 0 for the default, 128; at most 4096. Results do not depend

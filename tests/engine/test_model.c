@@ -377,7 +377,10 @@ static void test_long_prompt(void **state)
 }
 
 /* Truncating the cache and continuing equals a fresh run, and
- * last-position-only logits equal the last row of all logits. */
+ * last-position-only logits equal the last row of all logits, also in
+ * chunks, where the final layer computes no rows for the first chunk and
+ * one for the last: the cache still holds every position's keys and
+ * values, so the next token's logits agree too. */
 static void test_truncate_and_last_only(void **state)
 {
     const struct fixture *f = *state;
@@ -385,7 +388,8 @@ static void test_truncate_and_last_only(void **state)
     struct eng_model *m = load(f->model_dir);
     int vocab = eng_model_config(m)->vocab_size;
     struct eng_pool *p = pool_of(2);
-    struct eng_ctx *a = ctx_of(m, p, 64), *b = ctx_of(m, p, 64);
+    struct eng_ctx *a = ctx_of(m, p, 64), *b = ctx_of(m, p, 64),
+                   *ch = ctx_chunked(m, p, 64, PROMPT_CHUNK);
     int32_t *ids = long_prompt(vocab, n), *tail = long_prompt(vocab, n + 5);
     float *fresh = malloc((size_t)vocab * sizeof(float));
     float *reused = malloc((size_t)vocab * sizeof(float));
@@ -397,6 +401,11 @@ static void test_truncate_and_last_only(void **state)
     forward(a, ids, n, false, fresh);
     forward(b, ids, n, true, all);
     assert_true(max_abs_diff(fresh, all + (n - 1) * (size_t)vocab, (size_t)vocab) <= self_tol(f));
+    forward(ch, ids, n, false, reused);
+    assert_true(max_abs_diff(reused, all + (n - 1) * (size_t)vocab, (size_t)vocab) <= self_tol(f));
+    forward(ch, &tail[0], 1, false, reused);
+    forward(b, &tail[0], 1, false, fresh);
+    assert_true(max_abs_diff(reused, fresh, (size_t)vocab) <= self_tol(f));
     /* b: keep the first 20 positions, then append a different tail */
     eng_ctx_truncate(b, 20);
     assert_int_equal(eng_ctx_pos(b), 20);
@@ -410,6 +419,7 @@ static void test_truncate_and_last_only(void **state)
     free(fresh);
     free(tail);
     free(ids);
+    eng_ctx_free(ch);
     eng_ctx_free(b);
     eng_ctx_free(a);
     eng_pool_free(p);
