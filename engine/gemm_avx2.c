@@ -59,7 +59,14 @@ void eng_gemm_pack_x_part(
  *    passes over them);
  *  - the k loop is cut into KC-long pieces: a token block's piece of x
  *    (16 x KC floats, 16 KiB) stays in L1 while all of the block's panels
- *    use it; partial sums wait in a small buffer between pieces. */
+ *    use it; partial sums wait in a small buffer between pieces;
+ *  - while a tile's products run, the next tile's stored rows are
+ *    prefetched into L2, so that converting them reads L2, not memory.
+ *    bf16, 128 tokens, one thread, the two alternated call by call over
+ *    256 MiB of weights (with the k loop unrolled by 4): 44-45 -> 45-46
+ *    Gmac/s, +1.4% to +2.9% on Qwen2.5-0.5B's and Llama-3.2-1B's shapes
+ *    but for 2048 x 8192 (-1.2%, -0.3%), whose 6-row tiles leave little
+ *    time to prefetch in. */
 #define W_FLOATS (64 * 1024)
 #define KC       256
 #define RB_MAX   96
@@ -86,6 +93,7 @@ static inline __attribute__((always_inline)) void micro(const float *w,
         acc[i][0] = first ? _mm256_setzero_ps() : _mm256_loadu_ps(c + i * NT);
         acc[i][1] = first ? _mm256_setzero_ps() : _mm256_loadu_ps(c + i * NT + 8);
     }
+#pragma GCC unroll 4
     for (int64_t k = 0; k < kc; k++) {
         __m256 x0 = _mm256_loadu_ps(xp + (size_t)k * NT);
         __m256 x1 = _mm256_loadu_ps(xp + (size_t)k * NT + 8);
@@ -151,16 +159,28 @@ void eng_gemm_avx2(const struct eng_mat *w,
     rb = rb < MR ? MR : rb > RB_MAX ? RB_MAX : rb;
     for (int64_t r = r0; r < r1; r += rb) {
         int64_t nr = r1 - r < rb ? r1 - r : rb;
+        /* the next tile's stored rows, prefetched into L2 a few lines per
+         * micro-kernel call over this tile's products */
+        int64_t next = w->rows - (r + nr) < rb ? w->rows - (r + nr) : rb;
+        const char *pf = (const char *)w->data + (size_t)(r + nr) * w->row_stride;
+        size_t pf_lines = (size_t)next * w->row_stride / 64;
+        size_t calls = (size_t)((m + NT - 1) / NT) * (size_t)((k + KC - 1) / KC) *
+                       (size_t)((nr + MR - 1) / MR);
+        size_t per_call = (pf_lines + calls - 1) / calls;
+
         ops->rows_to_f32(w, r, r + nr, wbuf);
         for (int t0 = 0; t0 < m; t0 += NT) {
             const float *xb = xp + (size_t)t0 * (size_t)k;
             int nt = m - t0 < NT ? m - t0 : NT;
             for (int64_t k0 = 0; k0 < k; k0 += KC) {
                 int64_t kc = k - k0 < KC ? k - k0 : KC;
-                for (int64_t p = 0; p < nr; p += MR)
+                for (int64_t p = 0; p < nr; p += MR) {
+                    for (size_t i = 0; i < per_call && pf_lines > 0; i++, pf_lines--, pf += 64)
+                        _mm_prefetch(pf, _MM_HINT_T1);
                     micro_r(wbuf + (size_t)p * (size_t)k + (size_t)k0, k, xb + (size_t)k0 * NT, kc,
                             nr - p < MR ? (int)(nr - p) : MR, c[p / MR], k0 == 0, k0 + kc == k,
                             y + (size_t)t0 * ldy + (size_t)(r + p), ldy, nt);
+                }
             }
         }
     }
