@@ -412,6 +412,75 @@ static void test_q4(void **state)
         }
 }
 
+/* Q4 and Q8 with 16-bit codes at the extremes: every weight code at its
+ * largest (15, 255) against codes all +32767 or all -32767, where the
+ * kernels' integer sums are largest (a Q8 group of 128: 1.07e9, near
+ * 2^31). Each row is code * cols * sign. */
+static void test_quant_extremes(void **state)
+{
+    (void)state;
+    for (int q8 = 0; q8 <= 1; q8++)
+        for (int gs = 32; gs <= 128; gs *= 2) {
+            const enum eng_dtype dt = q8 ? ENG_DT_Q8 : ENG_DT_Q4;
+            const int64_t ng = 16, cols = ng * gs, rows = 3;
+            const size_t row_bytes = (size_t)cols * (q8 ? 2 : 1) / 2;
+            const struct eng_mat_ops *ref = eng_mat_ops_isa(dt, ENG_ISA_SCALAR);
+            uint8_t *packed = malloc((size_t)rows * row_bytes);
+            uint16_t sc[3 * 16], bi[3 * 16];
+            float *x = malloc((size_t)cols * sizeof *x), y[3], y2[3];
+            struct eng_mat m;
+
+            assert_true(packed && x);
+            memset(packed, 0xff, (size_t)rows * row_bytes);
+            for (int i = 0; i < 3 * 16; i++) {
+                sc[i] = 0x3f80; /* bf16 1.0 */
+                bi[i] = 0;
+            }
+            m = (struct eng_mat){.dtype = dt,
+                                 .rows = rows,
+                                 .cols = cols,
+                                 .row_stride = row_bytes,
+                                 .data = packed,
+                                 .group_size = gs,
+                                 .sb_dtype = ENG_DT_BF16,
+                                 .scales = sc,
+                                 .biases = bi,
+                                 .sb_stride = (size_t)ng * 2};
+            for (int sign = -1; sign <= 1; sign += 2) {
+                double want = (q8 ? 255.0 : 15.0) * (double)cols * sign;
+                struct eng_xq *xa;
+                void *ba = xq_new(cols, gs, dt, 16, &xa);
+                for (int64_t i = 0; i < cols; i++)
+                    x[i] = (float)sign;
+                ref->prep(&m, x, xa);
+                ref->dot_rows(&m, xa, y, 0, rows);
+                for (size_t k = 0; k < sizeof isas / sizeof *isas; k++) {
+                    const struct eng_mat_ops *ops = eng_mat_ops_isa(dt, isas[k]);
+                    struct eng_xq *xb;
+                    void *rbuf, *bb;
+                    struct eng_mat mk;
+                    if (!ops)
+                        continue;
+                    mk = mat_for(ops, &m, &rbuf);
+                    bb = xq_new(cols, gs, dt, 16, &xb);
+                    ops->prep(&mk, x, xb);
+                    ops->dot_rows(&mk, xb, y2, 0, rows);
+                    for (int64_t r = 0; r < rows; r++)
+                        if (fabs(y[r] - want) > 1e-5 * fabs(want) ||
+                            fabs(y2[r] - want) > 1e-5 * fabs(want))
+                            fail_msg("%s g%d sign %d row %lld: scalar %g, %s %g, want %g",
+                                     eng_dtype_info(dt)->name, gs, sign, (long long)r, (double)y[r],
+                                     eng_isa_name(isas[k]), (double)y2[r], want);
+                    free(bb);
+                    free(rbuf);
+                }
+                free(ba);
+            }
+            free(packed);
+            free(x);
+        }
+}
+
 static void test_q8(void **state)
 {
     (void)state;
@@ -966,6 +1035,7 @@ int main(void)
         cmocka_unit_test(test_f16),
         cmocka_unit_test(test_bf16),
         cmocka_unit_test(test_q4),
+        cmocka_unit_test(test_quant_extremes),
         cmocka_unit_test(test_q8),
         cmocka_unit_test(test_quant_nonfinite),
         cmocka_unit_test(test_kv_ops),
