@@ -43,10 +43,13 @@ void eng_gemm_pack_x(const float *x, size_t ldx, int m, int64_t k, float *xp)
     }
 }
 
-void eng_gemm_pack_x_part(
-    const float *x, size_t ldx, int m, int64_t k, float *xp, int part, int parts)
+int eng_gemm_x_blocks(int m)
 {
-    int blocks = (m + NT - 1) / NT, b0 = blocks * part / parts, b1 = blocks * (part + 1) / parts;
+    return (m + NT - 1) / NT;
+}
+
+void eng_gemm_pack_x_blocks(const float *x, size_t ldx, int m, int64_t k, float *xp, int b0, int b1)
+{
     int t0 = b0 * NT, t1 = b1 * NT < m ? b1 * NT : m;
 
     if (t0 < t1)

@@ -417,10 +417,11 @@ int eng_gemm_scratch_init(
  * ldy. */
 size_t eng_gemm_xp_floats(int m, int64_t k);
 void eng_gemm_pack_x(const float *x, size_t ldx, int m, int64_t k, float *xp);
-/* Part part of parts of eng_gemm_pack_x's work (its token blocks cut in
- * parts contiguous shares), for threads to pack xp together. */
-void eng_gemm_pack_x_part(
-    const float *x, size_t ldx, int m, int64_t k, float *xp, int part, int parts);
+/* eng_gemm_pack_x's token blocks [b0, b1) of eng_gemm_x_blocks(m), as
+ * eng_gemm_prep_q's: threads may pack disjoint ranges at once. */
+int eng_gemm_x_blocks(int m);
+void eng_gemm_pack_x_blocks(
+    const float *x, size_t ldx, int m, int64_t k, float *xp, int b0, int b1);
 void eng_gemm_avx2(const struct eng_mat *w,
                    const struct eng_mat_ops *ops,
                    int64_t r0,

@@ -337,8 +337,10 @@ struct pack_job {
 static void pack_worker(void *arg, int t, int nt)
 {
     const struct pack_job *pk = arg;
+    int blocks = eng_gemm_x_blocks(pk->n);
 
-    eng_gemm_pack_x_part(pk->x, pk->ldx, pk->n, pk->k, pk->xp, t, nt);
+    eng_gemm_pack_x_blocks(pk->x, pk->ldx, pk->n, pk->k, pk->xp, blocks * t / nt,
+                           blocks * (t + 1) / nt);
 }
 
 /* Whether a prompt call runs the integer product: all its outputs Q4/Q8
@@ -411,7 +413,7 @@ void eng_linear_run(struct eng_pool *pool,
             job.xq = &xq;
         } else if (scratch->xp) {
             struct pack_job pk = {x, ldx, n, out[0].w->cols, scratch->xp};
-            if (eng_pool_size(pool) > 1)
+            if (eng_gemm_x_blocks(n) > 1)
                 eng_pool_run(pool, pack_worker, &pk);
             else
                 pack_worker(&pk, 0, 1);
