@@ -23,9 +23,14 @@
 #define MR 6  /* weight rows per panel */
 #define NT 16 /* tokens per block */
 
+int eng_gemm_x_blocks(int m)
+{
+    return (m + NT - 1) / NT;
+}
+
 size_t eng_gemm_xp_floats(int m, int64_t k)
 {
-    return (size_t)((m + NT - 1) / NT * NT) * (size_t)k;
+    return (size_t)eng_gemm_x_blocks(m) * NT * (size_t)k;
 }
 
 void eng_gemm_pack_x(const float *x, size_t ldx, int m, int64_t k, float *xp)
@@ -41,11 +46,6 @@ void eng_gemm_pack_x(const float *x, size_t ldx, int m, int64_t k, float *xp)
                 dst[t] = 0.0f;
         }
     }
-}
-
-int eng_gemm_x_blocks(int m)
-{
-    return (m + NT - 1) / NT;
 }
 
 void eng_gemm_pack_x_blocks(const float *x, size_t ldx, int m, int64_t k, float *xp, int b0, int b1)
@@ -167,7 +167,7 @@ void eng_gemm_avx2(const struct eng_mat *w,
         int64_t next = w->rows - (r + nr) < rb ? w->rows - (r + nr) : rb;
         const char *pf = (const char *)w->data + (size_t)(r + nr) * w->row_stride;
         size_t pf_lines = (size_t)next * w->row_stride / 64;
-        size_t calls = (size_t)((m + NT - 1) / NT) * (size_t)((k + KC - 1) / KC) *
+        size_t calls = (size_t)eng_gemm_x_blocks(m) * (size_t)((k + KC - 1) / KC) *
                        (size_t)((nr + MR - 1) / MR);
         size_t per_call = (pf_lines + calls - 1) / calls;
 
