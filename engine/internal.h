@@ -148,6 +148,9 @@ struct eng_mat_ops {
 enum eng_isa {
     ENG_ISA_SCALAR = 0, /* portable C: every CPU, and the tests' oracle */
     ENG_ISA_AVX2 = 1,   /* x86-64 with AVX2, FMA and F16C */
+    /* AVX2's kernels with the Q4/Q8 decode products in AVX-512 (F, BW, VL)
+     * and VNNI; the same layouts, and bit-identical results */
+    ENG_ISA_AVX512 = 2,
 };
 
 /* The best ISA this CPU runs (checked at run time). */
@@ -159,10 +162,12 @@ const struct eng_mat_ops *eng_mat_ops(enum eng_dtype dt);
 /* The kernels of one ISA (NULL when the dtype or the ISA is unavailable
  * here); for the tests, which compare every ISA with the scalar one. */
 const struct eng_mat_ops *eng_mat_ops_isa(enum eng_dtype dt, enum eng_isa isa);
-/* The per-ISA tables (kern_scalar.c, kern_avx2.c): indexed by dtype,
+/* The per-ISA tables (kern_scalar.c, kern_avx2.c; avx512 only where
+ * built with ENG_HAVE_AVX512): indexed by dtype,
  * entries with a NULL dot_rows are unsupported. */
 extern const struct eng_mat_ops eng_kern_scalar[ENG_DT_COUNT];
 extern const struct eng_mat_ops eng_kern_avx2[ENG_DT_COUNT];
+extern const struct eng_mat_ops eng_kern_avx512[ENG_DT_COUNT];
 
 /* Vector kernels of attention over the KV cache, whose elements are F32 or
  * F16 (see eng_kv_type). */

@@ -1,8 +1,8 @@
-/* engine/kern_avx2.h: what the two AVX2 kernel files share (compiled with
- * -mavx2 -mfma -mf16c, like them; nothing else may include it): load and
- * reduction helpers, and the quantized kernels of kern_avx2_q.c that the
- * table in kern_avx2.c (and the integer prompt product, gemm_q_avx2.c)
- * use. */
+/* engine/kern_avx2.h: what the AVX2 kernel files share (compiled with
+ * -mavx2 -mfma -mf16c, like them, and kern_avx512_q.c with AVX-512 on top;
+ * nothing else may include it): load and reduction helpers, and the
+ * quantized kernels of kern_avx2_q.c that the tables in kern_avx2.c (and
+ * the integer prompt product, gemm_q_avx2.c) use. */
 #ifndef ENG_KERN_AVX2_H
 #define ENG_KERN_AVX2_H
 
@@ -20,7 +20,9 @@
  * computes); the hardware prefetcher follows both. 4 streams did worse
  * than 2 (the scales and biases add their own streams), and turns of 2 KiB
  * or more gained nothing. The software prefetch these kernels had (1 to 16
- * KiB ahead, measured alike) is gone: with two streams it cost 6%.
+ * KiB ahead, measured alike) cost 6% with two streams on the machine of
+ * these figures; the quantized kernels prefetch again on a later one
+ * (kern_q_dot.h).
  * bench_kernels, 1 thread, mean of 12-16 alternated rounds, kernel / read
  * bandwidth: Q8 896 columns (flat) 0.73 -> 0.94, Q8 2048 columns 0.79 ->
  * 0.89; Q4 (vpmaddwd-bound on one core) 0.69 -> 0.72. */
@@ -88,10 +90,23 @@ q_batch(const struct eng_mat *w, int64_t r, int64_t g, int64_t *n, int64_t *m)
     return base + s0 * G;
 }
 
+/* The number of distinct batches of a matrix's rows (each a pattern of 8
+ * groups): per-row batches, or a flat matrix's period ng / gcd(ng, 8). */
+static inline int64_t lane_batches(const struct eng_mat *w)
+{
+    int64_t ng = w->cols / w->group_size, gcd = ng % 8 == 0 ? 8 : ng % 4 == 0 ? 4 : ng % 2 ? 1 : 2;
+    return w->flat ? ng / gcd : (ng + 7) / 8;
+}
+
 void eng_avx2_repack_q(const struct eng_mat *w, void *dst, struct eng_mat *out);
 void eng_avx2_prep_q(const struct eng_mat *w, const float *x, struct eng_xq *xq);
 void eng_avx2_group_codes(const float *xg, int gs, int code_max, int32_t *t, float *d, float *s);
 void eng_avx2_dot_rows_q(const struct eng_mat *w, const void *xp, float *y, int64_t r0, int64_t r1);
+/* The same products with AVX-512 (F, BW, VL) and VNNI for the full
+ * batches (kern_avx512_q.c; only for CPUs that have them), bit-identical
+ * to eng_avx2_dot_rows_q. */
+void eng_avx512_dot_rows_q(
+    const struct eng_mat *w, const void *xp, float *y, int64_t r0, int64_t r1);
 void eng_avx2_rows_to_f32_q(const struct eng_mat *w, int64_t r0, int64_t r1, float *dst);
 
 #endif

@@ -1,5 +1,5 @@
 /* engine/kernels.c: which weight kernels run (the per-dtype tables of
- * kern_scalar.c and kern_avx2.c, chosen at run time from what the CPU
+ * kern_scalar.c, kern_avx2.c and its AVX-512 variant, chosen at run time from what the CPU
  * has), the layout of prepared activations (eng_xq), and the small f32
  * kernels of the forward pass (RMSNorm, softmax, SwiGLU, RoPE).
  */
@@ -17,12 +17,35 @@ static bool cpu_has_avx2(void)
 }
 #endif
 
+#if defined(ENG_HAVE_AVX512)
+static bool cpu_has_avx512(void)
+{
+    return cpu_has_avx2() && __builtin_cpu_supports("avx512f") &&
+           __builtin_cpu_supports("avx512bw") && __builtin_cpu_supports("avx512vl") &&
+           __builtin_cpu_supports("avx512vnni");
+}
+#endif
+
+/* Whether this CPU runs the kernels of isa (ENG_ISA_AVX2 or above). */
+static bool cpu_runs(enum eng_isa isa)
+{
+#if defined(ENG_HAVE_AVX512)
+    if (isa == ENG_ISA_AVX512)
+        return cpu_has_avx512();
+#endif
+#if defined(ENG_HAVE_AVX2)
+    if (isa == ENG_ISA_AVX2)
+        return cpu_has_avx2();
+#endif
+    return isa == ENG_ISA_SCALAR;
+}
+
 enum eng_isa eng_isa_best(void)
 {
-#if defined(ENG_HAVE_AVX2)
-    if (cpu_has_avx2())
+    if (cpu_runs(ENG_ISA_AVX512))
+        return ENG_ISA_AVX512;
+    if (cpu_runs(ENG_ISA_AVX2))
         return ENG_ISA_AVX2;
-#endif
     return ENG_ISA_SCALAR;
 }
 
@@ -33,24 +56,22 @@ const char *eng_kernels_name(void)
 
 const char *eng_isa_name(enum eng_isa isa)
 {
-    return isa == ENG_ISA_AVX2 ? "avx2" : "scalar";
+    return isa == ENG_ISA_AVX512 ? "avx512" : isa == ENG_ISA_AVX2 ? "avx2" : "scalar";
 }
 
 const struct eng_mat_ops *eng_mat_ops_isa(enum eng_dtype dt, enum eng_isa isa)
 {
     const struct eng_mat_ops *table = eng_kern_scalar;
 
-    if ((int)dt < 0 || dt >= ENG_DT_COUNT)
+    if ((int)dt < 0 || dt >= ENG_DT_COUNT || !cpu_runs(isa))
         return NULL;
+#if defined(ENG_HAVE_AVX512)
+    if (isa == ENG_ISA_AVX512)
+        table = eng_kern_avx512;
+#endif
 #if defined(ENG_HAVE_AVX2)
-    if (isa == ENG_ISA_AVX2) {
-        if (!cpu_has_avx2())
-            return NULL;
+    if (isa == ENG_ISA_AVX2)
         table = eng_kern_avx2;
-    }
-#else
-    if (isa != ENG_ISA_SCALAR)
-        return NULL;
 #endif
     return table[dt].dot_rows ? &table[dt] : NULL;
 }
@@ -66,11 +87,14 @@ const struct eng_kv_ops *eng_kv_ops_isa(enum eng_dtype dt, enum eng_isa isa)
 
     if (i < 0)
         return NULL;
+    if (!cpu_runs(isa))
+        return NULL;
 #if defined(ENG_HAVE_AVX2)
-    if (isa == ENG_ISA_AVX2)
-        return cpu_has_avx2() ? &eng_kv_avx2[i] : NULL;
+    /* (AVX-512 has no attention kernels of its own) */
+    if (isa >= ENG_ISA_AVX2)
+        return &eng_kv_avx2[i];
 #endif
-    return isa == ENG_ISA_SCALAR ? &eng_kv_scalar[i] : NULL;
+    return &eng_kv_scalar[i];
 }
 
 const struct eng_kv_ops *eng_kv_ops(enum eng_dtype dt)
@@ -205,7 +229,7 @@ void eng_softmax(float *x, int n)
 void eng_swiglu_isa(enum eng_isa isa, float *gate, const float *up, size_t n)
 {
 #if defined(ENG_HAVE_AVX2)
-    if (isa == ENG_ISA_AVX2 && cpu_has_avx2()) {
+    if (isa >= ENG_ISA_AVX2 && cpu_runs(isa)) {
         eng_swiglu_avx2(gate, up, n);
         return;
     }

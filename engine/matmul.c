@@ -97,7 +97,7 @@ static int64_t tile_rows(int64_t cols)
 static bool own_gemm(void)
 {
 #if defined(ENG_HAVE_AVX2) && !defined(ENG_PROMPT_BLAS)
-    return eng_isa_best() == ENG_ISA_AVX2;
+    return eng_isa_best() >= ENG_ISA_AVX2;
 #else
     return false;
 #endif

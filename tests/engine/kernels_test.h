@@ -43,7 +43,8 @@ static inline void fill_x(float *x, int64_t n)
         memset(x + 32, 0, 32 * sizeof *x);
 }
 
-static const enum eng_isa isas[] = {ENG_ISA_AVX2};
+/* (an ISA this CPU or build lacks has no kernels: eng_mat_ops_isa NULL) */
+static const enum eng_isa isas[] = {ENG_ISA_AVX2, ENG_ISA_AVX512};
 
 static inline void *xq_new(int64_t cols, int gs, enum eng_dtype dt, int bits, struct eng_xq **xq)
 {

@@ -181,7 +181,7 @@ static void test_gemm(void **state)
     print_message("# not x86-64: the prompt path is OpenBLAS\n");
     return;
 #else
-    if (eng_isa_best() != ENG_ISA_AVX2) {
+    if (eng_isa_best() < ENG_ISA_AVX2) {
         print_message("# no AVX2: the prompt path is OpenBLAS\n");
         return;
     }
@@ -295,7 +295,7 @@ static void test_linear_layouts(void **state)
         struct eng_mat ma = mat_for(ops, &qa.m, &ra), mb = mat_for(ops, &spaced, &rb);
         /* the per-row one first: its preparation lacks the flat one's period */
         struct eng_linear out[2] = {{&mb, y[1], 1, NULL}, {&ma, y[0], 1, NULL}};
-        if (eng_isa_best() == ENG_ISA_AVX2) {
+        if (eng_isa_best() >= ENG_ISA_AVX2) {
             assert_true(ma.flat);
             assert_false(mb.flat);
         }
@@ -498,10 +498,12 @@ static void test_dispatch(void **state)
     }
     assert_null(eng_mat_ops(ENG_DT_COUNT));
     assert_non_null(eng_isa_name(eng_isa_best()));
-    if (eng_isa_best() == ENG_ISA_AVX2)
-        assert_ptr_equal(eng_mat_ops(ENG_DT_Q4), eng_mat_ops_isa(ENG_DT_Q4, ENG_ISA_AVX2));
-    else
-        print_message("# this CPU runs the scalar kernels only: SIMD comparisons skipped\n");
+    assert_ptr_equal(eng_mat_ops(ENG_DT_Q4), eng_mat_ops_isa(ENG_DT_Q4, eng_isa_best()));
+    /* every ISA up to the best runs here, none above it */
+    for (int isa = ENG_ISA_SCALAR; isa <= ENG_ISA_AVX512; isa++)
+        assert_int_equal(eng_mat_ops_isa(ENG_DT_Q4, (enum eng_isa)isa) != NULL,
+                         isa <= (int)eng_isa_best());
+    print_message("# kernels: %s\n", eng_isa_name(eng_isa_best()));
 }
 
 int main(void)

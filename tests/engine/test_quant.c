@@ -128,7 +128,7 @@ static void test_pack_example(void **state)
                                  .scales = &sb,
                                  .biases = &bb,
                                  .sb_stride = 2};
-            for (int isa = 0; isa <= ENG_ISA_AVX2; isa++) {
+            for (int isa = 0; isa <= ENG_ISA_AVX512; isa++) {
                 const struct eng_mat_ops *ops = eng_mat_ops_isa(m.dtype, (enum eng_isa)isa);
                 uint8_t own[64 + ENG_REPACK_PAD];
                 struct eng_mat mk = m;
