@@ -115,38 +115,25 @@ INLINE __m256i batch_q4_512(const uint8_t *bp, const int16_t *x, int gs)
     return halves_sum(_mm512_add_epi32(_mm512_add_epi32(c0, c2), _mm512_add_epi32(c1, c3)));
 }
 
-/* Q8, 16-bit codes, a full batch: bytes 0 | 1 of each block's lanes meet
- * its codes x[0..31]; four blocks a turn. */
-INLINE __m256i batch_q8_512(const uint8_t *bp, const int16_t *x, int gs)
+/* A full batch of bytes against 64 bytes of codes per block (x + 64 j
+ * bytes): Q8 with 16-bit codes (bytes 0 | 1 of each block's lanes meet its
+ * codes x[0..31], vpdpwssd), or Q4 with 8-bit codes (i8: the low | high
+ * nibbles of each block's bytes meet its even | odd elements' codes,
+ * vpdpbusd); four blocks a turn. */
+INLINE __m256i batch_bytes_512(const uint8_t *bp, const void *xv, int blocks, bool i8)
 {
-    const __m512i s = shifts2(0, 8), m = _mm512_set1_epi16(0xff);
+    const __m512i s = shifts2(0, i8 ? 4 : 8), m = _mm512_set1_epi16(i8 ? 0x0f0f : 0xff);
+    const uint8_t *x = xv;
     __m512i c[4] = {_mm512_setzero_si512(), _mm512_setzero_si512(), _mm512_setzero_si512(),
                     _mm512_setzero_si512()};
 
 #pragma GCC unroll 1
-    for (int j = 0; j < gs / 4; j += 4)
+    for (int j = 0; j < blocks; j += 4)
         for (int k = 0; k < 4; k++) {
             __m512i v = _mm512_broadcast_i64x4(LOADU(bp + 32 * (j + k)));
-            c[k] = _mm512_dpwssd_epi32(c[k], _mm512_and_si512(_mm512_srlv_epi16(v, s), m),
-                                       LOADU512(x + 32 * (j + k)));
-        }
-    return halves_sum(_mm512_add_epi32(_mm512_add_epi32(c[0], c[1]), _mm512_add_epi32(c[2], c[3])));
-}
-
-/* Q4, 8-bit codes, a full batch: the low | high nibbles of each block's
- * bytes meet its even | odd elements' codes (64 bytes at x8 + 64 j). */
-INLINE __m256i batch_q4i8_512(const uint8_t *bp, const int8_t *x8, int gs)
-{
-    const __m512i s = shifts2(0, 4), m = _mm512_set1_epi8(15);
-    __m512i c[4] = {_mm512_setzero_si512(), _mm512_setzero_si512(), _mm512_setzero_si512(),
-                    _mm512_setzero_si512()};
-
-#pragma GCC unroll 1
-    for (int j = 0; j < gs / 8; j += 4)
-        for (int k = 0; k < 4; k++) {
-            __m512i v = _mm512_broadcast_i64x4(LOADU(bp + 32 * (j + k)));
-            c[k] = _mm512_dpbusd_epi32(c[k], _mm512_and_si512(_mm512_srlv_epi16(v, s), m),
-                                       LOADU512(x8 + 64 * (j + k)));
+            __m512i a = _mm512_and_si512(_mm512_srlv_epi16(v, s), m);
+            __m512i xk = LOADU512(x + 64 * (j + k));
+            c[k] = i8 ? _mm512_dpbusd_epi32(c[k], a, xk) : _mm512_dpwssd_epi32(c[k], a, xk);
         }
     return halves_sum(_mm512_add_epi32(_mm512_add_epi32(c[0], c[1]), _mm512_add_epi32(c[2], c[3])));
 }
@@ -163,9 +150,9 @@ batch_sums(const uint8_t *bp, const void *xv, enum eng_dtype dt, int gs, int n, 
 
 #if defined(KERN_Q_512)
     if (n == 8)
-        return _mm256_cvtepi32_ps(bits == 8         ? batch_q4i8_512(bp, xv, gs)
+        return _mm256_cvtepi32_ps(bits == 8         ? batch_bytes_512(bp, xv, gs / 8, true)
                                   : dt == ENG_DT_Q4 ? batch_q4_512(bp, x, gs)
-                                                    : batch_q8_512(bp, x, gs));
+                                                    : batch_bytes_512(bp, xv, gs / 4, false));
 #endif
 
     /* (not unrolled further: gcc then hoists the loads and shifts of
