@@ -1,7 +1,8 @@
 /* engine/kernels.c: which weight kernels run (the per-dtype tables of
- * kern_scalar.c, kern_avx2.c and its AVX-512 variant, chosen at run time from what the CPU
- * has), the layout of prepared activations (eng_xq), and the small f32
- * kernels of the forward pass (RMSNorm, softmax, SwiGLU, RoPE).
+ * kern_scalar.c, kern_avx2.c and its AVX-512 variant, chosen at run time
+ * from what the CPU has), the layout of prepared activations (eng_xq), and
+ * the small f32 kernels of the forward pass (RMSNorm, softmax, SwiGLU,
+ * RoPE).
  */
 #include <math.h>
 #include <string.h>
@@ -85,9 +86,7 @@ const struct eng_kv_ops *eng_kv_ops_isa(enum eng_dtype dt, enum eng_isa isa)
 {
     int i = dt == ENG_DT_F32 ? 0 : dt == ENG_DT_F16 ? 1 : -1;
 
-    if (i < 0)
-        return NULL;
-    if (!cpu_runs(isa))
+    if (i < 0 || !cpu_runs(isa))
         return NULL;
 #if defined(ENG_HAVE_AVX2)
     /* (AVX-512 has no attention kernels of its own) */
