@@ -70,6 +70,7 @@ void eng_attn_prompt_run(const struct eng_attn_prompt *a, long item, float *buf,
     float *xq = buf, *S = xq + (size_t)r * hd, *O = S + (size_t)r * KB, *OT = O + (size_t)r * hd;
     float *vp = OT + hp * (size_t)r, *mx = vp + hp * KB, *sum = mx + r, *corr = sum + r;
     const struct eng_mat_ops *f32 = eng_mat_ops(ENG_DT_F32);
+    enum eng_isa isa = eng_isa_best();
     float scale = (float)(1.0 / sqrt((double)hd));
     int p_first = a->p0 + t0, p_last = p_first + nt - 1;
     int lo = eng_attn_first_key(p_first, a->window);
@@ -99,7 +100,7 @@ void eng_attn_prompt_run(const struct eng_attn_prompt *a, long item, float *buf,
         v.data = a->value_cache + (size_t)s0 * a->row + head_off;
 
         /* S[q][s - s0] = q . k_s */
-        eng_gemm_avx2(&k, eng_mat_ops(a->kv_dtype), 0, sb, xq, r, S, KB, wbuf);
+        eng_gemm_avx2(&k, eng_mat_ops(a->kv_dtype), 0, sb, xq, r, S, KB, wbuf, isa);
         /* scale, mask and exponentiate each query's row; the online
          * softmax's maximum and sum move on */
         for (int g = 0; g < group; g++)
@@ -127,7 +128,7 @@ void eng_attn_prompt_run(const struct eng_attn_prompt *a, long item, float *buf,
             }
         /* O = O * corr + P V */
         pack_values(&v, sb, OT, vp);
-        eng_gemm_avx2(&p, f32, 0, r, vp, hd, OT, (size_t)r, wbuf);
+        eng_gemm_avx2(&p, f32, 0, r, vp, hd, OT, (size_t)r, wbuf, isa);
         for (int q = 0; q < r; q++)
             for (int d = 0; d < hd; d++)
                 O[(size_t)q * hd + d] = O[(size_t)q * hd + d] * corr[q] + OT[(size_t)d * r + q];

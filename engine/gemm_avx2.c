@@ -13,15 +13,18 @@
  * by their own conversion: six rows of f32 in a small per-thread buffer.
  * The micro-kernel keeps a 6 x 16 block of y in 12 registers across the
  * whole k loop: per k, 2 loads of x, 6 broadcasts of weights, 12 FMAs.
+ * On ENG_ISA_AVX512 the driver runs gemm_avx512.c's micro-kernel instead
+ * (12 rows, one zmm register per token block) on the same blocking.
  */
 #include <immintrin.h>
 #include <stdbool.h>
 #include <string.h>
 
+#include "engine/gemm_micro.h"
 #include "engine/internal.h"
 
-#define MR 6  /* weight rows per panel */
-#define NT 16 /* tokens per block */
+#define MR 6           /* weight rows per panel */
+#define NT ENG_GEMM_NT /* tokens per block */
 
 int eng_gemm_x_blocks(int m)
 {
@@ -153,13 +156,24 @@ void eng_gemm_avx2(const struct eng_mat *w,
                    int m,
                    float *y,
                    size_t ldy,
-                   float *wbuf)
+                   float *wbuf,
+                   enum eng_isa isa)
 {
-    int64_t k = w->cols;
-    int64_t rb = W_FLOATS / k / MR * MR;
-    float c[RB_MAX / MR][MR * NT];
+    eng_gemm_f32_micro *mk = micro_r;
+    int mr = MR;
+    int64_t k = w->cols, rb;
+    float c[RB_MAX * NT]; /* the panels' sums: row i at i * NT */
 
-    rb = rb < MR ? MR : rb > RB_MAX ? RB_MAX : rb;
+#if defined(ENG_HAVE_AVX512)
+    if (isa >= ENG_ISA_AVX512) {
+        mk = eng_gemm512_f32;
+        mr = ENG_GEMM512_MR;
+    }
+#else
+    (void)isa;
+#endif
+    rb = W_FLOATS / k / mr * mr;
+    rb = rb < mr ? mr : rb > RB_MAX ? RB_MAX : rb;
     for (int64_t r = r0; r < r1; r += rb) {
         int64_t nr = r1 - r < rb ? r1 - r : rb;
         /* the next tile's stored rows, prefetched into L2 a few lines per
@@ -168,7 +182,7 @@ void eng_gemm_avx2(const struct eng_mat *w,
         const char *pf = (const char *)w->data + (size_t)(r + nr) * w->row_stride;
         size_t pf_lines = (size_t)next * w->row_stride / 64;
         size_t calls = (size_t)eng_gemm_x_blocks(m) * (size_t)((k + KC - 1) / KC) *
-                       (size_t)((nr + MR - 1) / MR);
+                       (size_t)((nr + mr - 1) / mr);
         size_t per_call = (pf_lines + calls - 1) / calls;
 
         ops->rows_to_f32(w, r, r + nr, wbuf);
@@ -177,12 +191,12 @@ void eng_gemm_avx2(const struct eng_mat *w,
             int nt = m - t0 < NT ? m - t0 : NT;
             for (int64_t k0 = 0; k0 < k; k0 += KC) {
                 int64_t kc = k - k0 < KC ? k - k0 : KC;
-                for (int64_t p = 0; p < nr; p += MR) {
+                for (int64_t p = 0; p < nr; p += mr) {
                     for (size_t i = 0; i < per_call && pf_lines > 0; i++, pf_lines--, pf += 64)
                         _mm_prefetch(pf, _MM_HINT_T1);
-                    micro_r(wbuf + (size_t)p * (size_t)k + (size_t)k0, k, xb + (size_t)k0 * NT, kc,
-                            nr - p < MR ? (int)(nr - p) : MR, c[p / MR], k0 == 0, k0 + kc == k,
-                            y + (size_t)t0 * ldy + (size_t)(r + p), ldy, nt);
+                    mk(wbuf + (size_t)p * (size_t)k + (size_t)k0, k, xb + (size_t)k0 * NT, kc,
+                       nr - p < mr ? (int)(nr - p) : mr, c + p * NT, k0 == 0, k0 + kc == k,
+                       y + (size_t)t0 * ldy + (size_t)(r + p), ldy, nt);
                 }
             }
         }

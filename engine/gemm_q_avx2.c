@@ -23,13 +23,16 @@
  * The micro-kernel keeps 6 rows x 16 tokens of int32 sums in 12 registers
  * over one group; at the group's end they are scaled into the f32 block
  * (scale * d and bias * s, in the order of dot_rows_q). Integer sums are
- * exact: at most 128 * 255 * 32767 < 2^31 per group.
+ * exact: at most 128 * 255 * 32767 < 2^31 per group. On ENG_ISA_AVX512 the
+ * driver runs gemm_avx512.c's micro-kernel (12 rows, vpdpwssd) instead, on
+ * the same layouts: the same sums, the same bits.
  */
+#include "engine/gemm_micro.h"
 #include "engine/internal.h"
 #include "engine/kern_avx2.h"
 
-#define MR 6  /* weight rows per panel (group6) */
-#define NT 16 /* tokens per block */
+#define MR 6           /* weight rows per panel (group6) */
+#define NT ENG_GEMM_NT /* tokens per block */
 /* Converted rows take at most this many bytes (int16 codes and f32
  * scales/biases: about L2's half), and k is cut in pieces of KC elements
  * (a multiple of every group size) so that a token block's piece (16 KiB)
@@ -317,19 +320,27 @@ void eng_gemm_q_avx2(const struct eng_mat *w,
                      const struct eng_gemm_xq *xq,
                      float *y,
                      size_t ldy,
-                     void *wbuf)
+                     void *wbuf,
+                     enum eng_isa isa)
 {
-    void (*mk)(const int16_t *, int64_t, const float *, const float *, int64_t, const int16_t *,
-               const float *, const float *, int64_t, int, float *) = w->group_size == 32 ? micro_32
-                                                                      : w->group_size == 64
-                                                                          ? micro_64
-                                                                          : micro_128;
-    int64_t k = w->cols, gs = w->group_size, ng = k / gs;
-    int64_t rb = W_BYTES / (2 * k + 8 * ng) / MR * MR;
+    eng_gemm_q_micro *mk = w->group_size == 32   ? micro_32
+                           : w->group_size == 64 ? micro_64
+                                                 : micro_128;
+    int mr = MR;
+    int64_t k = w->cols, gs = w->group_size, ng = k / gs, rb;
     int16_t *codes = wbuf;
     float c[RB_MAX * NT]; /* the f32 block: row i at i * NT */
 
-    rb = rb < MR ? MR : rb > RB_MAX ? RB_MAX : rb;
+#if defined(ENG_HAVE_AVX512)
+    if (isa >= ENG_ISA_AVX512) {
+        mk = gs == 32 ? eng_gemm512_q32 : gs == 64 ? eng_gemm512_q64 : eng_gemm512_q128;
+        mr = ENG_GEMM512_MR;
+    }
+#else
+    (void)isa;
+#endif
+    rb = W_BYTES / (2 * k + 8 * ng) / mr * mr;
+    rb = rb < mr ? mr : rb > RB_MAX ? RB_MAX : rb;
     for (int64_t r = r0; r < r1; r += rb) {
         int64_t nr = r1 - r < rb ? r1 - r : rb;
         float *sc = (float *)(void *)(codes + (size_t)nr * (size_t)k), *bi = sc + nr * ng;
@@ -342,10 +353,10 @@ void eng_gemm_q_avx2(const struct eng_mat *w,
             memset(c, 0, (size_t)nr * NT * sizeof *c);
             for (int64_t k0 = 0; k0 < k; k0 += KC) {
                 int64_t kc = k - k0 < KC ? k - k0 : KC, g0 = k0 / gs;
-                for (int64_t p = 0; p < nr; p += MR)
+                for (int64_t p = 0; p < nr; p += mr)
                     mk(codes + (size_t)p * (size_t)k + (size_t)k0, k, sc + p * ng + g0,
                        bi + p * ng + g0, ng, xb + (size_t)k0 * NT, db + g0 * NT, sb + g0 * NT,
-                       kc / gs, nr - p < MR ? (int)(nr - p) : MR, c + p * NT);
+                       kc / gs, nr - p < mr ? (int)(nr - p) : mr, c + p * NT);
             }
             for (int t = 0; t < nt; t++)
                 for (int64_t i = 0; i < nr; i++)

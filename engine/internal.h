@@ -148,8 +148,9 @@ struct eng_mat_ops {
 enum eng_isa {
     ENG_ISA_SCALAR = 0, /* portable C: every CPU, and the tests' oracle */
     ENG_ISA_AVX2 = 1,   /* x86-64 with AVX2, FMA and F16C */
-    /* AVX2's kernels with the Q4/Q8 decode products in AVX-512 (F, BW, VL)
-     * and VNNI; the same layouts, and bit-identical results */
+    /* AVX2's kernels with the Q4/Q8 decode products and the prompt
+     * products' micro-kernels in AVX-512 (F, BW, VL) and VNNI; the same
+     * layouts, and bit-identical results */
     ENG_ISA_AVX512 = 2,
 };
 
@@ -418,8 +419,10 @@ int eng_gemm_scratch_init(
 /* The prompt product on AVX2/FMA (gemm_avx2.c; only where ENG_HAVE_AVX2):
  * x (m, k) packed once by eng_gemm_pack_x into xp (eng_gemm_xp_floats(m, k)
  * floats), then y[t][r] for rows [r0, r1) of w, converted by ops into wbuf
- * (per thread, max(64 Ki, 6 k) floats) a block at a time; y has row stride
- * ldy. */
+ * (per thread, max(64 Ki, 12 k) floats) a block at a time; y has row stride
+ * ldy. isa picks the micro-kernel: AVX-512's (gemm_avx512.c) where it is
+ * ENG_ISA_AVX512 and the CPU runs it, AVX2's otherwise; both give the same
+ * bits. */
 size_t eng_gemm_xp_floats(int m, int64_t k);
 void eng_gemm_pack_x(const float *x, size_t ldx, int m, int64_t k, float *xp);
 /* eng_gemm_pack_x's token blocks [b0, b1) of eng_gemm_x_blocks(m), as
@@ -435,7 +438,8 @@ void eng_gemm_avx2(const struct eng_mat *w,
                    int m,
                    float *y,
                    size_t ldy,
-                   float *wbuf);
+                   float *wbuf,
+                   enum eng_isa isa);
 /* The prompt product of Q4/Q8 weights on AVX2, in integers (gemm_q_avx2.c;
  * only where ENG_HAVE_AVX2): the tokens x (m, k), row stride ldx, rounded
  * once per call to the 16-bit codes of decode (per token and group of gs,
@@ -444,8 +448,8 @@ void eng_gemm_avx2(const struct eng_mat *w,
  * fills token blocks [b0, b1) of eng_gemm_xq_blocks (threads may fill
  * disjoint ranges). Then eng_gemm_q_avx2 gives y[t][r] for rows [r0, r1)
  * of w (interleaved rows, group size gs), converted a block at a time into
- * wbuf (per thread, at least max(256 KiB, 24 k bytes)); y has row stride
- * ldy. */
+ * wbuf (per thread, at least max(256 KiB, 28 k bytes)); y has row stride
+ * ldy; isa as for eng_gemm_avx2. */
 struct eng_gemm_xq {
     int m;
     int64_t k;
@@ -463,7 +467,8 @@ void eng_gemm_q_avx2(const struct eng_mat *w,
                      const struct eng_gemm_xq *xq,
                      float *y,
                      size_t ldy,
-                     void *wbuf);
+                     void *wbuf,
+                     enum eng_isa isa);
 void eng_gemm_scratch_free(struct eng_gemm_scratch *s);
 
 /* The first cached position a query at pos attends to under a sliding

@@ -18,7 +18,8 @@
  *    scratch and run our f32 kernel (gemm_avx2.c). Chunks are about a
  *    conversion tile of whole panels (PANEL_ALIGN). Against the static
  *    cut, pp128 on 2 threads, medians of 4 alternated runs: +3% to +15%
- *    (Qwen2.5-0.5B bf16, 8-bit, 4-bit; Llama-3.2-1B bf16, 8-bit).
+ *    (Qwen2.5-0.5B bf16, 8-bit, 4-bit; Llama-3.2-1B bf16, 8-bit). Where
+ *    the CPU has AVX-512 and VNNI both run gemm_avx512.c's micro-kernels.
  *  - Prompt (n rows), elsewhere: each thread converts tiles of its weight
  *    rows to f32 in its own small scratch buffer (never a full f32 copy of
  *    the model) and multiplies with single-threaded OpenBLAS SGEMM; the
@@ -164,6 +165,7 @@ struct linear_job {
     const float *xp;                     /* prompt: x packed for eng_gemm_avx2, or NULL */
     const struct eng_gemm_xq *xq;        /* prompt: x's codes for eng_gemm_q_avx2, or NULL */
     int64_t chunk_rows;                  /* on several threads: rows per chunk (run_chunks) */
+    enum eng_isa isa;                    /* prompt: the micro-kernels' (eng_isa_best) */
 };
 
 /* y[:, r0:r1] = x W[r0:r1]^T through f32 tiles and SGEMM. */
@@ -212,10 +214,10 @@ static void run_range(const struct linear_job *job, int t, int64_t r0, int64_t r
                 job->ops[j]->dot_rows(o->w, job->xin[j], o->y, a, b);
 #if defined(ENG_HAVE_AVX2)
             else if (job->xq)
-                eng_gemm_q_avx2(o->w, a, b, job->xq, o->y, o->ldy, scratch);
+                eng_gemm_q_avx2(o->w, a, b, job->xq, o->y, o->ldy, scratch, job->isa);
             else if (job->xp)
                 eng_gemm_avx2(o->w, eng_mat_ops(o->w->dtype), a, b, job->xp, job->n, o->y, o->ldy,
-                              scratch);
+                              scratch, job->isa);
 #endif
             else
                 gemm_rows(o, a, b, o->x ? o->x : job->x, job->ldx, job->n, scratch);
@@ -394,8 +396,13 @@ void eng_linear_run(struct eng_pool *pool,
                     int n)
 {
     while (n_out > 0) {
-        struct linear_job job = {
-            .out = out, .n_out = n_out, .x = x, .ldx = ldx, .n = n, .scratch = scratch};
+        struct linear_job job = {.out = out,
+                                 .n_out = n_out,
+                                 .x = x,
+                                 .ldx = ldx,
+                                 .n = n,
+                                 .scratch = scratch,
+                                 .isa = eng_isa_best()};
         int64_t macs = 0;
 #if defined(ENG_HAVE_AVX2)
         struct eng_gemm_xq xq;

@@ -2,8 +2,9 @@
  * prompt product of one weight matrix on one thread, alternating the f32
  * kernel (gemm_avx2.c: rows converted to f32) with, for Q4/Q8, the integer
  * one (gemm_q_avx2.c); prints the best of each in Gmac/s (multiply-adds
- * per second, preparation of the tokens included).
- *   bench_gemm q4|q8|bf16 [ROWS] [COLS] [TOKENS] [ROUNDS]
+ * per second, preparation of the tokens included), with the micro-kernels
+ * of ISA (avx2 or avx512; default: the best this CPU runs).
+ *   bench_gemm q4|q8|bf16 [ROWS] [COLS] [TOKENS] [ROUNDS] [ISA]
  */
 #include <stdio.h>
 #include <stdlib.h>
@@ -32,13 +33,19 @@ int main(int argc, char **argv)
     struct eng_mat mat, packed;
     const struct eng_mat_ops *ops;
     double best_f = 0, best_q = 0, macs;
+    enum eng_isa isa = argc > 6 && !strcmp(argv[6], "avx2") ? ENG_ISA_AVX2 : eng_isa_best();
 
     if (argc < 2 || (strcmp(argv[1], "q4") && strcmp(argv[1], "q8") && strcmp(argv[1], "bf16"))) {
-        fprintf(stderr, "usage: bench_gemm q4|q8|bf16 [ROWS] [COLS] [TOKENS] [ROUNDS]\n");
+        fprintf(stderr, "usage: bench_gemm q4|q8|bf16 [ROWS] [COLS] [TOKENS] [ROUNDS] [ISA]\n");
         return 2;
     }
     if (eng_isa_best() < ENG_ISA_AVX2 || cols % 64 != 0 || m < 2) {
         fprintf(stderr, "bench_gemm: needs AVX2, COLS a multiple of 64 and TOKENS >= 2\n");
+        return 2;
+    }
+    if (argc > 6 && strcmp(argv[6], eng_isa_name(isa)) != 0) {
+        fprintf(stderr, "bench_gemm: ISA %s does not run here (best: %s)\n", argv[6],
+                eng_isa_name(eng_isa_best()));
         return 2;
     }
     dt = !strcmp(argv[1], "q4") ? ENG_DT_Q4 : !strcmp(argv[1], "q8") ? ENG_DT_Q8 : ENG_DT_BF16;
@@ -77,7 +84,7 @@ int main(int argc, char **argv)
     for (int r = 0; r < rounds; r++) {
         double t0 = sh_now_s();
         eng_gemm_pack_x(x, (size_t)cols, m, cols, xp);
-        eng_gemm_avx2(&mat, ops, 0, rows, xp, m, y, (size_t)rows, wbuf);
+        eng_gemm_avx2(&mat, ops, 0, rows, xp, m, y, (size_t)rows, wbuf, isa);
         t0 = sh_now_s() - t0;
         best_f = macs / t0 / 1e9 > best_f ? macs / t0 / 1e9 : best_f;
         if (q) {
@@ -85,13 +92,13 @@ int main(int argc, char **argv)
             t0 = sh_now_s();
             eng_gemm_xq_init(xqbuf, m, cols, 64, &xq);
             eng_gemm_prep_q(x, (size_t)cols, &xq, 0, eng_gemm_xq_blocks(&xq));
-            eng_gemm_q_avx2(&mat, 0, rows, &xq, y, (size_t)rows, wbuf);
+            eng_gemm_q_avx2(&mat, 0, rows, &xq, y, (size_t)rows, wbuf, isa);
             t0 = sh_now_s() - t0;
             best_q = macs / t0 / 1e9 > best_q ? macs / t0 / 1e9 : best_q;
         }
     }
-    printf("%s rows %lld cols %lld tokens %d: f32 kernel %.1f Gmac/s", argv[1], (long long)rows,
-           (long long)cols, m, best_f);
+    printf("%s rows %lld cols %lld tokens %d %s: f32 kernel %.1f Gmac/s", argv[1], (long long)rows,
+           (long long)cols, m, eng_isa_name(isa), best_f);
     if (q)
         printf(", integer kernel %.1f Gmac/s (%.2fx)", best_q, best_q / best_f);
     printf(" (y0 %g)\n", (double)y[0]);

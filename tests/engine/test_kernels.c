@@ -198,9 +198,10 @@ static void test_gemm(void **state)
                     const struct eng_mat_ops *ops = eng_mat_ops(dt);
                     float *x = malloc((size_t)(m * k) * 4), *wf = malloc((size_t)(rows * k) * 4);
                     float *xp = malloc(eng_gemm_xp_floats(m, k) * 4);
-                    float *y = malloc((size_t)(m * (rows + 3)) * 4);
-                    float *wbuf = malloc((size_t)(64 * 1024 > 6 * k ? 64 * 1024 : 6 * k) * 4);
-                    assert_true(x && wf && xp && y && wbuf);
+                    size_t ny = (size_t)(m * (rows + 3));
+                    float *y = malloc(ny * 4), *y2 = malloc(ny * 4);
+                    float *wbuf = malloc((size_t)(64 * 1024 > 12 * k ? 64 * 1024 : 12 * k) * 4);
+                    assert_true(x && wf && xp && y && y2 && wbuf);
                     if (dt == ENG_DT_Q4 || dt == ENG_DT_Q8) {
                         qmat_make(&q, dt, 64, ENG_DT_BF16, rows, k);
                         mat = q.m;
@@ -226,9 +227,20 @@ static void test_gemm(void **state)
                             assert_memory_equal(xp, xp3, nxp * 4);
                             free(xp3);
                         }
-                        /* rows [1, rows) into a y with a wider stride */
-                        eng_gemm_avx2(&mk, ops, rows > 1 ? 1 : 0, rows, xp, m, y, (size_t)rows + 3,
-                                      wbuf);
+                        /* rows [1, rows) into a y with a wider stride, on
+                         * each ISA whose micro-kernel runs here: AVX-512's
+                         * gives AVX2's bits */
+                        for (size_t ii = 0; ii < sizeof isas / sizeof *isas; ii++) {
+                            if (!eng_mat_ops_isa(dt, isas[ii]))
+                                continue;
+                            memset(ii == 0 ? y : y2, 0, ny * 4);
+                            eng_gemm_avx2(&mk, ops, rows > 1 ? 1 : 0, rows, xp, m, ii == 0 ? y : y2,
+                                          (size_t)rows + 3, wbuf, isas[ii]);
+                            if (ii > 0 && memcmp(y, y2, ny * 4) != 0)
+                                fail_msg("gemm %s m %d k %lld rows %lld: %s differs from %s",
+                                         eng_dtype_info(dt)->name, m, (long long)k, (long long)rows,
+                                         eng_isa_name(isas[ii]), eng_isa_name(isas[0]));
+                        }
                         free(rbuf);
                     }
                     for (int t = 0; t < m; t++) {
@@ -253,6 +265,7 @@ static void test_gemm(void **state)
                     free(wf);
                     free(xp);
                     free(y);
+                    free(y2);
                     free(wbuf);
                 }
             }

@@ -345,10 +345,10 @@ static void check_gemm_q(enum eng_dtype dt, int gs, enum eng_dtype sb)
                 void *rbuf, *ba = xq_new(k, gs, dt, 16, &xa);
                 void *qbuf = aligned_alloc(64, (eng_gemm_xq_bytes(m, k) + 63) / 64 * 64);
                 float *x = malloc((size_t)(m * k) * 4), *y = malloc((size_t)m * ldy * 4);
-                float *yr = malloc((size_t)rows * 4);
-                float *wbuf = malloc((size_t)(64 * 1024 > 6 * k ? 64 * 1024 : 6 * k) * 4);
+                float *y2 = malloc((size_t)m * ldy * 4), *yr = malloc((size_t)rows * 4);
+                float *wbuf = malloc((size_t)(64 * 1024 > 12 * k ? 64 * 1024 : 12 * k) * 4);
                 struct eng_mat mk;
-                assert_true(qbuf && x && y && yr && wbuf);
+                assert_true(qbuf && x && y && y2 && yr && wbuf);
                 qmat_make(&q, dt, gs, sb, rows, k);
                 mk = mat_for(ops, &q.m, &rbuf);
                 for (int t = 0; t < m; t++)
@@ -362,7 +362,18 @@ static void check_gemm_q(enum eng_dtype dt, int gs, enum eng_dtype sb)
                 eng_gemm_prep_q(x, (size_t)k, &xq, 0, eng_gemm_xq_blocks(&xq) / 2);
                 eng_gemm_prep_q(x, (size_t)k, &xq, eng_gemm_xq_blocks(&xq) / 2,
                                 eng_gemm_xq_blocks(&xq));
-                eng_gemm_q_avx2(&mk, r0, rows, &xq, y, ldy, wbuf);
+                /* on each ISA whose micro-kernel runs here: AVX-512's gives
+                 * AVX2's bits */
+                for (size_t ii = 0; ii < sizeof isas / sizeof *isas; ii++) {
+                    if (!eng_mat_ops_isa(dt, isas[ii]))
+                        continue;
+                    memset(ii == 0 ? y : y2, 0, (size_t)m * ldy * 4);
+                    eng_gemm_q_avx2(&mk, r0, rows, &xq, ii == 0 ? y : y2, ldy, wbuf, isas[ii]);
+                    if (ii > 0 && memcmp(y, y2, (size_t)m * ldy * 4) != 0)
+                        fail_msg("gemm_q %s g%d rows %lld k %lld m %d: %s differs from %s",
+                                 eng_dtype_info(dt)->name, gs, (long long)rows, (long long)k, m,
+                                 eng_isa_name(isas[ii]), eng_isa_name(isas[0]));
+                }
                 for (int t = 0; t < m; t++) {
                     size_t blk = (size_t)(t / 16) * 16;
                     ref->prep(&q.m, x + (size_t)t * (size_t)k, xa);
@@ -400,6 +411,7 @@ static void check_gemm_q(enum eng_dtype dt, int gs, enum eng_dtype sb)
                 free(qbuf);
                 free(x);
                 free(y);
+                free(y2);
                 free(yr);
                 free(wbuf);
             }
