@@ -12,15 +12,25 @@
  */
 #include "engine/kern_avx2.h"
 
+/* Decode's weight rows are prefetched this many bytes ahead. This
+ * machine's hardware prefetcher (AMD, AVX-512, one core reading 40 GB/s)
+ * fell behind the two streams where rows are long: bench_kernels bf16 on
+ * 1 thread, kernel / read bandwidth, 2 alternated runs, none -> 512 / 2048
+ * / 4096 / 8192 bytes ahead: 8192 columns 46-57% -> 54% / 82-83% / 87-98%
+ * / 83-90%; 4864 columns 70-71% -> 92-101% (4096); 2048 columns 81-91% ->
+ * 95-100% (4096); 896 columns 90-96% -> 75-85% / 87-88% / 97% (4096). */
+#define PF_DIST 4096
+
 /* ---- float dtypes: 32 elements (4 x 8 lanes) per step, FMA */
 
 /* The dot products y[0 .. R) of R (1 or 2) rows w[r] of n elements with x,
- * walked together 32 elements at a time (two streams: kern_avx2.h);
+ * walked together 32 elements at a time (two streams: kern_avx2.h),
+ * prefetching PF_DIST ahead when pf (weights, not the KV cache's rows);
  * STEP16(p, x, a, b) adds the 16 elements at p times x into a and b. Each
  * row sums in the same order whatever R, so a row's result does not
  * depend on its partner. */
 #define DEFINE_DOT(NAME, TYPE, ESIZE, STEP16, TAIL)                                                \
-    INLINE void NAME(const uint8_t *const *w, const float *x, int64_t n, int R, float *y)          \
+    INLINE void NAME(const uint8_t *const *w, const float *x, int64_t n, int R, float *y, bool pf) \
     {                                                                                              \
         __m256 a[2][4];                                                                            \
         int64_t i = 0;                                                                             \
@@ -28,6 +38,8 @@
             a[r][0] = a[r][1] = a[r][2] = a[r][3] = _mm256_setzero_ps();                           \
         for (; i + 32 <= n; i += 32)                                                               \
             for (int r = 0; r < R; r++) {                                                          \
+                if (pf)                                                                            \
+                    _mm_prefetch((const char *)w[r] + i * ESIZE + PF_DIST, _MM_HINT_T0);           \
                 STEP16(w[r] + i * ESIZE, x + i, a[r][0], a[r][1]);                                 \
                 STEP16(w[r] + (i + 16) * ESIZE, x + i + 16, a[r][2], a[r][3]);                     \
             }                                                                                      \
@@ -89,7 +101,7 @@ DEFINE_DOT(dot_bf16, uint16_t, 2, STEP16_BF16, eng_bf16_to_f32)
             int R = r0 + half + i < r1 ? 2 : 1;                                                    \
             if (R == 2)                                                                            \
                 rows[1] = row_ptr(w, r0 + half + i);                                               \
-            dot_##SUFFIX(rows, X, w->cols, R, out);                                                \
+            dot_##SUFFIX(rows, X, w->cols, R, out, true);                                          \
             y[r0 + i] = out[0];                                                                    \
             if (R == 2)                                                                            \
                 y[r0 + half + i] = out[1];                                                         \
@@ -188,7 +200,7 @@ static float kv_dot_f32(const float *a, const void *b, int n)
 {
     const uint8_t *row = b;
     float y;
-    dot_f32(&row, a, n, 1, &y);
+    dot_f32(&row, a, n, 1, &y, false);
     return y;
 }
 
@@ -196,7 +208,7 @@ static float kv_dot_f16(const float *a, const void *b, int n)
 {
     const uint8_t *row = b;
     float y;
-    dot_f16(&row, a, n, 1, &y);
+    dot_f16(&row, a, n, 1, &y, false);
     return y;
 }
 

@@ -21,8 +21,9 @@
  * than 2 (the scales and biases add their own streams), and turns of 2 KiB
  * or more gained nothing. The software prefetch these kernels had (1 to 16
  * KiB ahead, measured alike) cost 6% with two streams on the machine of
- * these figures; the quantized kernels prefetch again on a later one
- * (kern_q_dot.h).
+ * these figures; on a later one (AVX-512, a core reading 40 GB/s) the
+ * quantized kernels (kern_q_dot.h) and the float ones (kern_avx2.c,
+ * PF_DIST) prefetch again.
  * bench_kernels, 1 thread, mean of 12-16 alternated rounds, kernel / read
  * bandwidth: Q8 896 columns (flat) 0.73 -> 0.94, Q8 2048 columns 0.79 ->
  * 0.89; Q4 (vpmaddwd-bound on one core) 0.69 -> 0.72. */
