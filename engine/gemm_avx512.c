@@ -92,12 +92,12 @@ void eng_gemm512_f32(const float *w,
 }
 
 /* One group of a full panel: a[i] = the int32 sums of row i with the 16
- * tokens over `pairs` pairs (>= 1). In assembly for the reason of
- * gemm_q_avx2.c's group6: from C, gcc 12 broadcast each weight pair into a
- * register of its own, kept row offsets on the stack and, unrolled, copied
- * accumulators around every vpdpwssd. Here each pair is a {1to16} memory
- * operand: 12 vpdpwssd per load of x. */
-INLINE void group12(const int16_t *w, int64_t ldw, const int16_t *x, int64_t pairs, __m512i a[MR])
+ * tokens over 2 * `steps` pairs (steps >= 1: two pairs a turn). In
+ * assembly for the reason of gemm_q_avx2.c's group6: from C, gcc 12
+ * broadcast each weight pair into a register of its own, kept row offsets
+ * on the stack and, unrolled, copied accumulators around every vpdpwssd.
+ * Here each pair is a {1to16} memory operand: 12 vpdpwssd per load of x. */
+INLINE void group12(const int16_t *w, int64_t ldw, const int16_t *x, int64_t steps, __m512i a[MR])
 {
     const int16_t *w3 = w + 3 * ldw, *w6 = w + 6 * ldw, *w9 = w + 9 * ldw;
     int64_t ld = ldw * (int64_t)sizeof(int16_t);
@@ -132,7 +132,7 @@ INLINE void group12(const int16_t *w, int64_t ldw, const int16_t *x, int64_t pai
               [a4] "=&v"(a[4]), [a5] "=&v"(a[5]), [a6] "=&v"(a[6]), [a7] "=&v"(a[7]),
               [a8] "=&v"(a[8]), [a9] "=&v"(a[9]), [a10] "=&v"(a[10]), [a11] "=&v"(a[11]),
               [xv] "=&v"(xv), [w] "+r"(w), [w3] "+r"(w3), [w6] "+r"(w6), [w9] "+r"(w9),
-              [x] "+r"(x), [n] "+r"(pairs)
+              [x] "+r"(x), [n] "+r"(steps)
             : [ld] "r"(ld)
             : "cc", "memory");
     /* clang-format on */
