@@ -23,7 +23,7 @@
  * The micro-kernel keeps 6 rows x 16 tokens of int32 sums in 12 registers
  * over one group; at the group's end they are scaled into the f32 block
  * (scale * d and bias * s, in the order of dot_rows_q). Integer sums are
- * exact: at most 128 * 255 * 32767 < 2^31 per group. On ENG_ISA_AVX512 the
+ * exact: at most 128 * 255 * ENG_XQ_MAX < 2^31 per group. On ENG_ISA_AVX512 the
  * driver runs gemm_avx512.c's micro-kernel (12 rows, vpdpwssd) instead, on
  * the same layouts: the same sums, the same bits.
  */

@@ -89,10 +89,10 @@ struct eng_mat {
  * (layouts in kern_avx2.c and kern_avx2_q.c, math in kern_scalar.c):
  *  - BF16 (AVX2 only) multiplies x reordered to match its bf16 pairs;
  *  - Q4 and Q8 multiply the codes with 16-bit integer codes of x: per group
- *    g, x[i] ~= d[g] * X[i], X = rint(x / d), d = max|x| / 32767 (error at
+ *    g, x[i] ~= d[g] * X[i], X = rint(x / d), d = max|x| / 32639 (error at
  *    most d/2, 2^-16 of the group's largest element: 2^8 times finer than
  *    an 8-bit weight's own rounding), kept in t in element order and in q
- *    in the order the AVX2 kernels consume them; s[g] = d[g] * sum of the
+ *    in the order the kernels of the ISA whose prep wrote it consume them; s[g] = d[g] * sum of the
  *    group's X (the biases' term).
  *  - bits 8 (Q4 only, asked for with eng_ctx_opts.act_bits): the same with
  *    d = max|x| / 127 and 8-bit codes in q, which the AVX2 kernel multiplies

@@ -171,27 +171,29 @@ static void rows_to_f32_bf16(const struct eng_mat *w, int64_t r0, int64_t r1, fl
 }
 
 /* The AVX2 table, and the AVX-512 one, which differs in the Q4/Q8 decode
- * products alone. */
-#define AVX2_TABLE(QDOT)                                                                           \
+ * products (and their activations' layout) alone. */
+#define AVX2_TABLE(QPREP, QDOT)                                                                    \
     {                                                                                              \
         [ENG_DT_F32] = {.dot_rows = dot_rows_f32, .rows_to_f32 = rows_to_f32_f32},                 \
         [ENG_DT_F16] = {.dot_rows = dot_rows_f16, .rows_to_f32 = rows_to_f32_f16},                 \
         [ENG_DT_BF16] = {.prep = prep_bf16,                                                        \
                          .dot_rows = dot_rows_bf16,                                                \
                          .rows_to_f32 = rows_to_f32_bf16},                                         \
-        [ENG_DT_Q4] = {.prep = eng_avx2_prep_q,                                                    \
+        [ENG_DT_Q4] = {.prep = QPREP,                                                              \
                        .dot_rows = QDOT,                                                           \
                        .rows_to_f32 = eng_avx2_rows_to_f32_q,                                      \
                        .repack = eng_avx2_repack_q},                                               \
-        [ENG_DT_Q8] = {.prep = eng_avx2_prep_q,                                                    \
+        [ENG_DT_Q8] = {.prep = QPREP,                                                              \
                        .dot_rows = QDOT,                                                           \
                        .rows_to_f32 = eng_avx2_rows_to_f32_q,                                      \
                        .repack = eng_avx2_repack_q},                                               \
     }
 
-const struct eng_mat_ops eng_kern_avx2[ENG_DT_COUNT] = AVX2_TABLE(eng_avx2_dot_rows_q);
+const struct eng_mat_ops eng_kern_avx2[ENG_DT_COUNT] =
+    AVX2_TABLE(eng_avx2_prep_q, eng_avx2_dot_rows_q);
 #if defined(ENG_HAVE_AVX512)
-const struct eng_mat_ops eng_kern_avx512[ENG_DT_COUNT] = AVX2_TABLE(eng_avx512_dot_rows_q);
+const struct eng_mat_ops eng_kern_avx512[ENG_DT_COUNT] =
+    AVX2_TABLE(eng_avx512_prep_q, eng_avx512_dot_rows_q);
 #endif
 
 /* ---- attention over the KV cache */

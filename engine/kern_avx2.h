@@ -103,9 +103,13 @@ void eng_avx2_repack_q(const struct eng_mat *w, void *dst, struct eng_mat *out);
 void eng_avx2_prep_q(const struct eng_mat *w, const float *x, struct eng_xq *xq);
 void eng_avx2_group_codes(const float *xg, int gs, int code_max, int32_t *t, float *d, float *s);
 void eng_avx2_dot_rows_q(const struct eng_mat *w, const void *xp, float *y, int64_t r0, int64_t r1);
-/* The same products with AVX-512 (F, BW, VL) and VNNI for the full
- * batches (kern_avx512_q.c; only for CPUs that have them), bit-identical
- * to eng_avx2_dot_rows_q. */
+/* The same products with AVX-512 (F, BW, VL) and VNNI (kern_avx512_q.c;
+ * only for CPUs that have them), bit-identical to eng_avx2_dot_rows_q, on
+ * activations from eng_avx512_prep_q: the same codes, d and s, but 16-bit
+ * codes laid out as two planes of bytes (kern_q_dot.h). Compiled with
+ * AVX2 only, it may be called anywhere; only the AVX-512 products read
+ * its layout. */
+void eng_avx512_prep_q(const struct eng_mat *w, const float *x, struct eng_xq *xq);
 void eng_avx512_dot_rows_q(
     const struct eng_mat *w, const void *xp, float *y, int64_t r0, int64_t r1);
 void eng_avx2_rows_to_f32_q(const struct eng_mat *w, int64_t r0, int64_t r1, float *dst);

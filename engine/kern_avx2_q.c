@@ -26,7 +26,7 @@
  *  - Q4: the four nibbles of each 16-bit lane, masked in place (v & 15,
  *    v >> 4 & 15, v >> 8 & 15, v >> 12): 4 multiplies per 64 weights;
  *  - Q8: the two bytes of each 16-bit lane (v & 0xff, v >> 8): 2 per 32.
- * Integer sums are exact (at most 128 * 255 * 32767 per group < 2^31).
+ * Integer sums are exact (at most 128 * 255 * ENG_XQ_MAX per group < 2^31).
  * With 8-bit codes (eng_xq.bits 8, Q4 only), vpmaddubsw multiplies the
  * low and the high nibbles of each byte (v & 15, v >> 4 & 15) with bytes of
  * codes: 2 multiplies per 64 weights, whose 16-bit pair sums (at most
@@ -142,21 +142,35 @@ static void transpose8(const uint32_t *const src[8], uint32_t *dst)
     }
 }
 
-/* Q4 with 8-bit codes: a group's words in the order of its blocks, block
- * j (elements 8j .. 8j + 7, one 32-bit weight word per lane, byte b holding
- * elements 8j + 2b and 8j + 2b + 1 in its low and high nibble) meeting
- * word 2j with the even elements' codes (8j, 8j + 2, 8j + 4, 8j + 6) and
- * word 2j + 1 with the odd ones', one byte each. Codes are within +-127:
- * the saturating packs keep them. */
-static void group_quads(const int32_t *t, int gs, uint32_t *pr)
+/* A group's codes as bytes, four to a 32-bit word, for vpdpbusd-style
+ * multiplies (4 bytes of weights against 4 bytes of codes per 32-bit
+ * lane): part 0 the codes themselves (8-bit codes, |X| <= 127), part 1
+ * and 2 the low and the high byte of 16-bit codes, L = X - 256 * H in
+ * [-128, 127] and H = (X + 128) >> 8 (|X| <= ENG_XQ_MAX keeps H within
+ * [-127, 127]).
+ * Q4 (even_odd): word 2j holds the even elements' bytes of block j
+ * (elements 8j .. 8j + 7, one 32-bit weight word per lane, byte b holding
+ * elements 8j + 2b and 8j + 2b + 1 in its low and high nibble: 8j, 8j + 2,
+ * 8j + 4, 8j + 6), word 2j + 1 the odd ones'. Q8: word j holds elements
+ * 4j .. 4j + 3, in the order of block j's weight bytes. */
+static void group_quads(const int32_t *t, int gs, bool even_odd, int part, uint32_t *pr)
 {
-    const __m128i order = _mm_setr_epi8(0, 2, 4, 6, 1, 3, 5, 7, 8, 10, 12, 14, 9, 11, 13, 15);
+    const __m128i eo = _mm_setr_epi8(0, 2, 4, 6, 1, 3, 5, 7, 8, 10, 12, 14, 9, 11, 13, 15);
+    const __m256i half = _mm256_set1_epi32(128);
 
     for (int i = 0; i < gs; i += 8) {
-        __m128i a = _mm_loadu_si128((const __m128i *)(const void *)(t + i));
-        __m128i b = _mm_loadu_si128((const __m128i *)(const void *)(t + i + 4));
-        __m128i c = _mm_packs_epi16(_mm_packs_epi32(a, b), _mm_setzero_si128());
-        _mm_storel_epi64((__m128i *)(void *)(pr + i / 4), _mm_shuffle_epi8(c, order));
+        __m256i v = _mm256_loadu_si256((const __m256i *)(const void *)(t + i));
+        __m128i c;
+        if (part > 0) {
+            __m256i h = _mm256_srai_epi32(_mm256_add_epi32(v, half), 8);
+            v = part == 2 ? h : _mm256_sub_epi32(v, _mm256_slli_epi32(h, 8));
+        }
+        /* the saturating packs keep values within a byte's range */
+        c = _mm_packs_epi32(_mm256_castsi256_si128(v), _mm256_extracti128_si256(v, 1));
+        c = _mm_packs_epi16(c, _mm_setzero_si128());
+        if (even_odd)
+            c = _mm_shuffle_epi8(c, eo);
+        _mm_storel_epi64((__m128i *)(void *)(pr + i / 4), c);
     }
 }
 
@@ -201,23 +215,32 @@ void eng_avx2_group_codes(const float *xg, int gs, int code_max, int32_t *t, flo
 }
 
 /* The codes X in element order into t, with d and s; each group's words
- * (16-bit codes: pairs; 8-bit: quads), then q: batch p's lane m meets group
- * 8p + m (mod ng when flat; 0 past the row's groups otherwise), with its d
- * and s in dl, sl when flat. */
-void eng_avx2_prep_q(const struct eng_mat *w, const float *x, struct eng_xq *xq)
+ * (16-bit codes: pairs, or with split, the two planes of bytes of
+ * group_quads, low then high; 8-bit: quads), then q: batch p's lane m
+ * meets group 8p + m (mod ng when flat; 0 past the row's groups
+ * otherwise), with its d and s in dl, sl when flat. A batch's codes take
+ * 8 * group_size * bits / 8 bytes either way; split, the high bytes' plane
+ * follows the low bytes' within them. */
+static void prep_q(const struct eng_mat *w, const float *x, struct eng_xq *xq, bool split)
 {
     static const uint32_t zeros[64];
     int64_t gs = w->group_size, ng = w->cols / gs, batches = lane_batches(w);
     bool q4 = w->dtype == ENG_DT_Q4, i8 = xq->bits == 8;
-    int64_t words = i8 ? gs / 4 : gs / 2; /* per group */
+    int64_t words = i8 ? gs / 4 : gs / 2;                   /* per group */
+    int planes = split && !i8 ? 2 : 1, pw = words / planes; /* words per plane */
 
     for (int64_t g = 0; g < ng; g++) {
-        eng_avx2_group_codes(x + g * gs, (int)gs, eng_xq_max(xq->bits), xq->t + g * gs, xq->d + g,
-                             xq->s + g);
-        if (i8)
-            group_quads(xq->t + g * gs, (int)gs, xq->pairs + g * words);
-        else
-            group_pairs(q4, xq->t + g * gs, (int)gs, xq->pairs + g * words);
+        int32_t *t = xq->t + g * gs;
+        uint32_t *pr = xq->pairs + g * words;
+        eng_avx2_group_codes(x + g * gs, (int)gs, eng_xq_max(xq->bits), t, xq->d + g, xq->s + g);
+        if (i8) {
+            group_quads(t, (int)gs, true, 0, pr);
+        } else if (split) {
+            group_quads(t, (int)gs, q4, 1, pr);
+            group_quads(t, (int)gs, q4, 2, pr + pw);
+        } else {
+            group_pairs(q4, t, (int)gs, pr);
+        }
     }
     for (int64_t p = 0; p < batches; p++) {
         const uint32_t *src[8];
@@ -230,13 +253,24 @@ void eng_avx2_prep_q(const struct eng_mat *w, const float *x, struct eng_xq *xq)
                 xq->sl[8 * p + m] = xq->s[g];
             }
         }
-        for (int64_t c = 0; c < words; c += 8) {
-            const uint32_t *part[8];
-            for (int m = 0; m < 8; m++)
-                part[m] = src[m] + c;
-            transpose8(part, q + 8 * c);
-        }
+        for (int pl = 0; pl < planes; pl++)
+            for (int64_t c = 0; c < pw; c += 8) {
+                const uint32_t *part[8];
+                for (int m = 0; m < 8; m++)
+                    part[m] = src[m] == zeros ? zeros : src[m] + pl * pw + c;
+                transpose8(part, q + 8 * (pl * pw + c));
+            }
     }
+}
+
+void eng_avx2_prep_q(const struct eng_mat *w, const float *x, struct eng_xq *xq)
+{
+    prep_q(w, x, xq, false);
+}
+
+void eng_avx512_prep_q(const struct eng_mat *w, const float *x, struct eng_xq *xq)
+{
+    prep_q(w, x, xq, true);
 }
 
 #define KERN_Q_DOT_ENTRY eng_avx2_dot_rows_q

@@ -14,9 +14,12 @@
 #include "engine/internal.h"
 
 /* Activation codes of the Q4/Q8 decode kernels: per group, x ~= d * X with
- * |X| <= ENG_XQ_MAX, the largest that 16-bit multiplies (vpmaddwd) take.
- * A group's sums (128 codes of at most 255 times it) fit in an int32. */
-#define ENG_XQ_MAX 32767
+ * |X| <= ENG_XQ_MAX: 16-bit multiplies (vpmaddwd) take them, and so does
+ * the AVX-512 build's split of each code into two signed bytes,
+ * X = 256 * H + L with L, H in [-128, 127] (vpdpbusd: kern_q_dot.h), which
+ * 127 * 256 + 127 is the largest to allow (32767 would need H = 128). A
+ * group's sums (128 codes of at most 255 times it) fit in an int32. */
+#define ENG_XQ_MAX 32639
 /* The same with 8-bit codes (eng_xq.bits 8, Q4 only): |X| <= 127, so that
  * vpmaddubsw's pairs of 15 * 127 never saturate its 16-bit sums. */
 #define ENG_XQ8_MAX 127

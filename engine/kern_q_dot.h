@@ -4,17 +4,24 @@
  * them), each defining KERN_Q_DOT_ENTRY first as the name of its entry
  * point. Only those two files may include it.
  *
- * With AVX-512 (BW, VNNI), a full batch's blocks go two 16-bit (or 8-bit)
- * code vectors at a time: the block's 32 bytes are loaded into both halves
- * of a 512-bit register, one variable shift puts two different nibbles (or
- * bytes) of each lane in the two halves, and vpdpwssd (vpdpbusd for 8-bit
- * codes) multiplies and adds them into 32-bit lanes: the codes of the two
- * halves are the block's consecutive 32-byte vectors of codes, which the
- * AVX2 layout of eng_xq.q already holds side by side. 4 vector operations
- * per 64 weights where AVX2 takes 14 (Q4, 16-bit codes). The sums are the
- * same integers in another order, so the results are bit-identical to the
- * AVX2 build's. A short batch (a row's or a flat matrix's last) runs the
- * AVX2 code in both builds.
+ * With AVX-512 (BW, VNNI), vpdpbusd multiplies 4 bytes of weights with 4
+ * bytes of codes per 32-bit lane, 64 multiply-adds an instruction.
+ *  - 16-bit codes: eng_avx512_prep_q splits each into two signed bytes,
+ *    X = 256 * H + L, laid out as two planes; a batch's lanes sum the
+ *    weights against each plane, and 256 * H sum + L sum is the integer
+ *    vpmaddwd's pairs add up to (batch_split_512). Per 64 weights: Q4 two
+ *    multiplies, a shift and a mask (vpdpwssd on nibbles widened to 16
+ *    bits took 2, 2 and 2); Q8 two multiplies, its bytes as they are (6).
+ *  - 8-bit codes (Q4): the block's 32 bytes in both halves of a register,
+ *    one shift puts the low nibbles in one half and the high in the other
+ *    (batch_i8_512), which meet the layout of eng_avx2_prep_q.
+ * The sums are the same integers in another order, so the results are
+ * bit-identical to the AVX2 build's. A short batch (a row's or a flat
+ * matrix's last) with 8-bit codes runs the AVX2 code in both builds.
+ * bench_kernels, 1 thread, best of 20 rounds over a 1 MiB matrix (from the
+ * caches), G weights/s, vpdpwssd -> split bytes: Q4 4864 columns 81 ->
+ * 88, Q8 67 -> 78. (The flat path's figures moved with dot_rows_flat's
+ * loop, below.)
  *
  * Software prefetch. On a machine whose single core reads 38 GB/s (AMD
  * EPYC with AVX-512, 2026-11-23), the hardware prefetcher alone kept the
@@ -26,8 +33,10 @@
  * columns, medians of 3 alternated runs, kernel rate / read bandwidth: Q4
  * 46% -> 53% with the scales' prefetch, 68-71% with the weights' too at 2
  * to 8 KiB ahead (58% at 512 bytes); 4864 columns 70% -> 82%. Q8: 66% ->
- * 80% with the scales' alone, 63% with the weights' too, so Q8 leaves its
- * weights to the hardware.)
+ * 80% with the scales' alone, 63% with the weights' too, so Q8 left its
+ * weights to the hardware.) With the split codes, Q8 in the AVX-512 build
+ * prefetches its weights as well: 1 thread, 256 MiB, 2 runs each, 896
+ * columns 78% -> 86-89%, 4864 columns 80% -> 88-93% (PREFETCH_Q8).
  */
 #define SB_AHEAD      256
 #define WEIGHTS_AHEAD 4096
@@ -91,52 +100,80 @@ INLINE __m256i halves_sum(__m512i c)
     return _mm256_add_epi32(_mm512_castsi512_si256(c), _mm512_extracti64x4_epi64(c, 1));
 }
 
-/* Q4, 16-bit codes, a full batch (blocks of 32 bytes at bp): nibbles 0 | 1
- * of each block meet its codes x[0..31], nibbles 2 | 3 x[32..63]. Four
- * accumulators: two blocks a turn, each one chain. */
-INLINE __m256i batch_q4_512(const uint8_t *bp, const int16_t *x, int gs)
+/* Q4 with 8-bit codes, a full batch of bytes against 64 bytes of codes
+ * per block (x + 64 j): the low | high nibbles of each block's bytes meet
+ * its even | odd elements' codes (vpdpbusd); four blocks a turn. */
+INLINE __m256i batch_i8_512(const uint8_t *bp, const int8_t *x, int blocks)
 {
-    const __m512i s01 = shifts2(0, 4), s23 = shifts2(8, 12), m = _mm512_set1_epi16(15);
-    __m512i c0 = _mm512_setzero_si512(), c1 = c0, c2 = c0, c3 = c0;
-
-#pragma GCC unroll 1
-    for (int j = 0; j < gs / 8; j += 2) {
-        __m512i v = _mm512_broadcast_i64x4(LOADU(bp + 32 * j));
-        __m512i u = _mm512_broadcast_i64x4(LOADU(bp + 32 * j + 32));
-        c0 = _mm512_dpwssd_epi32(c0, _mm512_and_si512(_mm512_srlv_epi16(v, s01), m),
-                                 LOADU512(x + 64 * j));
-        c1 = _mm512_dpwssd_epi32(c1, _mm512_and_si512(_mm512_srlv_epi16(v, s23), m),
-                                 LOADU512(x + 64 * j + 32));
-        c2 = _mm512_dpwssd_epi32(c2, _mm512_and_si512(_mm512_srlv_epi16(u, s01), m),
-                                 LOADU512(x + 64 * j + 64));
-        c3 = _mm512_dpwssd_epi32(c3, _mm512_and_si512(_mm512_srlv_epi16(u, s23), m),
-                                 LOADU512(x + 64 * j + 96));
-    }
-    return halves_sum(_mm512_add_epi32(_mm512_add_epi32(c0, c2), _mm512_add_epi32(c1, c3)));
-}
-
-/* A full batch of bytes against 64 bytes of codes per block (x + 64 j
- * bytes): Q8 with 16-bit codes (bytes 0 | 1 of each block's lanes meet its
- * codes x[0..31], vpdpwssd), or Q4 with 8-bit codes (i8: the low | high
- * nibbles of each block's bytes meet its even | odd elements' codes,
- * vpdpbusd); four blocks a turn. */
-INLINE __m256i batch_bytes_512(const uint8_t *bp, const void *xv, int blocks, bool i8)
-{
-    const __m512i s = shifts2(0, i8 ? 4 : 8), m = _mm512_set1_epi16(i8 ? 0x0f0f : 0xff);
-    const uint8_t *x = xv;
+    const __m512i s = shifts2(0, 4), m = _mm512_set1_epi8(15);
     __m512i c[4] = {_mm512_setzero_si512(), _mm512_setzero_si512(), _mm512_setzero_si512(),
                     _mm512_setzero_si512()};
 
-#pragma GCC unroll 1
-    for (int j = 0; j < blocks; j += 4)
-        for (int k = 0; k < 4; k++) {
-            __m512i v = _mm512_broadcast_i64x4(LOADU(bp + 32 * (j + k)));
-            __m512i a = _mm512_and_si512(_mm512_srlv_epi16(v, s), m);
-            __m512i xk = LOADU512(x + 64 * (j + k));
-            c[k] = i8 ? _mm512_dpbusd_epi32(c[k], a, xk) : _mm512_dpwssd_epi32(c[k], a, xk);
-        }
+#pragma GCC unroll 16
+    for (int j = 0; j < blocks; j++) {
+        __m512i v = _mm512_broadcast_i64x4(LOADU(bp + 32 * j));
+        __m512i a = _mm512_and_si512(_mm512_srlv_epi16(v, s), m);
+        c[j % 4] = _mm512_dpbusd_epi32(c[j % 4], a, LOADU512(x + 64 * j));
+    }
     return halves_sum(_mm512_add_epi32(_mm512_add_epi32(c[0], c[1]), _mm512_add_epi32(c[2], c[3])));
 }
+
+/* 16-bit codes split into bytes, X = 256 * H + L (eng_avx512_prep_q: the
+ * batch's plane of L at x, of H at x + 8 * gs), a batch of n groups (a
+ * constant after inlining; n < 8 at the end of a row or of a flat
+ * matrix): vpdpbusd multiplies 4 bytes of weights with 4 of L, and of H,
+ * per 32-bit lane, and each lane's sum is 256 * (H sum) + (L sum), the
+ * same integer vpmaddwd's pairs add up to (no term wraps: |H sum| and |L
+ * sum| are at most 128 * 255 * 128). Per 64 weights that is 2 multiplies
+ * and, for Q4, a shift and a mask, against vpdpwssd's 2, 2 and 2.
+ *  - Q4: block j (32 bytes at bp + 4 n j) in both halves of a register,
+ *    shifted by 0 | 4 and masked: its low | high nibbles, which meet the
+ *    64 bytes of codes at x + 64 j (the even | odd elements: group_quads).
+ *  - Q8: block j's bytes meet the 32 bytes at x + 32 j as they are; in a
+ *    full batch blocks j, j + 1 are one 64-byte load. */
+INLINE __m256i batch_split_512(const uint8_t *bp, const int8_t *x, enum eng_dtype dt, int gs, int n)
+{
+    const int8_t *xh = x + 8 * gs;
+    __m512i lo[2] = {_mm512_setzero_si512(), _mm512_setzero_si512()}, hi[2] = {lo[0], lo[0]};
+    __m256i l, h;
+
+    if (dt == ENG_DT_Q4) {
+        const __m512i s = shifts2(0, 4), m = _mm512_set1_epi8(15);
+#pragma GCC unroll 16
+        for (int j = 0; j < gs / 8; j++) {
+            __m512i v = _mm512_broadcast_i64x4(LOADU(bp + 4 * n * j));
+            __m512i a = _mm512_and_si512(_mm512_srlv_epi16(v, s), m);
+            lo[j % 2] = _mm512_dpbusd_epi32(lo[j % 2], a, LOADU512(x + 64 * j));
+            hi[j % 2] = _mm512_dpbusd_epi32(hi[j % 2], a, LOADU512(xh + 64 * j));
+        }
+    } else if (n == 8) {
+#pragma GCC unroll 16
+        for (int j = 0; j < gs / 4; j += 2) {
+            __m512i v = LOADU512(bp + 32 * j);
+            lo[j / 2 % 2] = _mm512_dpbusd_epi32(lo[j / 2 % 2], v, LOADU512(x + 32 * j));
+            hi[j / 2 % 2] = _mm512_dpbusd_epi32(hi[j / 2 % 2], v, LOADU512(xh + 32 * j));
+        }
+    } else {
+        l = h = _mm256_setzero_si256();
+#pragma GCC unroll 16
+        for (int j = 0; j < gs / 4; j++) {
+            __m256i v = LOADU(bp + 4 * n * j);
+            l = _mm256_dpbusd_epi32(l, v, LOADU(x + 32 * j));
+            h = _mm256_dpbusd_epi32(h, v, LOADU(xh + 32 * j));
+        }
+        return _mm256_add_epi32(_mm256_slli_epi32(h, 8), l);
+    }
+    l = halves_sum(_mm512_add_epi32(lo[0], lo[1]));
+    h = halves_sum(_mm512_add_epi32(hi[0], hi[1]));
+    return _mm256_add_epi32(_mm256_slli_epi32(h, 8), l);
+}
+#endif
+
+/* Whether Q8 batches prefetch their weights too (see the top). */
+#if defined(KERN_Q_512)
+#define PREFETCH_Q8 true
+#else
+#define PREFETCH_Q8 false
 #endif
 
 /* The group sums of one batch (lane m: group m) with codes of the given
@@ -149,10 +186,10 @@ batch_sums(const uint8_t *bp, const void *xv, enum eng_dtype dt, int gs, int n, 
     __m256i a = _mm256_setzero_si256(), b = a;
 
 #if defined(KERN_Q_512)
+    if (bits == 16)
+        return _mm256_cvtepi32_ps(batch_split_512(bp, xv, dt, gs, n));
     if (n == 8)
-        return _mm256_cvtepi32_ps(bits == 8         ? batch_bytes_512(bp, xv, gs / 8, true)
-                                  : dt == ENG_DT_Q4 ? batch_q4_512(bp, x, gs)
-                                                    : batch_bytes_512(bp, xv, gs / 4, false));
+        return _mm256_cvtepi32_ps(batch_i8_512(bp, xv, gs / 8));
 #endif
 
     /* (not unrolled further: gcc then hoists the loads and shifts of
@@ -226,8 +263,8 @@ INLINE __m256 batch(enum eng_dtype sbt,
      * a prefetch never faults) */
     _mm_prefetch((const char *)((uintptr_t)sc + (size_t)g * es + SB_AHEAD), _MM_HINT_T0);
     _mm_prefetch((const char *)((uintptr_t)bi + (size_t)g * es + SB_AHEAD), _MM_HINT_T0);
-    if (dt == ENG_DT_Q4)
-        for (int i = 0; i < n * gs / 2; i += 64)
+    if (dt == ENG_DT_Q4 || PREFETCH_Q8)
+        for (int i = 0; i < n * (dt == ENG_DT_Q4 ? gs / 2 : gs); i += 64)
             _mm_prefetch((const char *)((uintptr_t)bp + WEIGHTS_AHEAD + (size_t)i), _MM_HINT_T0);
     f = batch_sums(bp, x, dt, gs, n, bits);
     scale = _mm256_mul_ps(load_sb(sbt, sc, g, n, over_ok), LOADUF(d));
@@ -364,8 +401,28 @@ INLINE void dot_rows_flat(const struct eng_mat *w,
         nb_max = nb[0] > nb[1] ? nb[0] : nb[1];
         /* Batch i of each half's piece in turn. Each half counts its place
          * in the activations' period along (a division per batch cost
-         * about 3% of the Q4 kernel, best of 20 cache-resident rounds). */
-        for (int64_t i = 0; i < nb_max; i++) {
+         * about 3% of the Q4 kernel, best of 20 cache-resident rounds).
+         * While both halves have full batches, in a loop of their own with
+         * the halves spelled out: gcc keeps pat[h] and b0[h] in memory in
+         * the general loop below (bench_kernels 896 columns, 1 thread,
+         * best of 20 rounds from the caches, G weights/s: Q4 53 -> 73, Q4
+         * with 8-bit codes 71 -> 104, Q8 46 -> 66; Q4 over 256 MiB, kernel
+         * rate over read bandwidth 70% -> 94%). */
+        int64_t both = nfull[0] < nfull[1] ? nfull[0] : nfull[1], i = 0;
+        for (int64_t p0 = pat[0], p1 = pat[1]; i < both; i++) {
+            int64_t b = b0[0] + i, p = p0;
+            const uint8_t *bp = data + b * 8 * G;
+            _mm256_storeu_ps(buf[0] + i * 8, FLAT_BATCH(8));
+            b = b0[1] + i;
+            p = p1;
+            bp = data + b * 8 * G;
+            _mm256_storeu_ps(buf[1] + i * 8, FLAT_BATCH(8));
+            p0 = p0 + 1 == period ? 0 : p0 + 1;
+            p1 = p1 + 1 == period ? 0 : p1 + 1;
+            pat[0] = p0;
+            pat[1] = p1;
+        }
+        for (; i < nb_max; i++) {
             for (int h = 0; h < 2; h++) {
                 int64_t b = b0[h] + i, p = pat[h];
                 const uint8_t *bp = data + b * 8 * G;

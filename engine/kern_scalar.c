@@ -93,8 +93,8 @@ DEFINE_MAT_OPS(bf16, uint16_t)
 
 /* ---- affine-quantized Q4/Q8 */
 
-/* Q4 and Q8, per group: d = max|x| / M, X = rint(x / d) (M = 32767, or
- * 127 for 8-bit codes; ties to
+/* Q4 and Q8, per group: d = max|x| / M, X = rint(x / d) (M = ENG_XQ_MAX,
+ * 32639, or 127 for 8-bit codes; ties to
  * even, as the SIMD conversion rounds), s = d * sum(X). A group holding inf
  * or NaN gets d = s = NaN and X = 0, so that the dot products come out NaN,
  * as the float path's would. */
@@ -140,7 +140,7 @@ static void dot_rows_q(const struct eng_mat *w, const void *xp, float *y, int64_
         const uint8_t *bi = (const uint8_t *)w->biases + (size_t)r * w->sb_stride;
         float acc = 0.0f;
         for (int64_t g = 0; g < ng; g++) {
-            int32_t isum = 0; /* <= 128 * 255 * 32767 < 2^31 */
+            int32_t isum = 0; /* <= 128 * 255 * ENG_XQ_MAX < 2^31 */
             for (int64_t i = g * gs; i < (g + 1) * gs; i++)
                 isum += (int32_t)eng_q_code(w->dtype, row, i) * xq->t[i];
             acc += (float)isum * (eng_sb_load(w->sb_dtype, sc, g) * xq->d[g]);

@@ -42,7 +42,7 @@ static void check_quant(enum eng_dtype dt, int gs, enum eng_dtype sb, int bits)
             fill_x(x, cols);
             ref->prep(&q.m, x, xa);
             for (int64_t i = 0; i < cols; i++) /* the codes' range, reached */
-                assert_true(abs(xa->t[i]) <= (bits == 8 ? 127 : 32767));
+                assert_true(abs(xa->t[i]) <= (bits == 8 ? 127 : ENG_XQ_MAX));
             for (int64_t g = 0; g < ng; g++) {
                 int32_t top = 0;
                 float xmax = 0.0f;
@@ -50,7 +50,7 @@ static void check_quant(enum eng_dtype dt, int gs, enum eng_dtype sb, int bits)
                     top = abs(xa->t[i]) > top ? abs(xa->t[i]) : top;
                     xmax = fabsf(x[i]) > xmax ? fabsf(x[i]) : xmax;
                 }
-                assert_int_equal(top, xmax > 0.0f ? (bits == 8 ? 127 : 32767) : 0);
+                assert_int_equal(top, xmax > 0.0f ? (bits == 8 ? 127 : ENG_XQ_MAX) : 0);
             }
             ref->rows_to_f32(&q.m, 0, rows, wf);
             ref->dot_rows(&q.m, xa, y, 0, rows);
@@ -149,7 +149,8 @@ static void test_q4(void **state)
 }
 
 /* Q4 and Q8 with 16-bit codes at the extremes: every weight code at its
- * largest (15, 255) against codes all +32767 or all -32767, where the
+ * largest (15, 255) against codes all +ENG_XQ_MAX or all -ENG_XQ_MAX (the AVX-512
+ * build splits them into bytes of 127 and 127, or -127 and -127), where the
  * kernels' integer sums are largest (a Q8 group of 128: 1.07e9, near
  * 2^31). Each row is code * cols * sign. */
 static void test_quant_extremes(void **state)
@@ -264,6 +265,9 @@ static void test_avx512_bits(void **state)
                 m = mat_for(a2, &q.m, &rbuf);
                 xp = x_for(a2, &m, x, bits, &xbuf);
                 a2->dot_rows(&m, xp, y2, 0, rows);
+                free(xbuf);
+                /* each ISA on its own prep's layout */
+                xp = x_for(a5, &m, x, bits, &xbuf);
                 a5->dot_rows(&m, xp, y5, 0, rows / 3);
                 a5->dot_rows(&m, xp, y5, rows / 3, rows);
                 for (int64_t r = 0; r < rows; r++)
