@@ -419,7 +419,7 @@ int eng_gemm_scratch_init(
 /* The prompt product on AVX2/FMA (gemm_avx2.c; only where ENG_HAVE_AVX2):
  * x (m, k) packed once by eng_gemm_pack_x into xp (eng_gemm_xp_floats(m, k)
  * floats), then y[t][r] for rows [r0, r1) of w, converted by ops into wbuf
- * (per thread, max(64 Ki, 12 k) floats) a block at a time; y has row stride
+ * (per thread, max(64 Ki, 12 (k + 16)) floats) a block at a time; y has row stride
  * ldy. isa picks the micro-kernel: AVX-512's (gemm_avx512.c) where it is
  * ENG_ISA_AVX512 and the CPU runs it, AVX2's otherwise; both give the same
  * bits. */

@@ -200,7 +200,8 @@ static void test_gemm(void **state)
                     float *xp = malloc(eng_gemm_xp_floats(m, k) * 4);
                     size_t ny = (size_t)(m * (rows + 3));
                     float *y = malloc(ny * 4), *y2 = malloc(ny * 4);
-                    float *wbuf = malloc((size_t)(64 * 1024 > 12 * k ? 64 * 1024 : 12 * k) * 4);
+                    float *wbuf =
+                        malloc((size_t)(64 * 1024 > 12 * (k + 16) ? 64 * 1024 : 12 * (k + 16)) * 4);
                     assert_true(x && wf && xp && y && y2 && wbuf);
                     if (dt == ENG_DT_Q4 || dt == ENG_DT_Q8) {
                         qmat_make(&q, dt, 64, ENG_DT_BF16, rows, k);

@@ -350,7 +350,8 @@ static void check_gemm_q(enum eng_dtype dt, int gs, enum eng_dtype sb)
                 void *qbuf = aligned_alloc(64, (eng_gemm_xq_bytes(m, k) + 63) / 64 * 64);
                 float *x = malloc((size_t)(m * k) * 4), *y = malloc((size_t)m * ldy * 4);
                 float *y2 = malloc((size_t)m * ldy * 4), *yr = malloc((size_t)rows * 4);
-                float *wbuf = malloc((size_t)(64 * 1024 > 12 * k ? 64 * 1024 : 12 * k) * 4);
+                float *wbuf =
+                    malloc((size_t)(64 * 1024 > 12 * (k + 16) ? 64 * 1024 : 12 * (k + 16)) * 4);
                 struct eng_mat mk;
                 assert_true(qbuf && x && y && y2 && yr && wbuf);
                 qmat_make(&q, dt, gs, sb, rows, k);
