@@ -40,6 +40,10 @@
 #define W_BYTES (256 * 1024)
 #define KC      512
 #define RB_MAX  192
+/* (bench_gemm q4, AVX-512, 128 tokens, 1 thread, 3 alternated runs,
+ * integer kernel G mac/s: 8192 x 2048 162-165 -> 174-184, 2048 x 8192
+ * 156-161 -> 169-174) */
+#define CPAD 32
 
 size_t eng_gemm_xq_bytes(int m, int64_t k)
 {
@@ -165,9 +169,15 @@ static void seq_to_q16(
 }
 
 /* Rows [r0, r0 + nr) of w (interleaved Q4/Q8, per row or flat) into int16
- * codes (nr, k), then their scales and biases (nr, groups) as f32. */
-static void
-rows_to_q16(const struct eng_mat *w, int64_t r0, int64_t nr, int16_t *codes, float *sc, float *bi)
+ * codes (nr rows ldc apart; ldc = k when flat), then their scales and
+ * biases (nr, groups) as f32. */
+static void rows_to_q16(const struct eng_mat *w,
+                        int64_t r0,
+                        int64_t nr,
+                        int64_t ldc,
+                        int16_t *codes,
+                        float *sc,
+                        float *bi)
 {
     int64_t gs = w->group_size, ng = w->cols / gs;
     bool q4 = w->dtype == ENG_DT_Q4;
@@ -178,7 +188,7 @@ rows_to_q16(const struct eng_mat *w, int64_t r0, int64_t nr, int16_t *codes, flo
         const uint8_t *s = (const uint8_t *)w->scales + (size_t)(r0 + i) * w->sb_stride;
         const uint8_t *b = (const uint8_t *)w->biases + (size_t)(r0 + i) * w->sb_stride;
         if (!w->flat)
-            seq_to_q16(row_ptr(w, r0 + i), ng, 0, ng, gs, q4, codes + i * w->cols);
+            seq_to_q16(row_ptr(w, r0 + i), ng, 0, ng, gs, q4, codes + i * ldc);
         for (int64_t g = 0; g < ng; g++) {
             sc[i * ng + g] = eng_sb_load(w->sb_dtype, s, g);
             bi[i * ng + g] = eng_sb_load(w->sb_dtype, b, g);
@@ -339,12 +349,16 @@ void eng_gemm_q_avx2(const struct eng_mat *w,
 #else
     (void)isa;
 #endif
-    rb = W_BYTES / (2 * k + 8 * ng) / mr * mr;
+    /* rows CPAD codes apart more than k (gemm_avx2.c's WPAD: at k = 2048
+     * or 8192, k apart, a panel's rows share one L1 set); flat rows are
+     * converted as one sequence, and k is not a multiple of 8 groups */
+    int64_t ldc = w->flat ? k : k + CPAD;
+    rb = W_BYTES / (2 * ldc + 8 * ng) / mr * mr;
     rb = rb < mr ? mr : rb > RB_MAX ? RB_MAX : rb;
     for (int64_t r = r0; r < r1; r += rb) {
         int64_t nr = r1 - r < rb ? r1 - r : rb;
-        float *sc = (float *)(void *)(codes + (size_t)nr * (size_t)k), *bi = sc + nr * ng;
-        rows_to_q16(w, r, nr, codes, sc, bi);
+        float *sc = (float *)(void *)(codes + (size_t)nr * (size_t)ldc), *bi = sc + nr * ng;
+        rows_to_q16(w, r, nr, ldc, codes, sc, bi);
         for (int t0 = 0; t0 < xq->m; t0 += NT) {
             const int16_t *xb = xq->q + (size_t)t0 * (size_t)k;
             const float *db = xq->d + (size_t)t0 * (size_t)ng,
@@ -354,7 +368,7 @@ void eng_gemm_q_avx2(const struct eng_mat *w,
             for (int64_t k0 = 0; k0 < k; k0 += KC) {
                 int64_t kc = k - k0 < KC ? k - k0 : KC, g0 = k0 / gs;
                 for (int64_t p = 0; p < nr; p += mr)
-                    mk(codes + (size_t)p * (size_t)k + (size_t)k0, k, sc + p * ng + g0,
+                    mk(codes + (size_t)p * (size_t)ldc + (size_t)k0, ldc, sc + p * ng + g0,
                        bi + p * ng + g0, ng, xb + (size_t)k0 * NT, db + g0 * NT, sb + g0 * NT,
                        kc / gs, nr - p < mr ? (int)(nr - p) : mr, c + p * NT);
             }
