@@ -7,6 +7,8 @@
 #include <string.h>
 
 #include "agent/cli.h"
+#include "common/err.h"
+#include "engine/model.h"
 
 static int cmd_help(int argc, char **argv);
 
@@ -192,6 +194,7 @@ int agent_cmd_version(int argc, char **argv)
 int main(int argc, char **argv)
 {
     const struct agent_cmd *cmd;
+    struct sh_err err = {0};
 
     if (argc < 2) {
         print_overview(stderr);
@@ -214,6 +217,11 @@ int main(int argc, char **argv)
             fputs(cmd->usage, stdout);
             return AGENT_EXIT_OK;
         }
+    }
+    /* Before any command loads a model or starts threads (model.h). */
+    if (eng_kernels_select(getenv("SHOAL_KERNELS"), &err) != 0) {
+        fprintf(stderr, "shoal: SHOAL_KERNELS: %s\n", sh_err_msg(&err));
+        return AGENT_EXIT_USAGE;
     }
     return cmd->run(argc - 1, argv + 1);
 }

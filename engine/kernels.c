@@ -41,13 +41,35 @@ static bool cpu_runs(enum eng_isa isa)
     return isa == ENG_ISA_SCALAR;
 }
 
+/* The most capable ISA the kernels may use (eng_kernels_select): written
+ * once at startup, before any thread reads it. */
+static enum eng_isa isa_cap = ENG_ISA_AVX512;
+
 enum eng_isa eng_isa_best(void)
 {
-    if (cpu_runs(ENG_ISA_AVX512))
+    if (isa_cap >= ENG_ISA_AVX512 && cpu_runs(ENG_ISA_AVX512))
         return ENG_ISA_AVX512;
-    if (cpu_runs(ENG_ISA_AVX2))
+    if (isa_cap >= ENG_ISA_AVX2 && cpu_runs(ENG_ISA_AVX2))
         return ENG_ISA_AVX2;
     return ENG_ISA_SCALAR;
+}
+
+int eng_kernels_select(const char *name, struct sh_err *err)
+{
+    static const enum eng_isa all[] = {ENG_ISA_SCALAR, ENG_ISA_AVX2, ENG_ISA_AVX512};
+
+    if (!name || !*name)
+        return 0;
+    for (size_t i = 0; i < sizeof all / sizeof *all; i++) {
+        if (strcmp(name, eng_isa_name(all[i])) != 0)
+            continue;
+        if (!cpu_runs(all[i]))
+            return sh_err_set(err, SH_EINVAL,
+                              "kernels '%s': this CPU or this build cannot run them", name);
+        isa_cap = all[i];
+        return 0;
+    }
+    return sh_err_set(err, SH_EINVAL, "kernels '%s': expected scalar, avx2 or avx512", name);
 }
 
 const char *eng_kernels_name(void)

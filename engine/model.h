@@ -125,8 +125,17 @@ uint64_t eng_model_decode_bytes(const struct eng_model *m);
  * "q8"). */
 const char *eng_model_dtype_name(const struct eng_model *m);
 
-/* Which weight kernels this CPU runs: "avx2" (AVX2+FMA+F16C) or "scalar". */
+/* Which weight kernels run: "avx512" (AVX2's, with AVX-512 F/BW/VL and
+ * VNNI in the quantized and prompt products), "avx2" (AVX2+FMA+F16C) or
+ * "scalar": the best this CPU runs, or the one eng_kernels_select chose. */
 const char *eng_kernels_name(void);
+/* Caps the kernels at name ("scalar", "avx2" or "avx512"; NULL or ""
+ * changes nothing), for comparing them, or for avoiding a CPU's AVX-512.
+ * Call it once, before any model is loaded and before threads start: the
+ * choice is process-wide, and a model's weights are laid out at load for
+ * the kernels then chosen. Errors (nothing changes): SH_EINVAL for an
+ * unknown name, or kernels this CPU (or this build) cannot run. */
+int eng_kernels_select(const char *name, struct sh_err *err);
 
 /* ---- MLX affine quantization of a float model (`shoal quantize`) */
 

@@ -6,7 +6,8 @@
  * Prints each round ("R kernel-GB/s bandwidth-GB/s") and the best of each
  * with their ratio.
  *   bench_kernels DTYPE [COLS] [MiB] [ROUNDS] [THREADS]   DTYPE: f32 f16 bf16 q4 q8 q4a8
- * (q4a8: Q4 with 8-bit activation codes).
+ * (q4a8: Q4 with 8-bit activation codes). SHOAL_KERNELS caps the kernels
+ * as it does for shoal (model.h: eng_kernels_select).
  */
 #include <stdio.h>
 #include <stdlib.h>
@@ -52,6 +53,10 @@ int main(int argc, char **argv)
     if (argc < 2) {
         fprintf(stderr,
                 "usage: bench_kernels f32|f16|bf16|q4|q8|q4a8 [COLS] [MiB] [ROUNDS] [THREADS]\n");
+        return 2;
+    }
+    if (eng_kernels_select(getenv("SHOAL_KERNELS"), &err) != 0) {
+        fprintf(stderr, "bench_kernels: SHOAL_KERNELS: %s\n", sh_err_msg(&err));
         return 2;
     }
     if (strcmp(argv[1], "q4") == 0 || strcmp(argv[1], "q4a8") == 0)

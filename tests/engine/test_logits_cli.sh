@@ -16,7 +16,7 @@ tap_check "logits exits 0" test $rc -eq 0
 [ $rc -eq 0 ] || tap_diag "$(cat "$tmp/err")"
 
 check_lines() {
-    python3 - "$fx/reference.json" "$tmp/out.jsonl" <<'PY'
+    python3 - "$fx/reference.json" "${1:-$tmp/out.jsonl}" <<'PY'
 import json, sys
 ref = json.load(open(sys.argv[1]))["prompts"][1]
 lines = [json.loads(l) for l in open(sys.argv[2])]
@@ -30,6 +30,21 @@ for i, l in enumerate(lines):
 PY
 }
 tap_check "JSON lines match the reference top-5 ids and logits" check_lines
+
+# Every set of kernels this CPU runs (SHOAL_KERNELS caps them) matches too.
+for k in scalar avx2 avx512; do
+    SHOAL_KERNELS=$k "$SHOAL_BIN" logits --model "$fx" --ids "$ids" --threads 2 >"$tmp/k.jsonl" 2>"$tmp/err"
+    rc=$?
+    if [ $rc -eq 2 ] && grep -q "cannot run them" "$tmp/err"; then
+        tap_diag "kernels $k: not on this CPU or build, skipped"
+        continue
+    fi
+    tap_check "SHOAL_KERNELS=$k matches the reference" check_lines "$tmp/k.jsonl"
+done
+SHOAL_KERNELS=avx3 "$SHOAL_BIN" logits --model "$fx" --ids 1 >/dev/null 2>"$tmp/err"
+rc=$?
+tap_check "an unknown SHOAL_KERNELS exits 2 naming the choices" \
+    test $rc -eq 2 -a -n "$(grep 'SHOAL_KERNELS.*expected scalar, avx2 or avx512' "$tmp/err")"
 
 check_out() {
     python3 - "$fx/p1_len7.last.f32" "$tmp/last.f32" <<'PY'
