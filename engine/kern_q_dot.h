@@ -407,7 +407,10 @@ INLINE void dot_rows_flat(const struct eng_mat *w,
          * the general loop below (bench_kernels 896 columns, 1 thread,
          * best of 20 rounds from the caches, G weights/s: Q4 53 -> 73, Q4
          * with 8-bit codes 71 -> 104, Q8 46 -> 66; Q4 over 256 MiB, kernel
-         * rate over read bandwidth 70% -> 94%). */
+         * rate over read bandwidth 70% -> 94%. The AVX2 build on the same
+         * machine, SHOAL_KERNELS=avx2, 3 alternated runs: Q4 47-48 -> 57
+         * from the caches, 62-67% -> 75-76% over 256 MiB; Q8 75-82% ->
+         * 82-83%). */
         int64_t both = nfull[0] < nfull[1] ? nfull[0] : nfull[1], i = 0;
         for (int64_t p0 = pat[0], p1 = pat[1]; i < both; i++) {
             int64_t b = b0[0] + i, p = p0;
