@@ -145,7 +145,6 @@ INLINE void q_micro(const int16_t *w,
                     int64_t ldw,
                     const float *sc,
                     const float *bi,
-                    int64_t ldsb,
                     const int16_t *xp,
                     const float *dx,
                     const float *sx,
@@ -181,9 +180,9 @@ INLINE void q_micro(const int16_t *w,
         }
 #pragma GCC unroll 12
         for (int i = 0; i < R; i++) {
-            __m512 sd = _mm512_mul_ps(_mm512_set1_ps(sc[i * ldsb + g]), d);
+            __m512 sd = _mm512_mul_ps(_mm512_set1_ps(sc[g * MR + i]), d);
             f[i] = _mm512_fmadd_ps(_mm512_cvtepi32_ps(a[i]), sd, f[i]);
-            f[i] = _mm512_fmadd_ps(_mm512_set1_ps(bi[i * ldsb + g]), s, f[i]);
+            f[i] = _mm512_fmadd_ps(_mm512_set1_ps(bi[g * MR + i]), s, f[i]);
         }
     }
 #pragma GCC unroll 12
@@ -193,45 +192,45 @@ INLINE void q_micro(const int16_t *w,
 
 #define DEFINE_Q(GS)                                                                               \
     void eng_gemm512_q##GS(const int16_t *w, int64_t ldw, const float *sc, const float *bi,        \
-                           int64_t ldsb, const int16_t *xp, const float *dx, const float *sx,      \
-                           int64_t ngp, int R, float *c)                                           \
+                           const int16_t *xp, const float *dx, const float *sx, int64_t ngp,       \
+                           int R, float *c)                                                        \
     {                                                                                              \
         switch (R) {                                                                               \
         case 1:                                                                                    \
-            q_micro(w, ldw, sc, bi, ldsb, xp, dx, sx, ngp, GS, 1, c);                              \
+            q_micro(w, ldw, sc, bi, xp, dx, sx, ngp, GS, 1, c);                                    \
             break;                                                                                 \
         case 2:                                                                                    \
-            q_micro(w, ldw, sc, bi, ldsb, xp, dx, sx, ngp, GS, 2, c);                              \
+            q_micro(w, ldw, sc, bi, xp, dx, sx, ngp, GS, 2, c);                                    \
             break;                                                                                 \
         case 3:                                                                                    \
-            q_micro(w, ldw, sc, bi, ldsb, xp, dx, sx, ngp, GS, 3, c);                              \
+            q_micro(w, ldw, sc, bi, xp, dx, sx, ngp, GS, 3, c);                                    \
             break;                                                                                 \
         case 4:                                                                                    \
-            q_micro(w, ldw, sc, bi, ldsb, xp, dx, sx, ngp, GS, 4, c);                              \
+            q_micro(w, ldw, sc, bi, xp, dx, sx, ngp, GS, 4, c);                                    \
             break;                                                                                 \
         case 5:                                                                                    \
-            q_micro(w, ldw, sc, bi, ldsb, xp, dx, sx, ngp, GS, 5, c);                              \
+            q_micro(w, ldw, sc, bi, xp, dx, sx, ngp, GS, 5, c);                                    \
             break;                                                                                 \
         case 6:                                                                                    \
-            q_micro(w, ldw, sc, bi, ldsb, xp, dx, sx, ngp, GS, 6, c);                              \
+            q_micro(w, ldw, sc, bi, xp, dx, sx, ngp, GS, 6, c);                                    \
             break;                                                                                 \
         case 7:                                                                                    \
-            q_micro(w, ldw, sc, bi, ldsb, xp, dx, sx, ngp, GS, 7, c);                              \
+            q_micro(w, ldw, sc, bi, xp, dx, sx, ngp, GS, 7, c);                                    \
             break;                                                                                 \
         case 8:                                                                                    \
-            q_micro(w, ldw, sc, bi, ldsb, xp, dx, sx, ngp, GS, 8, c);                              \
+            q_micro(w, ldw, sc, bi, xp, dx, sx, ngp, GS, 8, c);                                    \
             break;                                                                                 \
         case 9:                                                                                    \
-            q_micro(w, ldw, sc, bi, ldsb, xp, dx, sx, ngp, GS, 9, c);                              \
+            q_micro(w, ldw, sc, bi, xp, dx, sx, ngp, GS, 9, c);                                    \
             break;                                                                                 \
         case 10:                                                                                   \
-            q_micro(w, ldw, sc, bi, ldsb, xp, dx, sx, ngp, GS, 10, c);                             \
+            q_micro(w, ldw, sc, bi, xp, dx, sx, ngp, GS, 10, c);                                   \
             break;                                                                                 \
         case 11:                                                                                   \
-            q_micro(w, ldw, sc, bi, ldsb, xp, dx, sx, ngp, GS, 11, c);                             \
+            q_micro(w, ldw, sc, bi, xp, dx, sx, ngp, GS, 11, c);                                   \
             break;                                                                                 \
         case 12:                                                                                   \
-            q_micro(w, ldw, sc, bi, ldsb, xp, dx, sx, ngp, GS, 12, c);                             \
+            q_micro(w, ldw, sc, bi, xp, dx, sx, ngp, GS, 12, c);                                   \
             break;                                                                                 \
         default:                                                                                   \
             break;                                                                                 \

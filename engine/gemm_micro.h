@@ -33,7 +33,8 @@ typedef void eng_gemm_f32_micro(const float *w,
                                 int nt);
 
 /* Integer (gemm_q_avx2.c): c += groups [0, ngp) of the R rows w (int16
- * codes, stride ldw; f32 scales sc and biases bi, stride ldsb) times the
+ * codes, stride ldw; f32 scales sc and biases bi per panel, group g's
+ * rows at g * MR, MR the micro-kernel's panel rows) times the
  * block's pairs xp (pair p of the 16 tokens at p * 32) with d and s (dx,
  * sx: 16 per group): per group, c = fma(sum, sc * d, c), then
  * c = fma(bi, s, c). One entry per group size (32, 64, 128). */
@@ -41,7 +42,6 @@ typedef void eng_gemm_q_micro(const int16_t *w,
                               int64_t ldw,
                               const float *sc,
                               const float *bi,
-                              int64_t ldsb,
                               const int16_t *xp,
                               const float *dx,
                               const float *sx,

@@ -170,11 +170,14 @@ static void seq_to_q16(
 
 /* Rows [r0, r0 + nr) of w (interleaved Q4/Q8, per row or flat) into int16
  * codes (nr rows ldc apart; ldc = k when flat), then their scales and
- * biases (nr, groups) as f32. */
+ * biases as f32 in panels of mr rows: row i's group g at
+ * (i / mr) * mr * groups + g * mr + i % mr, so that a micro-kernel reads a
+ * group's mr scales from one place. */
 static void rows_to_q16(const struct eng_mat *w,
                         int64_t r0,
                         int64_t nr,
                         int64_t ldc,
+                        int mr,
                         int16_t *codes,
                         float *sc,
                         float *bi)
@@ -189,9 +192,10 @@ static void rows_to_q16(const struct eng_mat *w,
         const uint8_t *b = (const uint8_t *)w->biases + (size_t)(r0 + i) * w->sb_stride;
         if (!w->flat)
             seq_to_q16(row_ptr(w, r0 + i), ng, 0, ng, gs, q4, codes + i * ldc);
+        size_t at = (size_t)(i / mr * mr * ng + i % mr);
         for (int64_t g = 0; g < ng; g++) {
-            sc[i * ng + g] = eng_sb_load(w->sb_dtype, s, g);
-            bi[i * ng + g] = eng_sb_load(w->sb_dtype, b, g);
+            sc[at + (size_t)(g * mr)] = eng_sb_load(w->sb_dtype, s, g);
+            bi[at + (size_t)(g * mr)] = eng_sb_load(w->sb_dtype, b, g);
         }
     }
 }
@@ -247,14 +251,13 @@ group6(const int16_t *w, int64_t ldw, const int16_t *x, int64_t pairs, __m256i a
 }
 
 /* c (R rows x 16 tokens, f32) += groups [0, ngp) of the R rows w (codes,
- * stride ldw; scales/biases sc/bi, stride ldsb) times the token block's
+ * stride ldw; scales/biases sc/bi, group g's at g * MR) times the token block's
  * pairs xp and its d/s (dx, sx: 16 per group). R and gs are constants
  * after inlining. */
 static inline __attribute__((always_inline)) void micro(const int16_t *w,
                                                         int64_t ldw,
                                                         const float *sc,
                                                         const float *bi,
-                                                        int64_t ldsb,
                                                         const int16_t *xp,
                                                         const float *dx,
                                                         const float *sx,
@@ -289,20 +292,20 @@ static inline __attribute__((always_inline)) void micro(const int16_t *w,
             for (int i = 0; i < R; i++) {
                 float *ci = c + i * NT + 8 * h;
                 __m256 v = _mm256_loadu_ps(ci);
-                __m256 sd = _mm256_mul_ps(_mm256_set1_ps(sc[i * ldsb + g]), d);
+                __m256 sd = _mm256_mul_ps(_mm256_set1_ps(sc[g * MR + i]), d);
                 v = _mm256_fmadd_ps(_mm256_cvtepi32_ps(acc[i][h]), sd, v);
-                v = _mm256_fmadd_ps(_mm256_set1_ps(bi[i * ldsb + g]), s, v);
+                v = _mm256_fmadd_ps(_mm256_set1_ps(bi[g * MR + i]), s, v);
                 _mm256_storeu_ps(ci, v);
             }
         }
     }
 }
 
-#define CALL(GS, N) micro(w, ldw, sc, bi, ldsb, xp, dx, sx, ngp, GS, N, c)
+#define CALL(GS, N) micro(w, ldw, sc, bi, xp, dx, sx, ngp, GS, N, c)
 #define DEFINE_MICRO(GS)                                                                           \
     static void micro_##GS(const int16_t *w, int64_t ldw, const float *sc, const float *bi,        \
-                           int64_t ldsb, const int16_t *xp, const float *dx, const float *sx,      \
-                           int64_t ngp, int R, float *c)                                           \
+                           const int16_t *xp, const float *dx, const float *sx, int64_t ngp,       \
+                           int R, float *c)                                                        \
     {                                                                                              \
         if (R == MR)                                                                               \
             CALL(GS, MR);                                                                          \
@@ -357,8 +360,11 @@ void eng_gemm_q_avx2(const struct eng_mat *w,
     rb = rb < mr ? mr : rb > RB_MAX ? RB_MAX : rb;
     for (int64_t r = r0; r < r1; r += rb) {
         int64_t nr = r1 - r < rb ? r1 - r : rb;
-        float *sc = (float *)(void *)(codes + (size_t)nr * (size_t)ldc), *bi = sc + nr * ng;
-        rows_to_q16(w, r, nr, ldc, codes, sc, bi);
+        /* scales and biases per panel: [group][mr rows], the last panel's
+         * rows padded to mr (rb is a multiple of mr, so they still fit) */
+        int64_t sb_n = (nr + mr - 1) / mr * mr * ng;
+        float *sc = (float *)(void *)(codes + (size_t)nr * (size_t)ldc), *bi = sc + sb_n;
+        rows_to_q16(w, r, nr, ldc, mr, codes, sc, bi);
         for (int t0 = 0; t0 < xq->m; t0 += NT) {
             const int16_t *xb = xq->q + (size_t)t0 * (size_t)k;
             const float *db = xq->d + (size_t)t0 * (size_t)ng,
@@ -368,8 +374,8 @@ void eng_gemm_q_avx2(const struct eng_mat *w,
             for (int64_t k0 = 0; k0 < k; k0 += KC) {
                 int64_t kc = k - k0 < KC ? k - k0 : KC, g0 = k0 / gs;
                 for (int64_t p = 0; p < nr; p += mr)
-                    mk(codes + (size_t)p * (size_t)ldc + (size_t)k0, ldc, sc + p * ng + g0,
-                       bi + p * ng + g0, ng, xb + (size_t)k0 * NT, db + g0 * NT, sb + g0 * NT,
+                    mk(codes + (size_t)p * (size_t)ldc + (size_t)k0, ldc, sc + p * ng + g0 * mr,
+                       bi + p * ng + g0 * mr, xb + (size_t)k0 * NT, db + g0 * NT, sb + g0 * NT,
                        kc / gs, nr - p < mr ? (int)(nr - p) : mr, c + p * NT);
             }
             for (int t = 0; t < nt; t++)
