@@ -34,9 +34,12 @@
  * 46% -> 53% with the scales' prefetch, 68-71% with the weights' too at 2
  * to 8 KiB ahead (58% at 512 bytes); 4864 columns 70% -> 82%. Q8: 66% ->
  * 80% with the scales' alone, 63% with the weights' too, so Q8 left its
- * weights to the hardware.) With the split codes, Q8 in the AVX-512 build
- * prefetches its weights as well: 1 thread, 256 MiB, 2 runs each, 896
- * columns 78% -> 86-89%, 4864 columns 80% -> 88-93% (PREFETCH_Q8).
+ * weights to the hardware.) Since the split codes and dot_rows_flat's
+ * loop, Q8 prefetches its weights too: AVX-512 build, 1 thread, 256 MiB,
+ * 2 runs each, 896 columns 78% -> 86-89%, 4864 columns 80% -> 88-93%; the
+ * AVX2 build on the same machine (SHOAL_KERNELS=avx2), 3 alternated runs,
+ * 896 columns 75-81% -> 88-91%, 2048 92-98% -> 97-100%, 8192 42-76% ->
+ * 90-102%.
  */
 #define SB_AHEAD      256
 #define WEIGHTS_AHEAD 4096
@@ -169,13 +172,6 @@ INLINE __m256i batch_split_512(const uint8_t *bp, const int8_t *x, enum eng_dtyp
 }
 #endif
 
-/* Whether Q8 batches prefetch their weights too (see the top). */
-#if defined(KERN_Q_512)
-#define PREFETCH_Q8 true
-#else
-#define PREFETCH_Q8 false
-#endif
-
 /* The group sums of one batch (lane m: group m) with codes of the given
  * bits at x, in two accumulators so that the dependency chain of the adds
  * is half as long. */
@@ -263,9 +259,8 @@ INLINE __m256 batch(enum eng_dtype sbt,
      * a prefetch never faults) */
     _mm_prefetch((const char *)((uintptr_t)sc + (size_t)g * es + SB_AHEAD), _MM_HINT_T0);
     _mm_prefetch((const char *)((uintptr_t)bi + (size_t)g * es + SB_AHEAD), _MM_HINT_T0);
-    if (dt == ENG_DT_Q4 || PREFETCH_Q8)
-        for (int i = 0; i < n * (dt == ENG_DT_Q4 ? gs / 2 : gs); i += 64)
-            _mm_prefetch((const char *)((uintptr_t)bp + WEIGHTS_AHEAD + (size_t)i), _MM_HINT_T0);
+    for (int i = 0; i < n * (dt == ENG_DT_Q4 ? gs / 2 : gs); i += 64)
+        _mm_prefetch((const char *)((uintptr_t)bp + WEIGHTS_AHEAD + (size_t)i), _MM_HINT_T0);
     f = batch_sums(bp, x, dt, gs, n, bits);
     scale = _mm256_mul_ps(load_sb(sbt, sc, g, n, over_ok), LOADUF(d));
 
