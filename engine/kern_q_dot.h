@@ -91,10 +91,15 @@ INLINE __m256i blocks4_q4_i8(const uint8_t *bp, int n, const int8_t *x8, __m256i
 
 #define LOADU512(p) _mm512_loadu_si512((const void *)(p))
 
-/* Per 16-bit lane, shift counts lo in the low 256 bits and hi in the high. */
-static inline __m512i shifts2(short lo, short hi)
+/* The 32 bytes of a Q4 block at p as 64 codes, one a byte: their low
+ * nibbles in the low 256 bits, their high nibbles in the high 256 (the
+ * block in both halves, shifted by 0 | 4 per 16-bit lane, masked). */
+INLINE __m512i nibbles_512(const uint8_t *p)
 {
-    return _mm512_inserti64x4(_mm512_set1_epi16(lo), _mm256_set1_epi16(hi), 1);
+    const __m512i s = _mm512_inserti64x4(_mm512_set1_epi16(0), _mm256_set1_epi16(4), 1);
+
+    return _mm512_and_si512(_mm512_srlv_epi16(_mm512_broadcast_i64x4(LOADU(p)), s),
+                            _mm512_set1_epi8(15));
 }
 
 /* The group sums (i32) of a full batch: the low and the high halves of c. */
@@ -108,16 +113,12 @@ INLINE __m256i halves_sum(__m512i c)
  * its even | odd elements' codes (vpdpbusd); four blocks a turn. */
 INLINE __m256i batch_i8_512(const uint8_t *bp, const int8_t *x, int blocks)
 {
-    const __m512i s = shifts2(0, 4), m = _mm512_set1_epi8(15);
     __m512i c[4] = {_mm512_setzero_si512(), _mm512_setzero_si512(), _mm512_setzero_si512(),
                     _mm512_setzero_si512()};
 
 #pragma GCC unroll 16
-    for (int j = 0; j < blocks; j++) {
-        __m512i v = _mm512_broadcast_i64x4(LOADU(bp + 32 * j));
-        __m512i a = _mm512_and_si512(_mm512_srlv_epi16(v, s), m);
-        c[j % 4] = _mm512_dpbusd_epi32(c[j % 4], a, LOADU512(x + 64 * j));
-    }
+    for (int j = 0; j < blocks; j++)
+        c[j % 4] = _mm512_dpbusd_epi32(c[j % 4], nibbles_512(bp + 32 * j), LOADU512(x + 64 * j));
     return halves_sum(_mm512_add_epi32(_mm512_add_epi32(c[0], c[1]), _mm512_add_epi32(c[2], c[3])));
 }
 
@@ -141,11 +142,9 @@ INLINE __m256i batch_split_512(const uint8_t *bp, const int8_t *x, enum eng_dtyp
     __m256i l, h;
 
     if (dt == ENG_DT_Q4) {
-        const __m512i s = shifts2(0, 4), m = _mm512_set1_epi8(15);
 #pragma GCC unroll 16
         for (int j = 0; j < gs / 8; j++) {
-            __m512i v = _mm512_broadcast_i64x4(LOADU(bp + 4 * n * j));
-            __m512i a = _mm512_and_si512(_mm512_srlv_epi16(v, s), m);
+            __m512i a = nibbles_512(bp + 4 * n * j);
             lo[j % 2] = _mm512_dpbusd_epi32(lo[j % 2], a, LOADU512(x + 64 * j));
             hi[j % 2] = _mm512_dpbusd_epi32(hi[j % 2], a, LOADU512(xh + 64 * j));
         }
@@ -406,8 +405,8 @@ INLINE void dot_rows_flat(const struct eng_mat *w,
          * machine, SHOAL_KERNELS=avx2, 3 alternated runs: Q4 47-48 -> 57
          * from the caches, 62-67% -> 75-76% over 256 MiB; Q8 75-82% ->
          * 82-83%). */
-        int64_t both = nfull[0] < nfull[1] ? nfull[0] : nfull[1], i = 0;
-        for (int64_t p0 = pat[0], p1 = pat[1]; i < both; i++) {
+        int64_t both = nfull[0] < nfull[1] ? nfull[0] : nfull[1], i = 0, p0 = pat[0], p1 = pat[1];
+        for (; i < both; i++) {
             int64_t b = b0[0] + i, p = p0;
             const uint8_t *bp = data + b * 8 * G;
             _mm256_storeu_ps(buf[0] + i * 8, FLAT_BATCH(8));
@@ -417,9 +416,9 @@ INLINE void dot_rows_flat(const struct eng_mat *w,
             _mm256_storeu_ps(buf[1] + i * 8, FLAT_BATCH(8));
             p0 = p0 + 1 == period ? 0 : p0 + 1;
             p1 = p1 + 1 == period ? 0 : p1 + 1;
-            pat[0] = p0;
-            pat[1] = p1;
         }
+        pat[0] = p0;
+        pat[1] = p1;
         for (; i < nb_max; i++) {
             for (int h = 0; h < 2; h++) {
                 int64_t b = b0[h] + i, p = pat[h];
