@@ -5,9 +5,16 @@
  * with the read-bandwidth probe so that both see the same machine load.
  * Prints each round ("R kernel-GB/s bandwidth-GB/s") and the best of each
  * with their ratio.
- *   bench_kernels DTYPE [COLS] [MiB] [ROUNDS] [THREADS]   DTYPE: f32 f16 bf16 q4 q8 q4a8
- * (q4a8: Q4 with 8-bit activation codes). SHOAL_KERNELS caps the kernels
- * as it does for shoal (model.h: eng_kernels_select).
+ *   bench_kernels DTYPE [COLS] [MiB] [ROUNDS] [THREADS] [ROWS]
+ * DTYPE: f32 f16 bf16 q4 q8 q4a8 (q4a8: Q4 with 8-bit activation codes).
+ * ROWS > 0 cuts the matrix into matrices of ROWS rows, each repacked on
+ * its own, one after another in memory and run one after another, as a
+ * model's layers are: what starting the streams over costs. (q8 896
+ * columns, 1 thread, best of 10 rounds, 2 alternated runs, kernel GB/s:
+ * one matrix 29.8 / 31.5, 4864 rows 32.7 / 33.4, 896 rows 31.6 / 31.0,
+ * 128 rows 26.2 / 25.3: about 1 us a matrix, 0.5-1% of a Qwen2.5-0.5B
+ * token.) SHOAL_KERNELS caps the kernels as it does for shoal (model.h:
+ * eng_kernels_select).
  */
 #include <stdio.h>
 #include <stdlib.h>
@@ -37,6 +44,7 @@ int main(int argc, char **argv)
 {
     int64_t cols = argc > 2 ? atoll(argv[2]) : 896, mib = argc > 3 ? atoll(argv[3]) : 256;
     int rounds = argc > 4 ? atoi(argv[4]) : 10, threads = argc > 5 ? atoi(argv[5]) : 1;
+    int64_t piece = argc > 6 ? atoll(argv[6]) : 0, npieces;
     struct eng_pool *pool = NULL;
     struct sh_err err = {0};
     enum eng_dtype dt;
@@ -52,7 +60,8 @@ int main(int argc, char **argv)
 
     if (argc < 2) {
         fprintf(stderr,
-                "usage: bench_kernels f32|f16|bf16|q4|q8|q4a8 [COLS] [MiB] [ROUNDS] [THREADS]\n");
+                "usage: bench_kernels f32|f16|bf16|q4|q8|q4a8 [COLS] [MiB] [ROUNDS] [THREADS] "
+                "[ROWS]\n");
         return 2;
     }
     if (eng_kernels_select(getenv("SHOAL_KERNELS"), &err) != 0) {
@@ -74,10 +83,17 @@ int main(int argc, char **argv)
     if (dt == ENG_DT_Q4 || dt == ENG_DT_Q8)
         sb_bytes = (size_t)cols / 64 * 2;
     rows = (int64_t)(((size_t)mib << 20) / (row_bytes + 2 * sb_bytes));
+    if (piece <= 0 || piece > rows)
+        piece = rows;
+    rows = rows / piece * piece;
+    npieces = rows / piece;
+    /* each piece's repacked bytes, its pad included, 64-byte aligned */
+    size_t piece_bytes = ((size_t)piece * row_bytes + ENG_REPACK_PAD + 63) & ~(size_t)63;
+    struct eng_mat *mats = calloc((size_t)npieces, sizeof *mats);
     w = big_alloc((size_t)rows * row_bytes);
     x = malloc((size_t)cols * sizeof *x);
     y = malloc((size_t)rows * sizeof *y);
-    if (!w || !x || !y)
+    if (!w || !x || !y || !mats)
         return 1;
     for (size_t i = 0; i < (size_t)rows * row_bytes; i++)
         w[i] = (uint8_t)(i * 2654435761u >> 13) & 0x3f; /* small floats for f32/f16/bf16 */
@@ -91,16 +107,27 @@ int main(int argc, char **argv)
             return 1;
         bench_attach_sb(&m, sb);
     }
+    for (int64_t i = 0; i < npieces; i++) {
+        mats[i] = m;
+        mats[i].rows = piece;
+        mats[i].data = w + (size_t)(i * piece) * row_bytes;
+        if (sb_bytes) {
+            mats[i].scales = (const uint8_t *)m.scales + (size_t)(i * piece) * sb_bytes;
+            mats[i].biases = (const uint8_t *)m.biases + (size_t)(i * piece) * sb_bytes;
+        }
+    }
     ops = eng_mat_ops(dt);
     if (ops->repack) { /* the layout the kernel reads (model.c repacks at load) */
-        struct eng_mat packed;
-        uint8_t *pw = big_alloc((size_t)rows * row_bytes + ENG_REPACK_PAD);
+        uint8_t *pw = big_alloc((size_t)npieces * piece_bytes);
         if (!pw)
             return 1;
-        ops->repack(&m, pw, &packed);
+        for (int64_t i = 0; i < npieces; i++) {
+            struct eng_mat packed;
+            ops->repack(&mats[i], pw + (size_t)i * piece_bytes, &packed);
+            mats[i] = packed;
+        }
         free(w);
         w = pw;
-        m = packed;
     }
     if (eng_pool_new(threads, &pool, &err) != 0) {
         fprintf(stderr, "bench_kernels: %s\n", sh_err_msg(&err));
@@ -111,12 +138,14 @@ int main(int argc, char **argv)
     scratch.act_bits = strcmp(argv[1], "q4a8") == 0 ? 8 : 16;
     for (int r = 0; r < rounds; r++) {
         struct sh_membw_result res;
-        struct eng_linear out = {.w = &m, .y = y, .ldy = (size_t)rows};
         /* small (cache-resident) matrices: several passes per timing */
         int reps = mib >= 256 ? 1 : (int)(256 / mib);
         double t0 = sh_now_s(), gbps;
         for (int k = 0; k < reps; k++)
-            eng_linear_run(pool, &scratch, &out, 1, x, (size_t)cols, 1);
+            for (int64_t i = 0; i < npieces; i++) {
+                struct eng_linear out = {.w = &mats[i], .y = y + i * piece, .ldy = (size_t)piece};
+                eng_linear_run(pool, &scratch, &out, 1, x, (size_t)cols, 1);
+            }
         gbps = (double)rows * (double)(row_bytes + 2 * sb_bytes) / ((sh_now_s() - t0) / reps) / 1e9;
         best = gbps > best ? gbps : best;
         if (sh_membw_measure(&mo, &res, NULL) != 0)
@@ -130,6 +159,7 @@ int main(int argc, char **argv)
            best / (double)(row_bytes + 2 * sb_bytes) * (double)cols, best_bw,
            100.0 * best / best_bw, (double)y[0]);
     free(w);
+    free(mats);
     free(sb);
     free(x);
     free(y);
