@@ -11,7 +11,9 @@
  *    weights against each plane, and 256 * H sum + L sum is the integer
  *    vpmaddwd's pairs add up to (batch_split_512). Per 64 weights: Q4 two
  *    multiplies, a shift and a mask (vpdpwssd on nibbles widened to 16
- *    bits took 2, 2 and 2); Q8 two multiplies, its bytes as they are (6).
+ *    bits took 2, 2 and 2); Q8 its bytes as they are, two 256-bit
+ *    multiplies per 32 (vpmaddwd took 6 instructions; batch_split_512 says
+ *    why not 512-bit).
  *  - 8-bit codes (Q4): the block's 32 bytes in both halves of a register,
  *    one shift puts the low nibbles in one half and the high in the other
  *    (batch_i8_512), which meet the layout of eng_avx2_prep_q.
@@ -20,8 +22,8 @@
  * matrix's last) with 8-bit codes runs the AVX2 code in both builds.
  * bench_kernels, 1 thread, best of 20 rounds over a 1 MiB matrix (from the
  * caches), G weights/s, vpdpwssd -> split bytes: Q4 4864 columns 81 ->
- * 88, Q8 67 -> 78. (The flat path's figures moved with dot_rows_flat's
- * loop, below.)
+ * 88, Q8 67 -> 78 (64 with the 256-bit Q8 of since). (The flat path's
+ * figures moved with dot_rows_flat's loop, below.)
  *
  * Software prefetch. On a machine whose single core reads 38 GB/s (AMD
  * EPYC with AVX-512, 2026-11-23), the hardware prefetcher alone kept the
@@ -133,40 +135,41 @@ INLINE __m256i batch_i8_512(const uint8_t *bp, const int8_t *x, int blocks)
  *  - Q4: block j (32 bytes at bp + 4 n j) in both halves of a register,
  *    shifted by 0 | 4 and masked: its low | high nibbles, which meet the
  *    64 bytes of codes at x + 64 j (the even | odd elements: group_quads).
- *  - Q8: block j's bytes meet the 32 bytes at x + 32 j as they are; in a
- *    full batch blocks j, j + 1 are one 64-byte load. */
+ *  - Q8: block j's 32 bytes meet the 32 bytes at x + 32 j as they are, in
+ *    256-bit registers. 64-byte loads (blocks j, j + 1 in one register)
+ *    ran faster from the caches but streamed worse from memory, on a core
+ *    of AMD EPYC (bench_kernels q8, 1 thread, 256 MiB, kernel rate over
+ *    read bandwidth, means of 4 alternated runs, 64-byte loads -> these:
+ *    896 columns 89.8% -> 90.8%, 2048 92% -> 95.5%, 8192 84.3% -> 91.5%;
+ *    from the caches, 4864 columns, 73-74 -> 64 G weights/s; 2 threads
+ *    equal, 98-102%). Two accumulators per plane: one, 59 G weights/s from
+ *    the caches. */
 INLINE __m256i batch_split_512(const uint8_t *bp, const int8_t *x, enum eng_dtype dt, int gs, int n)
 {
     const int8_t *xh = x + 8 * gs;
-    __m512i lo[2] = {_mm512_setzero_si512(), _mm512_setzero_si512()}, hi[2] = {lo[0], lo[0]};
     __m256i l, h;
 
     if (dt == ENG_DT_Q4) {
+        __m512i lo[2] = {_mm512_setzero_si512(), _mm512_setzero_si512()}, hi[2] = {lo[0], lo[0]};
 #pragma GCC unroll 16
         for (int j = 0; j < gs / 8; j++) {
             __m512i a = nibbles_512(bp + 4 * n * j);
             lo[j % 2] = _mm512_dpbusd_epi32(lo[j % 2], a, LOADU512(x + 64 * j));
             hi[j % 2] = _mm512_dpbusd_epi32(hi[j % 2], a, LOADU512(xh + 64 * j));
         }
-    } else if (n == 8) {
-#pragma GCC unroll 16
-        for (int j = 0; j < gs / 4; j += 2) {
-            __m512i v = LOADU512(bp + 32 * j);
-            lo[j / 2 % 2] = _mm512_dpbusd_epi32(lo[j / 2 % 2], v, LOADU512(x + 32 * j));
-            hi[j / 2 % 2] = _mm512_dpbusd_epi32(hi[j / 2 % 2], v, LOADU512(xh + 32 * j));
-        }
+        l = halves_sum(_mm512_add_epi32(lo[0], lo[1]));
+        h = halves_sum(_mm512_add_epi32(hi[0], hi[1]));
     } else {
-        l = h = _mm256_setzero_si256();
+        __m256i lo[2] = {_mm256_setzero_si256(), _mm256_setzero_si256()}, hi[2] = {lo[0], lo[0]};
 #pragma GCC unroll 16
         for (int j = 0; j < gs / 4; j++) {
             __m256i v = LOADU(bp + 4 * n * j);
-            l = _mm256_dpbusd_epi32(l, v, LOADU(x + 32 * j));
-            h = _mm256_dpbusd_epi32(h, v, LOADU(xh + 32 * j));
+            lo[j % 2] = _mm256_dpbusd_epi32(lo[j % 2], v, LOADU(x + 32 * j));
+            hi[j % 2] = _mm256_dpbusd_epi32(hi[j % 2], v, LOADU(xh + 32 * j));
         }
-        return _mm256_add_epi32(_mm256_slli_epi32(h, 8), l);
+        l = _mm256_add_epi32(lo[0], lo[1]);
+        h = _mm256_add_epi32(hi[0], hi[1]);
     }
-    l = halves_sum(_mm512_add_epi32(lo[0], lo[1]));
-    h = halves_sum(_mm512_add_epi32(hi[0], hi[1]));
     return _mm256_add_epi32(_mm256_slli_epi32(h, 8), l);
 }
 #endif
