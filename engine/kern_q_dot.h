@@ -131,7 +131,8 @@ INLINE __m256i batch_i8_512(const uint8_t *bp, const int8_t *x, int blocks)
  * per 32-bit lane, and each lane's sum is 256 * (H sum) + (L sum), the
  * same integer vpmaddwd's pairs add up to (no term wraps: |H sum| and |L
  * sum| are at most 128 * 255 * 128). Per 64 weights that is 2 multiplies
- * and, for Q4, a shift and a mask, against vpdpwssd's 2, 2 and 2.
+ * of 512 bits (Q8: 4 of 256, below) and, for Q4, a shift and a mask,
+ * against vpdpwssd's 2, 2 and 2.
  *  - Q4: block j (32 bytes at bp + 4 n j) in both halves of a register,
  *    shifted by 0 | 4 and masked: its low | high nibbles, which meet the
  *    64 bytes of codes at x + 64 j (the even | odd elements: group_quads).
